@@ -1,1 +1,2 @@
+//! Criterion benchmarks of the update kernels.
 fn main() {}

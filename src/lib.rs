@@ -1,3 +1,34 @@
-//! mxopt: MXNet 1.6's optimizer update kernels.
+//! mxopt: the update kernels of MXNet 1.6's optimizers, reproduced number for number.
+//!
+//! The crate is split the way an optimizer step is built:
+//! * [`real`] — the element types a kernel computes in ([`real::K`] for hyper-parameters,
+//!   which MXNet's C++ kernels parse as `f32`; `f32`, `f64` and [`real::Half`] for elements);
+//! * [`rule`] — one optimizer's per-element maths ([`rule::Rule`]) and the per-call scalars
+//!   ([`rule::Step`]);
+//! * [`optim`] — one module per optimizer: its hyper-parameters and its rules;
+//! * [`engine`] — the only code that loops: dense, fp16 multi-precision, row-sparse and
+//!   aggregated walks, split across rayon threads.
+//!
+//! Native use needs no Python:
+//! ```
+//! use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+//! let mut weight = vec![1.0_f32; 10];
+//! let grad = vec![0.5_f32; 10];
+//! let mut momentum = vec![0.0_f32; 10];
+//! let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
+//! let rule = sgd.multi_at::<f32>(Step { lr: 0.1, wd: 0.0, t: 1 })?;
+//! engine::run(&rule, engine::Dense::new(&mut weight, &grad, [&mut momentum])?);
+//! assert_eq!(weight[0], 0.95);
+//! # Ok::<(), mxopt::Error>(())
+//! ```
+
+pub mod engine;
+mod error;
+pub mod optim;
+pub mod real;
+pub mod rule;
+
+pub use error::{Error, Result};
+
 #[cfg(feature = "python")]
 mod python;

@@ -1,8 +1,21 @@
-//! The `mxopt._core` extension module.
+//! The `mxopt._core` extension module: validation, dtype dispatch and GIL release around
+//! the engine. No maths lives here.
+
+mod arrays;
+mod kernels;
+
 use pyo3::prelude::*;
+
+impl From<crate::Error> for PyErr {
+    fn from(e: crate::Error) -> PyErr {
+        pyo3::exceptions::PyValueError::new_err(e.to_string())
+    }
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MIN_PARALLEL_LEN", crate::engine::MIN_PARALLEL_LEN)?;
+    kernels::register(m)?;
     Ok(())
 }

@@ -1,0 +1,338 @@
+"""Learning-rate schedules with MXNet 1.6.0 semantics (spec: lr_scheduler.md).
+
+A scheduler is a callable ``scheduler(num_update) -> float``. All schedulers are stateful:
+Factor and MultiFactor scale ``base_lr`` as milestones pass, Poly and Cosine overwrite it on
+every call inside their range, and calling with a smaller ``num_update`` undoes nothing.
+All arithmetic is Python float.
+"""
+
+from __future__ import annotations
+
+import logging
+from math import cos, pi
+from typing import List
+
+__all__ = [
+    "CosineScheduler",
+    "FactorScheduler",
+    "LRScheduler",
+    "MultiFactorScheduler",
+    "PolyScheduler",
+]
+
+_WARMUP_MODES = ("linear", "constant")
+
+
+class LRScheduler:
+    """Base class of learning-rate schedulers, with optional warmup.
+
+    Parameters
+    ----------
+    base_lr : float, default 0.01
+        Learning rate after warmup. Warmup always ramps towards this constructor value
+        (kept as ``warmup_final_lr``), even if ``base_lr`` is changed later.
+    warmup_steps : int, default 0
+        Number of updates that use the warmup learning rate.
+    warmup_begin_lr : float, default 0
+        Learning rate at update 0 of the warmup; must not exceed ``base_lr``.
+    warmup_mode : {'linear', 'constant'}, default 'linear'
+        ``'linear'`` ramps from ``warmup_begin_lr`` to ``base_lr``; ``'constant'`` holds
+        ``warmup_begin_lr``.
+
+    Notes
+    -----
+    Subclasses override ``__call__`` and return ``get_warmup_lr(n)`` while
+    ``n < warmup_steps``.
+
+    Examples
+    --------
+    >>> LRScheduler(base_lr=1.0, warmup_steps=4).get_warmup_lr(1)
+    0.25
+    """
+
+    def __init__(
+        self,
+        base_lr: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        self.base_lr = base_lr
+        assert isinstance(warmup_steps, int), "warmup_steps must be an int."
+        self.warmup_steps = warmup_steps
+        self.warmup_final_lr = base_lr
+        self.warmup_begin_lr = warmup_begin_lr
+        if self.warmup_begin_lr > self.warmup_final_lr:
+            raise ValueError(
+                f"base_lr ({base_lr}) must not be lower than warmup_begin_lr ({warmup_begin_lr})"
+            )
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be 0 or positive, got {warmup_steps}")
+        if warmup_mode not in _WARMUP_MODES:
+            raise ValueError(f"warmup_mode must be 'linear' or 'constant', got {warmup_mode!r}")
+        self.warmup_mode = warmup_mode
+
+    def get_warmup_lr(self, num_update: int) -> float:
+        """Learning rate at warmup step ``num_update`` (which must be below ``warmup_steps``)."""
+        assert num_update < self.warmup_steps, "num_update is past the warmup."
+        if self.warmup_mode == "linear":
+            increase = (
+                (self.warmup_final_lr - self.warmup_begin_lr)
+                * float(num_update)
+                / float(self.warmup_steps)
+            )
+            return self.warmup_begin_lr + increase
+        if self.warmup_mode == "constant":
+            return self.warmup_begin_lr
+        raise ValueError(f"unknown warmup_mode {self.warmup_mode!r}")
+
+    def __call__(self, num_update: int) -> float:
+        """Learning rate after ``num_update`` updates; subclasses implement it."""
+        raise NotImplementedError("LRScheduler subclasses must implement __call__")
+
+
+class FactorScheduler(LRScheduler):
+    """Multiply the learning rate by ``factor`` every ``step`` updates.
+
+    The decay counter starts at update 0 regardless of warmup: the k-th decay happens at the
+    first call with ``num_update > k * step``. The rate never drops below
+    ``stop_factor_lr``.
+
+    Parameters
+    ----------
+    step : int
+        Updates between two decays; at least 1.
+    factor : float, default 1
+        Decay factor; at most 1.
+    stop_factor_lr : float, default 1e-8
+        Lower bound of the learning rate.
+    base_lr, warmup_steps, warmup_begin_lr, warmup_mode
+        As in :class:`LRScheduler`.
+
+    Examples
+    --------
+    >>> sched = FactorScheduler(step=2, factor=0.5, base_lr=1.0)
+    >>> [sched(n) for n in range(7)]
+    [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+    """
+
+    def __init__(
+        self,
+        step: int,
+        factor: float = 1,
+        stop_factor_lr: float = 1e-8,
+        base_lr: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        if step < 1:
+            raise ValueError(f"step must be at least 1, got {step}")
+        if factor > 1.0:
+            raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
+        self.step = step
+        self.factor = factor
+        self.stop_factor_lr = stop_factor_lr
+        self.count = 0
+
+    def __call__(self, num_update: int) -> float:
+        """Learning rate after ``num_update`` updates, applying any decays now due."""
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        while num_update > self.count + self.step:
+            self.count += self.step
+            self.base_lr *= self.factor
+            if self.base_lr < self.stop_factor_lr:
+                self.base_lr = self.stop_factor_lr
+                logging.info(
+                    "Update[%d]: learning rate reached its floor %0.5e and stays there",
+                    num_update,
+                    self.base_lr,
+                )
+            else:
+                logging.info("Update[%d]: learning rate is now %0.5e", num_update, self.base_lr)
+        return self.base_lr
+
+
+class MultiFactorScheduler(LRScheduler):
+    """Multiply the learning rate by ``factor`` once ``num_update`` passes each milestone.
+
+    The rate is ``base_lr * factor**k`` where ``k`` counts the milestones ``s`` with
+    ``num_update > s`` (strictly).
+
+    Parameters
+    ----------
+    step : list of int
+        Strictly increasing milestones, each at least 1. Must be a ``list``.
+    factor : float, default 1
+        Decay factor; at most 1.
+    base_lr, warmup_steps, warmup_begin_lr, warmup_mode
+        As in :class:`LRScheduler`.
+
+    Examples
+    --------
+    >>> sched = MultiFactorScheduler(step=[2, 5], factor=0.5, base_lr=1.0)
+    >>> [sched(n) for n in range(8)]
+    [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25, 0.25]
+    """
+
+    def __init__(
+        self,
+        step: List[int],
+        factor: float = 1,
+        base_lr: float = 0.01,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        assert isinstance(step, list) and len(step) >= 1, "step must be a non-empty list."
+        for i, milestone in enumerate(step):
+            if i > 0 and step[i] <= step[i - 1]:
+                raise ValueError(f"step must be strictly increasing, got {step}")
+            if milestone < 1:
+                raise ValueError(f"every step must be at least 1, got {milestone}")
+        if factor > 1.0:
+            raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
+        self.step = step
+        self.cur_step_ind = 0
+        self.factor = factor
+        self.count = 0
+
+    def __call__(self, num_update: int) -> float:
+        """Learning rate after ``num_update`` updates, applying any milestones now passed."""
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        while self.cur_step_ind < len(self.step) and num_update > self.step[self.cur_step_ind]:
+            self.count = self.step[self.cur_step_ind]
+            self.cur_step_ind += 1
+            self.base_lr *= self.factor
+            logging.info("Update[%d]: learning rate is now %0.5e", num_update, self.base_lr)
+        return self.base_lr
+
+
+class _DecayToFinalScheduler(LRScheduler):
+    """Shared constructor of the schedulers that decay from ``base_lr`` to ``final_lr``."""
+
+    def __init__(
+        self,
+        max_update: int,
+        base_lr: float,
+        final_lr: float,
+        warmup_steps: int,
+        warmup_begin_lr: float,
+        warmup_mode: str,
+    ) -> None:
+        super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        assert isinstance(max_update, int), "max_update must be an int."
+        if max_update < 1:
+            raise ValueError(f"max_update must be at least 1, got {max_update}")
+        # The decay always starts from the constructor value, even if an optimizer later
+        # overwrites base_lr.
+        self.base_lr_orig = self.base_lr
+        self.max_update = max_update
+        self.final_lr = final_lr
+        # Not validated: warmup_steps >= max_update gives 0 or a negative span.
+        self.max_steps = max_update - self.warmup_steps
+
+
+class PolyScheduler(_DecayToFinalScheduler):
+    """Polynomial decay from ``base_lr`` to ``final_lr`` over ``max_update`` updates.
+
+    After warmup, ``base_lr = final_lr + (base_lr_orig - final_lr) *
+    (1 - (n - warmup_steps) / max_steps) ** pwr`` for ``n <= max_update``; later calls return
+    the last value computed. ``warmup_steps == max_update`` makes ``n == max_update`` raise
+    ``ZeroDivisionError``.
+
+    Parameters
+    ----------
+    max_update : int
+        Update at which the decay reaches ``final_lr``; at least 1.
+    base_lr : float, default 0.01
+        Starting learning rate.
+    pwr : float, default 2
+        Power of the decay.
+    final_lr : float, default 0
+        Learning rate at ``max_update``.
+    warmup_steps, warmup_begin_lr, warmup_mode
+        As in :class:`LRScheduler`.
+
+    Examples
+    --------
+    >>> sched = PolyScheduler(max_update=4, base_lr=1.0, pwr=1)
+    >>> [sched(n) for n in range(6)]
+    [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        max_update: int,
+        base_lr: float = 0.01,
+        pwr: float = 2,
+        final_lr: float = 0,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        self.power = pwr
+
+    def __call__(self, num_update: int) -> float:
+        """Learning rate after ``num_update`` updates."""
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        if num_update <= self.max_update:
+            remaining = 1 - float(num_update - self.warmup_steps) / float(self.max_steps)
+            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * pow(
+                remaining, self.power
+            )
+        return self.base_lr
+
+
+class CosineScheduler(_DecayToFinalScheduler):
+    """Half-cosine decay from ``base_lr`` to ``final_lr`` over ``max_update`` updates.
+
+    After warmup, ``base_lr = final_lr + (base_lr_orig - final_lr) *
+    (1 + cos(pi * (n - warmup_steps) / max_steps)) / 2`` for ``n <= max_update``; later
+    calls return the last value computed.
+
+    Parameters
+    ----------
+    max_update : int
+        Update at which the decay reaches ``final_lr``; at least 1.
+    base_lr : float, default 0.01
+        Starting learning rate.
+    final_lr : float, default 0
+        Learning rate at ``max_update``.
+    warmup_steps, warmup_begin_lr, warmup_mode
+        As in :class:`LRScheduler`.
+
+    Examples
+    --------
+    >>> sched = CosineScheduler(max_update=2, base_lr=1.0)
+    >>> [round(sched(n), 12) for n in range(4)]
+    [1.0, 0.5, 0.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        max_update: int,
+        base_lr: float = 0.01,
+        final_lr: float = 0,
+        warmup_steps: int = 0,
+        warmup_begin_lr: float = 0,
+        warmup_mode: str = "linear",
+    ) -> None:
+        super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+
+    def __call__(self, num_update: int) -> float:
+        """Learning rate after ``num_update`` updates."""
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        if num_update <= self.max_update:
+            angle = pi * (num_update - self.warmup_steps) / self.max_steps
+            self.base_lr = (
+                self.final_lr + (self.base_lr_orig - self.final_lr) * (1 + cos(angle)) / 2
+            )
+        return self.base_lr

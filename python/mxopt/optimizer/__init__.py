@@ -1,0 +1,21 @@
+"""MXNet 1.6's ``mxnet.optimizer``: the optimizer base class, the registry, the optimizers
+and the :class:`Updater` that drives them."""
+
+from .base import NDabs, Optimizer, create, register
+from .nag import NAG
+from .sgd import SGD, ccSGD
+from .test import Test
+from .updater import Updater, get_updater
+
+__all__ = [
+    "NAG",
+    "SGD",
+    "NDabs",
+    "Optimizer",
+    "Test",
+    "Updater",
+    "ccSGD",
+    "create",
+    "get_updater",
+    "register",
+]

@@ -1,0 +1,101 @@
+"""The shared base of optimizers whose update runs in a Rust kernel of ``mxopt._core``.
+
+Subclasses say which kernel runs and with which hyper-parameters; this module owns the
+MXNet preamble (count, then lr and wd), kernel caching, and the choice between the dense,
+multi-precision, row-sparse and aggregated entry points of the native module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import _core
+from .base import Optimizer
+
+__all__ = ["KernelOptimizer", "is_row_sparse"]
+
+
+def is_row_sparse(grad: Any) -> bool:
+    """Whether ``grad`` is a row-sparse array (``mxopt.sparse.RowSparseNDArray``)."""
+    return getattr(grad, "stype", "default") == "row_sparse"
+
+
+def kernel_clip(clip_gradient: Optional[float]) -> Optional[float]:
+    """The bound MXNet hands to a kernel: only a truthy ``clip_gradient`` is passed."""
+    return clip_gradient if clip_gradient else None
+
+
+def _states_tuple(state: Any) -> Tuple[np.ndarray, ...]:
+    return () if state is None else (state,)
+
+
+class KernelOptimizer(Optimizer):
+    """An :class:`Optimizer` whose element maths runs in ``mxopt._core``.
+
+    Weights, gradients and states are NumPy arrays updated in place; every array is
+    validated (dtype, shape, contiguity, writability, aliasing) before anything is written.
+    """
+
+    def _kernel(self, name: str, **hyper: Any) -> _core.Kernel:
+        """The native kernel ``name`` with ``hyper``, rebuilt only when a value changed."""
+        key = (name, *hyper.values())
+        cache: Dict[tuple, _core.Kernel] = self.__dict__.setdefault("_kernel_cache", {})
+        kernel = cache.get(key)
+        if kernel is None:
+            if len(cache) > 64:  # hyper-parameters changed many times: keep the cache small
+                cache.clear()
+            kernel = cache[key] = _core.Kernel(name, **hyper)
+        return kernel
+
+    def _preamble(self, indices: Sequence[Hashable]) -> Tuple[List[float], List[float], List[int]]:
+        """MXNet's per-step preamble: count each index, then read lrs, wds and counts."""
+        self._update_count(list(indices))
+        counts = self._index_update_count
+        return self._get_lrs(indices), self._get_wds(indices), [counts[i] for i in indices]
+
+    def _run_dense(
+        self,
+        kernel: _core.Kernel,
+        weights: Sequence[np.ndarray],
+        grads: Sequence[np.ndarray],
+        states: Sequence[Tuple[np.ndarray, ...]],
+        steps: Tuple[List[float], List[float], List[int]],
+        masters: Optional[Sequence[np.ndarray]] = None,
+    ) -> None:
+        """Dense update of every weight in one native call (the single-tensor entry point
+        when there is one weight: it has the smallest overhead)."""
+        lrs, wds, ts = steps
+        if len(weights) == 1:
+            if masters is None:
+                _core.step(kernel, weights[0], grads[0], states[0], lrs[0], wds[0], ts[0])
+            else:
+                _core.step_mixed(
+                    kernel, weights[0], grads[0], masters[0], states[0], lrs[0], wds[0], ts[0]
+                )
+        else:
+            _core.step_many(kernel, weights, grads, states, lrs, wds, ts, masters)
+
+    @staticmethod
+    def _run_rows(
+        kernel: _core.Kernel,
+        lazy: bool,
+        weight: np.ndarray,
+        grad: Any,
+        states: Tuple[np.ndarray, ...],
+        lr: float,
+        wd: float,
+        t: int,
+    ) -> None:
+        """Update of a dense weight from a row-sparse gradient, lazily or on every row."""
+        if grad.shape != weight.shape:
+            raise ValueError(
+                f"grad: expected shape {weight.shape} (the weight's), got {grad.shape}"
+            )
+        _core.step_rows(kernel, lazy, weight, grad.indices, grad.data, states, lr, wd, t)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_kernel_cache", None)  # native kernels are rebuilt on demand
+        return state

@@ -1,0 +1,343 @@
+"""The optimizer base class: registry, learning-rate and weight-decay resolution, update counting.
+
+Behaviour follows MXNet 1.6.0 ``mxnet.optimizer.Optimizer`` (spec: optimizer-base.md §1-9).
+Weights, gradients and states are NumPy arrays that optimizers update in place.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
+
+import numpy as np
+
+from ..lr_scheduler import LRScheduler
+
+__all__ = ["NDabs", "Optimizer", "create", "register"]
+
+#: Element-wise absolute value; MXNet re-exports ``nd.abs`` under this name.
+NDabs = np.abs
+
+_AGGREGATION_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
+
+
+def _aggregation_size_from_env() -> int:
+    """Return the multi-tensor chunk size from ``MXNET_OPTIMIZER_AGGREGATION_SIZE`` (default 4).
+
+    Optimizers that aggregate call this in their constructor, so the variable is read at
+    construction time, as in MXNet. A non-integer value raises ``ValueError`` from ``int``.
+    """
+    return int(os.environ.get(_AGGREGATION_ENV, "4"))
+
+
+def _symbol_info(sym: Any) -> Tuple[Dict[str, Dict[str, Any]], list]:
+    """Return ``(attribute dict, argument names)`` for a symbol-like object or a plain dict."""
+    if isinstance(sym, Mapping):
+        return {name: dict(attrs) for name, attrs in sym.items()}, list(sym)
+    return sym.attr_dict(), sym.list_arguments()
+
+
+class Optimizer:
+    """Base class of all optimizers (MXNet 1.6.0 semantics).
+
+    Parameters
+    ----------
+    rescale_grad : float, default 1.0
+        Factor applied to every gradient before it is used (often ``1 / batch_size``).
+    param_idx2name : dict, optional
+        Maps an update index to a parameter name. When given, names ending in neither
+        ``_weight`` nor ``_gamma`` get a weight-decay multiplier of 0.
+    wd : float, default 0.0
+        Weight-decay coefficient.
+    clip_gradient : float, optional
+        Clip gradients to ``[-clip_gradient, clip_gradient]`` after rescaling.
+    learning_rate : float, optional
+        Initial learning rate. Without a scheduler it defaults to 0.01; with a scheduler
+        whose ``base_lr`` differs, it overwrites that ``base_lr`` (a notice is printed).
+    lr_scheduler : LRScheduler, optional
+        Learning-rate schedule, called with ``num_update``.
+    sym : object or dict, optional
+        Source of per-argument ``__lr_mult__`` / ``__wd_mult__`` attributes. Either an
+        object with MXNet Symbol's ``attr_dict()`` and ``list_arguments()`` methods, or a
+        plain dict mapping argument name to its attribute dict (the argument list is then
+        the dict's keys, in order).
+    begin_num_update : int, default 0
+        Update count every index starts from.
+    multi_precision : bool, default False
+        Keep a float32 master copy of float16 weights and update that copy.
+    param_dict : dict, optional
+        Maps an index to an object with live ``lr_mult`` and ``wd_mult`` attributes (a Gluon
+        ``Parameter`` in MXNet); it takes precedence over ``lr_mult`` / ``wd_mult``. Not
+        copied and not pickled.
+
+    Examples
+    --------
+    >>> opt = Optimizer(learning_rate=0.5, param_idx2name={0: "fc_weight", 1: "fc_bias"}, wd=0.1)
+    >>> opt._get_lrs([0, 1]), opt._get_wds([0, 1])
+    ([0.5, 0.5], [0.1, 0.0])
+    """
+
+    #: Lower-case class name -> optimizer class, shared by every optimizer.
+    opt_registry: ClassVar[Dict[str, Type[Optimizer]]] = {}
+
+    def __init__(
+        self,
+        rescale_grad: float = 1.0,
+        param_idx2name: Optional[Dict[Hashable, str]] = None,
+        wd: float = 0.0,
+        clip_gradient: Optional[float] = None,
+        learning_rate: Optional[float] = None,
+        lr_scheduler: Optional[LRScheduler] = None,
+        sym: Any = None,
+        begin_num_update: int = 0,
+        multi_precision: bool = False,
+        param_dict: Optional[Dict[Hashable, Any]] = None,
+    ) -> None:
+        self.rescale_grad = rescale_grad
+        self.lr_scheduler = lr_scheduler
+        if lr_scheduler is None and learning_rate is None:
+            learning_rate = 0.01
+        self.lr = learning_rate
+        if (
+            lr_scheduler is not None
+            and learning_rate is not None
+            and lr_scheduler.base_lr != learning_rate
+        ):
+            # MXNet prints this notice (a UserWarning object) rather than warning.
+            print(
+                UserWarning(
+                    "the learning rate of ``lr_scheduler`` was replaced by the "
+                    "optimizer's ``learning_rate``."
+                )
+            )
+            lr_scheduler.base_lr = learning_rate
+
+        self.wd = wd
+        self.lr_mult: Dict[Hashable, float] = {}
+        self.wd_mult: Dict[Hashable, float] = {}
+        self.begin_num_update = begin_num_update
+        self.num_update = begin_num_update
+        self._all_index_update_counts: Dict[int, Dict[Hashable, int]] = {0: {}}
+        self._index_update_count = self._all_index_update_counts[0]
+        self.clip_gradient = clip_gradient
+        self.multi_precision = multi_precision
+        self.aggregate_num = 0
+
+        if param_idx2name is None:
+            param_idx2name = {}
+        assert isinstance(param_idx2name, dict), (
+            "param_idx2name must be a dict mapping parameter indices to names."
+        )
+        self.idx2name = param_idx2name.copy()
+        self.sym_info = _symbol_info(sym) if sym is not None else ()
+        self.param_dict = param_dict if param_dict else {}
+
+        # Virtual calls: subclasses (LARS) override the default multipliers here.
+        self.set_lr_mult({})
+        self.set_wd_mult({})
+
+    # ------------------------------------------------------------------ registry
+
+    @staticmethod
+    def register(klass: Type[Optimizer]) -> Type[Optimizer]:
+        """Register ``klass`` under its lower-case class name; usable as a decorator.
+
+        Re-registering a name warns (``UserWarning``) and replaces the previous class.
+        """
+        assert isinstance(klass, type), "register expects a class."
+        name = klass.__name__.lower()
+        previous = Optimizer.opt_registry.get(name)
+        if previous is not None:
+            warnings.warn(
+                f"optimizer {klass.__module__}.{klass.__name__} replaces the registered "
+                f"optimizer {previous.__module__}.{previous.__name__}",
+                UserWarning,
+                stacklevel=2,
+            )
+        Optimizer.opt_registry[name] = klass
+        return klass
+
+    @staticmethod
+    def create_optimizer(name: str, **kwargs: Any) -> Optimizer:
+        """Instantiate the optimizer registered as ``name`` (case-insensitive) with ``kwargs``.
+
+        Raises
+        ------
+        ValueError
+            If no optimizer is registered under ``name``.
+        """
+        klass = Optimizer.opt_registry.get(name.lower())
+        if klass is None:
+            raise ValueError(f"no optimizer is registered under the name {name!r}")
+        return klass(**kwargs)
+
+    # ------------------------------------------------------------- learning rate
+
+    @property
+    def learning_rate(self) -> float:
+        """Current learning rate: the scheduler's value at ``num_update``, else ``lr``.
+
+        Reading it calls the scheduler, which may advance a stateful schedule.
+        """
+        if self.lr_scheduler is not None:
+            return self.lr_scheduler(self.num_update)
+        return self.lr
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Set the learning rate; raises ``UserWarning`` when a scheduler is attached."""
+        if self.lr_scheduler is not None:
+            raise UserWarning(
+                "set_learning_rate only works for an optimizer without an LRScheduler; "
+                "this optimizer's learning rate comes from its lr_scheduler."
+            )
+        self.lr = lr
+
+    def set_lr_scale(self, args_lrscale: Any) -> None:
+        """Removed API kept for its error: always raises ``DeprecationWarning``."""
+        raise DeprecationWarning
+
+    # --------------------------------------------------------------- multipliers
+
+    def _symbol_attribute(self, key: str) -> Dict[str, float]:
+        """Collect ``float(attrs[key])`` for every symbol argument that carries ``key``."""
+        found: Dict[str, float] = {}
+        if self.sym_info:
+            attrs, arg_names = self.sym_info
+            for name in arg_names:
+                if name in attrs and key in attrs[name]:
+                    found[name] = float(attrs[name][key])
+        return found
+
+    def set_lr_mult(self, args_lr_mult: Dict[Hashable, float]) -> None:
+        """Rebuild ``lr_mult``: symbol ``__lr_mult__`` attributes, then ``args_lr_mult``.
+
+        Keys may be parameter names or update indices.
+        """
+        self.lr_mult = {}
+        self.lr_mult.update(self._symbol_attribute("__lr_mult__"))
+        self.lr_mult.update(args_lr_mult)
+
+    def set_wd_mult(self, args_wd_mult: Dict[Hashable, float]) -> None:
+        """Rebuild ``wd_mult``: name defaults, symbol ``__wd_mult__`` attributes, then args.
+
+        Every name in ``param_idx2name`` ending in neither ``_weight`` nor ``_gamma`` starts
+        with a multiplier of 0, so biases and normalisation offsets are not decayed.
+        """
+        self.wd_mult = {}
+        for name in self.idx2name.values():
+            if not (name.endswith("_weight") or name.endswith("_gamma")):
+                self.wd_mult[name] = 0.0
+        self.wd_mult.update(self._symbol_attribute("__wd_mult__"))
+        self.wd_mult.update(args_wd_mult)
+
+    def _apply_multipliers(
+        self, base: float, indices: Sequence[Hashable], mults: Dict[Hashable, float], attr: str
+    ) -> list:
+        """Scale ``base`` per index: ``param_dict`` beats an index key, which beats a name key."""
+        values = []
+        for index in indices:
+            value = base
+            if index in self.param_dict:
+                value *= getattr(self.param_dict[index], attr)
+            elif index in mults:
+                value *= mults[index]
+            elif index in self.idx2name:
+                value *= mults.get(self.idx2name[index], 1.0)
+            values.append(value)
+        return values
+
+    def _get_lrs(self, indices: Sequence[Hashable]) -> list:
+        """Learning rates for ``indices``; the scheduler is called once for the whole list."""
+        base = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        return self._apply_multipliers(base, indices, self.lr_mult, "lr_mult")
+
+    def _get_lr(self, index: Hashable) -> float:
+        """Learning rate for one index."""
+        return self._get_lrs([index])[0]
+
+    def _get_wds(self, indices: Sequence[Hashable]) -> list:
+        """Weight decays for ``indices``."""
+        return self._apply_multipliers(self.wd, indices, self.wd_mult, "wd_mult")
+
+    def _get_wd(self, index: Hashable) -> float:
+        """Weight decay for one index."""
+        return self._get_wds([index])[0]
+
+    # ------------------------------------------------------------ update counting
+
+    def _set_current_context(self, device_id: int) -> None:
+        """Make ``device_id``'s per-index counters the active ones (NumPy arrays use 0)."""
+        self._index_update_count = self._all_index_update_counts.setdefault(device_id, {})
+
+    def _update_count(self, index: Union[Hashable, list, tuple]) -> None:
+        """Count one update of ``index`` (or of each index in a list/tuple).
+
+        A new index starts at ``begin_num_update``; ``num_update`` becomes the maximum count.
+        """
+        indices = index if isinstance(index, (list, tuple)) else [index]
+        for idx in indices:
+            count = self._index_update_count.get(idx, self.begin_num_update) + 1
+            self._index_update_count[idx] = count
+            self.num_update = max(count, self.num_update)
+
+    # ------------------------------------------------------------ states, updates
+
+    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
+        """Create the auxiliary state of ``weight``; the base optimizer keeps none."""
+        return None
+
+    def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
+        """Create the state, wrapped as ``(float32 master copy, state)`` for float16 weights.
+
+        The wrapping happens only with ``multi_precision=True``; a float16 weight without it
+        triggers a ``UserWarning`` and gets the plain state.
+        """
+        if weight.dtype == np.float16:
+            if self.multi_precision:
+                master = weight.astype(np.float32)
+                return (master, self.create_state(index, master))
+            warnings.warn(
+                "updating float16 weights in float16 may converge slowly or lose accuracy; "
+                "consider multi_precision=True",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self.create_state(index, weight)
+
+    def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: Any) -> None:
+        """Update ``weight`` in place from ``grad`` and ``state``; subclasses implement it."""
+        raise NotImplementedError()
+
+    def update_multi_precision(
+        self, index: Hashable, weight: np.ndarray, grad: Any, state: Any
+    ) -> None:
+        """Update ``weight``, through its float32 master copy when multi-precision applies.
+
+        For a float16 weight with ``multi_precision=True`` the state is ``(master, inner)``:
+        ``update`` runs on the master with a float32 gradient, and the master is then
+        rounded back into ``weight``. Every other case calls ``update`` directly.
+        """
+        if self.multi_precision and weight.dtype == np.float16:
+            master, inner = state
+            self.update(index, master, grad.astype(np.float32), inner)
+            weight[...] = master.astype(weight.dtype)
+        else:
+            self.update(index, weight, grad, state)
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # param_dict holds the owner's live parameters; the owner re-attaches it.
+        state = self.__dict__.copy()
+        state.pop("param_dict", None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__ = state
+        self.param_dict = {}
+
+
+register = Optimizer.register
+create = Optimizer.create_optimizer

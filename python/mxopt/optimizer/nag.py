@@ -1,0 +1,90 @@
+"""Nesterov accelerated gradient, MXNet 1.6 semantics. Spec: optimizers.md §3."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Hashable
+
+import numpy as np
+
+from ._kernel import KernelOptimizer, _states_tuple, is_row_sparse, kernel_clip
+from .base import register
+
+__all__ = ["NAG"]
+
+
+@register
+class NAG(KernelOptimizer):
+    """Nesterov momentum SGD.
+
+    With ``Ĝ = clip(rescale_grad·g)`` and ``m1 = momentum·m``::
+
+        w' = (w - m1) + (momentum + 1)·(m1 - lr·(Ĝ + wd·w))
+        m' = m1 - lr·(Ĝ + wd·w')
+
+    The momentum update reads the *new* weight, as MXNet's in-place kernel does. Without
+    momentum the update is plain SGD (MXNet's ``sgd_update``: ``(1 - lr·wd)·w - lr·Ĝ``).
+    Row-sparse gradients are densified, except without momentum, where MXNet's
+    ``sgd_update`` updates only the gradient's rows.
+
+    Parameters
+    ----------
+    momentum : float
+        Momentum; ``0`` keeps no state.
+    **kwargs
+        The :class:`Optimizer` arguments.
+    """
+
+    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.momentum = momentum
+
+    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
+        """Momentum buffer of the weight's dtype, or ``None`` without momentum."""
+        return None if self.momentum == 0.0 else np.zeros_like(weight)
+
+    def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
+        """``(momentum, master)`` for float16 weights with ``multi_precision``."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            return (self.create_state(index, master), master)
+        if weight.dtype == np.float16:
+            warnings.warn(
+                "updating float16 weights in float16 may converge slowly or lose accuracy; "
+                "consider multi_precision=True",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self.create_state(index, weight)
+
+    def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: Any) -> None:
+        """Update ``weight`` in place."""
+        self._update_impl(index, weight, grad, state, master=None)
+
+    def update_multi_precision(
+        self, index: Hashable, weight: np.ndarray, grad: Any, state: Any
+    ) -> None:
+        """Update through the float32 master copy for float16 weights."""
+        if self.multi_precision and weight.dtype == np.float16 and isinstance(state, (tuple, list)):
+            self._update_impl(index, weight, grad, state[0], master=state[1])
+        else:
+            self._update_impl(index, weight, grad, state, master=None)
+
+    def _update_impl(
+        self, index: Hashable, weight: np.ndarray, grad: Any, mom: Any, master: Any
+    ) -> None:
+        steps = self._preamble([index])
+        hyper = {
+            "momentum": self.momentum if self.momentum > 0 else 0.0,
+            "rescale_grad": self.rescale_grad,
+            "clip_gradient": kernel_clip(self.clip_gradient),
+        }
+        kernel = self._kernel("sgd" if mom is None else "nag_mom", **hyper)
+        if is_row_sparse(grad):
+            if mom is None and master is None:
+                lazy = True  # sgd_update's default
+                self._run_rows(kernel, lazy, weight, grad, (), *(s[0] for s in steps))
+                return
+            grad = grad.todense()
+        masters = None if master is None else [master]
+        self._run_dense(kernel, [weight], [grad], [_states_tuple(mom)], steps, masters)

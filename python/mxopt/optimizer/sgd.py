@@ -1,0 +1,140 @@
+"""SGD with momentum, MXNet 1.6 semantics. Spec: optimizers.md §2."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Hashable, Sequence, Union
+
+import numpy as np
+
+from .. import _core
+from ._kernel import KernelOptimizer, _states_tuple, is_row_sparse, kernel_clip
+from .base import _aggregation_size_from_env, register
+
+__all__ = ["SGD", "ccSGD"]
+
+
+@register
+class SGD(KernelOptimizer):
+    """Stochastic gradient descent with optional momentum.
+
+    Per element, with ``G = lr·clip(rescale_grad·g)`` (clipped only when ``clip_gradient``
+    is truthy and positive)::
+
+        m = momentum·m - lr·wd·w - G
+        w = w + m
+
+    The momentum buffer holds the negative, lr-scaled velocity, as in MXNet. Dense
+    gradients go through one multi-tensor call for a whole list of weights (no limit on
+    its length); row-sparse gradients update only their rows when ``lazy_update`` is
+    true, every row otherwise. With ``multi_precision=True`` float16 weights are updated
+    through a float32 master copy; the state is then ``(momentum or None, master)``.
+
+    Parameters
+    ----------
+    momentum : float
+        Momentum; ``0`` keeps no state.
+    lazy_update : bool
+        Row-sparse gradients touch only their own rows (weight decay included).
+    **kwargs
+        The :class:`Optimizer` arguments (``learning_rate``, ``wd``, ``rescale_grad``,
+        ``clip_gradient``, ``lr_scheduler``, ``multi_precision``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, mxopt
+    >>> opt = mxopt.optimizer.SGD(learning_rate=0.1, momentum=0.9)
+    >>> w = np.ones(3, dtype=np.float32)
+    >>> opt.update(0, w, np.full(3, 0.5, dtype=np.float32), opt.create_state(0, w))
+    >>> w
+    array([0.95, 0.95, 0.95], dtype=float32)
+    """
+
+    def __init__(self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.lazy_update = lazy_update
+        self.aggregate_num = _aggregation_size_from_env()
+
+    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
+        """Momentum buffer of the weight's dtype, or ``None`` without momentum."""
+        return None if self.momentum == 0.0 else np.zeros_like(weight)
+
+    def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
+        """``(momentum, master)`` for float16 weights with ``multi_precision``."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            return (self.create_state(index, master), master)
+        if weight.dtype == np.float16:
+            warnings.warn(
+                "updating float16 weights in float16 may converge slowly or lose accuracy; "
+                "consider multi_precision=True",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self.create_state(index, weight)
+
+    def update(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
+        """Update one weight (or lists of them), in place."""
+        self._update_impl(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
+        """Update through the float32 master copy when the (first) weight is float16."""
+        first = weight[0] if isinstance(weight, (list, tuple)) else weight
+        mp = self.multi_precision and first.dtype == np.float16
+        self._update_impl(index, weight, grad, state, multi_precision=mp)
+
+    def _update_impl(
+        self,
+        indices: Union[Hashable, Sequence[Hashable]],
+        weights: Any,
+        grads: Any,
+        states: Any,
+        multi_precision: bool,
+    ) -> None:
+        if not isinstance(indices, (list, tuple)):
+            indices, weights, grads, states = [indices], [weights], [grads], [states]
+        steps = self._preamble(indices)
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        hyper = {
+            "momentum": momentum,
+            "rescale_grad": self.rescale_grad,
+            "clip_gradient": kernel_clip(self.clip_gradient),
+        }
+        if multi_precision:
+            moms = [state[0] for state in states]
+            masters = [state[1] for state in states]
+        else:
+            moms, masters = list(states), None
+
+        if not any(is_row_sparse(g) for g in grads):
+            # MXNet always takes the multi-tensor kernel for dense gradients; the state is
+            # used only when momentum is positive.
+            if momentum > 0:
+                kernel = self._kernel("multi_sgd_mom", **hyper)
+                dense_states = [(m,) for m in moms]
+            else:
+                kernel = self._kernel("multi_sgd", **hyper)
+                dense_states = [()] * len(weights)
+            self._run_dense(kernel, weights, grads, dense_states, steps, masters)
+            return
+
+        lrs, wds, ts = steps
+        for i, (weight, grad, mom) in enumerate(zip(weights, grads, moms)):
+            # Row-sparse calls pick the kernel by the state, not by the momentum.
+            kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", **hyper)
+            states = _states_tuple(mom)
+            if multi_precision:
+                # The multi-precision kernels have no sparse path: MXNet densifies.
+                dense = grad.todense() if is_row_sparse(grad) else grad
+                _core.step_mixed(kernel, weight, dense, masters[i], states, lrs[i], wds[i], ts[i])
+            elif is_row_sparse(grad):
+                lazy = self.lazy_update
+                self._run_rows(kernel, lazy, weight, grad, states, lrs[i], wds[i], ts[i])
+            else:
+                _core.step(kernel, weight, grad, states, lrs[i], wds[i], ts[i])
+
+
+@register
+class ccSGD(SGD):
+    """Deprecated alias of :class:`SGD`, kept because MXNet 1.6 registers ``ccsgd``."""

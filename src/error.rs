@@ -1,0 +1,41 @@
+//! Errors a kernel call can report. All are detected before the first write.
+
+/// Why a kernel call was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// Two buffers that must be walked in lockstep differ in length.
+    #[error("{what}: expected {expected} elements, got {got}")]
+    Length {
+        /// The buffer with the wrong length.
+        what: &'static str,
+        /// The length of the weight it must match.
+        expected: usize,
+        /// Its actual length.
+        got: usize,
+    },
+    /// A row index of a row-sparse gradient lies outside the weight.
+    #[error("row index {index} is out of range for a weight with {rows} rows")]
+    RowOutOfRange {
+        /// The offending index.
+        index: i64,
+        /// The number of rows of the weight.
+        rows: usize,
+    },
+    /// Row indices of a row-sparse gradient must be strictly increasing (sorted, no duplicates).
+    #[error("row indices must be strictly increasing (no duplicates); position {at} breaks it")]
+    RowsUnsorted {
+        /// Position in the index array of the first out-of-order entry.
+        at: usize,
+    },
+    /// A hyper-parameter or per-call scalar is NaN or infinite.
+    #[error("{name} must be finite, got {value}")]
+    NotFinite {
+        /// Name of the parameter (MXNet's keyword).
+        name: &'static str,
+        /// The value received.
+        value: f64,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,5 @@
+//! One module per optimizer: hyper-parameters (`Default` = MXNet 1.6's defaults) and the
+//! [`Rule`](crate::rule::Rule)s of its kernels.
+
+pub mod nag;
+pub mod sgd;

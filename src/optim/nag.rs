@@ -1,0 +1,90 @@
+//! Nesterov accelerated gradient (MXNet `nag`). Spec: optimizers.md §3.
+//!
+//! The momentum buffer holds `−lr`-scaled velocity, and the momentum update reads the
+//! weight *after* it was written (MXNet's op writes the weight in place first). Without
+//! momentum MXNet runs plain `sgd_update`: see [`crate::optim::sgd::SgdUpdate`].
+
+use crate::real::Elem;
+use crate::rule::{param, Rescale, Rule, Step};
+use crate::Result;
+
+/// NAG's hyper-parameters, with MXNet 1.6's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nag {
+    /// Momentum `μ`.
+    pub momentum: f64,
+    /// Factor applied to the gradient before anything else.
+    pub rescale_grad: f64,
+    /// Kernel clip bound: `None` or negative disables clipping.
+    pub clip_gradient: Option<f64>,
+}
+
+impl Default for Nag {
+    fn default() -> Self {
+        Nag {
+            momentum: 0.0,
+            rescale_grad: 1.0,
+            clip_gradient: None,
+        }
+    }
+}
+
+impl Nag {
+    /// `nag_mom_update` / `mp_nag_mom_update` for one tensor and step.
+    pub fn at<E: Elem>(&self, step: Step) -> Result<NagMom<E>> {
+        let momentum: E = param("momentum", self.momentum)?;
+        Ok(NagMom {
+            momentum,
+            momentum_plus_one: momentum + E::one(),
+            lr: step.lr()?,
+            wd: step.wd()?,
+            rescale: Rescale::new(self.rescale_grad, self.clip_gradient)?,
+        })
+    }
+}
+
+/// `m1 = μ·m`; `w' = (w − m1) + ((μ+1)·(m1 − lr·(Ĝ + wd·w)))`; `m' = m1 − lr·(Ĝ + wd·w')`.
+#[derive(Clone, Copy, Debug)]
+pub struct NagMom<E> {
+    momentum: E,
+    momentum_plus_one: E,
+    lr: E,
+    wd: E,
+    rescale: Rescale<E>,
+}
+
+impl<E: Elem> Rule<E, 1> for NagMom<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, [m]: [E; 1]) -> (E, [E; 1]) {
+        let g = self.rescale.of(g);
+        let m1 = m * self.momentum;
+        let w_new = (w - m1) + (m1 - (g + w * self.wd) * self.lr) * self.momentum_plus_one;
+        (w_new, [m1 - (g + w_new * self.wd) * self.lr])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn momentum_term_reads_the_new_weight() {
+        let nag = Nag {
+            momentum: 0.5,
+            ..Nag::default()
+        };
+        let r = nag
+            .at::<f64>(Step {
+                lr: 0.1,
+                wd: 0.2,
+                t: 1,
+            })
+            .unwrap();
+        let (w, [m]) = Rule::<f64, 1>::apply(&r, 1.0, 0.5, [0.25]);
+        let (lr, wd, mu) = (f64::from(0.1_f32), f64::from(0.2_f32), 0.5);
+        let m1 = 0.25 * mu;
+        let expect_w = (1.0 - m1) + (m1 - (0.5 + 1.0 * wd) * lr) * (mu + 1.0);
+        assert_eq!(w, expect_w);
+        assert_eq!(m, m1 - (0.5 + expect_w * wd) * lr);
+    }
+}

@@ -1,0 +1,412 @@
+//! The kernel table and the four entry points: `step` (dense), `step_mixed` (fp16 weight
+//! with fp32 master copy), `step_rows` (row-sparse gradient) and `step_many` (one call for
+//! a whole list of tensors). Each validates everything, then releases the GIL once.
+
+use super::arrays::{readonly, same_shape, slice, slice_mut, state_slices, states, writable};
+use super::arrays::{with_dtype, Dtype};
+use crate::engine::{self, Dense, Mixed, RowMode, Rows};
+use crate::optim::{nag::Nag, sgd::Sgd};
+use crate::real::Storage;
+use crate::rule::Step;
+use half::f16;
+use numpy::{PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyDictMethods};
+
+/// Every kernel, with its hyper-parameters. The variant fixes the rule and its state count.
+#[derive(Clone, Copy, Debug)]
+enum AnyRule {
+    /// `sgd_update`: no momentum, `(1 − lr·wd)·w − G`.
+    Sgd(Sgd),
+    /// `multi_sgd_update`: the multi-tensor expression without momentum.
+    MultiSgd(Sgd),
+    /// `multi_sgd_mom_update` (= `sgd_mom_update`).
+    MultiSgdMom(Sgd),
+    /// `nag_mom_update`.
+    NagMom(Nag),
+}
+
+/// Runs `$body` with `$at` = the rule constructor for a [`Step`] and `$N` = its state count.
+macro_rules! with_rule {
+    ($rule:expr, $E:ty, |$at:ident, $N:ident| $body:expr) => {
+        match $rule {
+            AnyRule::Sgd(h) => {
+                #[allow(dead_code)]
+                const $N: usize = 0;
+                let $at = |s| h.single_at::<$E>(s);
+                $body
+            }
+            AnyRule::MultiSgd(h) => {
+                #[allow(dead_code)]
+                const $N: usize = 0;
+                let $at = |s| h.multi_at::<$E>(s);
+                $body
+            }
+            AnyRule::MultiSgdMom(h) => {
+                #[allow(dead_code)]
+                const $N: usize = 1;
+                let $at = |s| h.multi_at::<$E>(s);
+                $body
+            }
+            AnyRule::NagMom(h) => {
+                #[allow(dead_code)]
+                const $N: usize = 1;
+                let $at = |s| h.at::<$E>(s);
+                $body
+            }
+        }
+    };
+}
+
+/// Keyword hyper-parameters, consumed one by one so leftovers can be reported.
+struct Hyper<'py> {
+    kernel: String,
+    dict: Option<Bound<'py, PyDict>>,
+}
+
+impl Hyper<'_> {
+    fn take<T: for<'a, 'py> FromPyObject<'a, 'py>>(&self, key: &str, default: T) -> PyResult<T> {
+        let Some(dict) = &self.dict else {
+            return Ok(default);
+        };
+        match dict.get_item(key)? {
+            None => Ok(default),
+            Some(value) => {
+                dict.del_item(key)?;
+                value.extract().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "{}: {key} must be a number, got {value}",
+                        self.kernel
+                    ))
+                })
+            }
+        }
+    }
+
+    fn done(self) -> PyResult<()> {
+        match self.dict.filter(|d| !d.is_empty()) {
+            None => Ok(()),
+            Some(d) => Err(PyTypeError::new_err(format!(
+                "{}: unexpected hyper-parameter(s) {:?}",
+                self.kernel,
+                d.keys().iter().map(|k| k.to_string()).collect::<Vec<_>>()
+            ))),
+        }
+    }
+}
+
+/// A kernel with its hyper-parameters, built once per change of hyper-parameters:
+/// `Kernel("multi_sgd_mom", momentum=0.9, rescale_grad=1.0, clip_gradient=None)`.
+#[pyclass(frozen, module = "mxopt._core")]
+pub struct Kernel {
+    rule: AnyRule,
+}
+
+#[pymethods]
+impl Kernel {
+    #[new]
+    #[pyo3(signature = (name, **hyper))]
+    fn new(name: &str, hyper: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let h = Hyper {
+            kernel: name.to_owned(),
+            dict: hyper.map(|d| d.copy()).transpose()?,
+        };
+        let sgd = |h: &Hyper<'_>| -> PyResult<Sgd> {
+            let d = Sgd::default();
+            Ok(Sgd {
+                momentum: h.take("momentum", d.momentum)?,
+                rescale_grad: h.take("rescale_grad", d.rescale_grad)?,
+                clip_gradient: h.take("clip_gradient", d.clip_gradient)?,
+            })
+        };
+        let rule = match name {
+            "sgd" => AnyRule::Sgd(sgd(&h)?),
+            "multi_sgd" => AnyRule::MultiSgd(sgd(&h)?),
+            "multi_sgd_mom" => AnyRule::MultiSgdMom(sgd(&h)?),
+            "nag_mom" => {
+                let Sgd {
+                    momentum,
+                    rescale_grad,
+                    clip_gradient,
+                } = sgd(&h)?;
+                AnyRule::NagMom(Nag {
+                    momentum,
+                    rescale_grad,
+                    clip_gradient,
+                })
+            }
+            _ => return Err(PyValueError::new_err(format!("unknown kernel {name:?}"))),
+        };
+        h.done()?;
+        // Surface NaN hyper-parameters now rather than at the first update.
+        with_rule!(rule, f32, |at, N| at(Step {
+            lr: 0.0,
+            wd: 0.0,
+            t: 1
+        })
+        .map(|_| ()))?;
+        Ok(Kernel { rule })
+    }
+
+    /// Number of state arrays the kernel updates next to the weight.
+    #[getter]
+    fn num_states(&self) -> usize {
+        with_rule!(self.rule, f32, |_at, N| N)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Kernel({:?})", self.rule)
+    }
+}
+
+/// Dense update of one weight, in place.
+#[pyfunction]
+#[pyo3(signature = (kernel, weight, grad, states, lr, wd, t = 1))]
+#[allow(clippy::too_many_arguments)]
+fn step(
+    py: Python<'_>,
+    kernel: &Kernel,
+    weight: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    states: Vec<Bound<'_, PyAny>>,
+    lr: f64,
+    wd: f64,
+    t: u64,
+) -> PyResult<()> {
+    let step = Step { lr, wd, t };
+    with_dtype!(Dtype::of("weight", weight)?, T => {
+        let mut w = writable::<T>("weight", weight)?;
+        let g = readonly::<T>("grad", grad)?;
+        same_shape("grad", w.shape(), g.shape())?;
+        with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
+            let mut s = self::states::<T>(w.shape(), &states, N)?;
+            let rule = at(step)?;
+            let walk = Dense::new(slice_mut(&mut w), slice(&g), state_slices::<T, N>(&mut s))?;
+            py.detach(|| engine::run(&rule, walk));
+        });
+    });
+    Ok(())
+}
+
+/// Multi-precision update: `f16` weight and grad, `f32` master copy and states.
+#[pyfunction]
+#[pyo3(signature = (kernel, weight, grad, master, states, lr, wd, t = 1))]
+#[allow(clippy::too_many_arguments)]
+fn step_mixed(
+    py: Python<'_>,
+    kernel: &Kernel,
+    weight: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    master: &Bound<'_, PyAny>,
+    states: Vec<Bound<'_, PyAny>>,
+    lr: f64,
+    wd: f64,
+    t: u64,
+) -> PyResult<()> {
+    let step = Step { lr, wd, t };
+    let mut w = writable::<f16>("weight", weight)?;
+    let g = readonly::<f16>("grad", grad)?;
+    same_shape("grad", w.shape(), g.shape())?;
+    let mut m = writable::<f32>("master weight", master)?;
+    same_shape("master weight", w.shape(), m.shape())?;
+    with_rule!(kernel.rule, f32, |at, N| {
+        let mut s = self::states::<f32>(w.shape(), &states, N)?;
+        let rule = at(step)?;
+        let walk = Mixed::new(
+            slice_mut(&mut w),
+            slice(&g),
+            slice_mut(&mut m),
+            state_slices::<f32, N>(&mut s),
+        )?;
+        py.detach(|| engine::run(&rule, walk));
+    });
+    Ok(())
+}
+
+/// Update of a dense weight from a row-sparse gradient (`indices`, `values`).
+#[pyfunction]
+#[pyo3(signature = (kernel, lazy, weight, indices, values, states, lr, wd, t = 1))]
+#[allow(clippy::too_many_arguments)]
+fn step_rows(
+    py: Python<'_>,
+    kernel: &Kernel,
+    lazy: bool,
+    weight: &Bound<'_, PyAny>,
+    indices: &Bound<'_, PyAny>,
+    values: &Bound<'_, PyAny>,
+    states: Vec<Bound<'_, PyAny>>,
+    lr: f64,
+    wd: f64,
+    t: u64,
+) -> PyResult<()> {
+    let step = Step { lr, wd, t };
+    let mode = if lazy {
+        RowMode::Lazy
+    } else {
+        RowMode::Standard
+    };
+    let idx = readonly::<i64>("indices", indices)?;
+    if idx.shape().len() != 1 {
+        return Err(PyValueError::new_err(format!(
+            "indices: expected a 1-d array, got shape {:?}",
+            idx.shape()
+        )));
+    }
+    with_dtype!(Dtype::of("weight", weight)?, T => {
+        let mut w = writable::<T>("weight", weight)?;
+        let Some((&rows, row_shape)) = w.shape().split_first() else {
+            return Err(PyValueError::new_err("weight: a row-sparse update needs at least 1 dim"));
+        };
+        let v = readonly::<T>("values", values)?;
+        let expected: Vec<usize> = [idx.shape()[0]].iter().chain(row_shape).copied().collect();
+        same_shape("values", &expected, v.shape())
+            .map_err(|_| PyValueError::new_err(format!(
+                "values: expected shape {expected:?} (one weight row per index), got {:?}",
+                v.shape()
+            )))?;
+        with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
+            let mut s = self::states::<T>(w.shape(), &states, N)?;
+            let rule = at(step)?;
+            let walk = Rows::new(
+                slice_mut(&mut w),
+                rows,
+                slice(&idx),
+                slice(&v),
+                state_slices::<T, N>(&mut s),
+                mode,
+            )?;
+            py.detach(|| engine::run(&rule, walk));
+        });
+    });
+    Ok(())
+}
+
+fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>> {
+    match values.len() {
+        len if len == n => Ok(values),
+        _ => Err(PyValueError::new_err(format!(
+            "{name}: expected one value per weight ({n}), got {}",
+            values.len()
+        ))),
+    }
+}
+
+/// One call updating a whole list of dense tensors of one dtype (MXNet's multi-tensor
+/// kernels, without their 60-tensor limit). With `masters`, the weights are `f16` and the
+/// update is multi-precision.
+#[pyfunction]
+#[pyo3(signature = (kernel, weights, grads, states, lrs, wds, ts, masters = None))]
+#[allow(clippy::too_many_arguments)]
+fn step_many(
+    py: Python<'_>,
+    kernel: &Kernel,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Vec<Bound<'_, PyAny>>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<u64>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+) -> PyResult<()> {
+    let n = weights.len();
+    let grads = per_tensor("grads", grads, n)?;
+    let states = per_tensor("states", states, n)?;
+    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
+        .into_iter()
+        .zip(per_tensor("wds", wds, n)?)
+        .zip(per_tensor("ts", ts, n)?)
+        .map(|((lr, wd), t)| Step { lr, wd, t })
+        .collect();
+    let Some(first) = weights.first() else {
+        return Ok(());
+    };
+    match masters {
+        Some(masters) => {
+            let masters = per_tensor("masters", masters, n)?;
+            many_mixed(py, kernel, &weights, &grads, &states, &masters, &steps)
+        }
+        None => with_dtype!(Dtype::of("weights[0]", first)?, T => {
+            many_dense::<T>(py, kernel, &weights, &grads, &states, &steps)
+        }),
+    }
+}
+
+type Guards<'py, T> = Vec<PyReadwriteArrayDyn<'py, T>>;
+
+fn many_dense<T: numpy::Element + Storage>(
+    py: Python<'_>,
+    kernel: &Kernel,
+    weights: &[Bound<'_, PyAny>],
+    grads: &[Bound<'_, PyAny>],
+    states: &[Vec<Bound<'_, PyAny>>],
+    steps: &[Step],
+) -> PyResult<()> {
+    with_rule!(kernel.rule, T::Elem, |at, N| {
+        let mut borrowed = Vec::with_capacity(weights.len());
+        for (i, ((w, g), s)) in weights.iter().zip(grads).zip(states).enumerate() {
+            let w = writable::<T>(&format!("weights[{i}]"), w)?;
+            let g = readonly::<T>(&format!("grads[{i}]"), g)?;
+            same_shape(&format!("grads[{i}]"), w.shape(), g.shape())?;
+            let s: Guards<'_, T> = self::states::<T>(w.shape(), s, N)?;
+            borrowed.push((w, g, s));
+        }
+        let mut jobs = Vec::with_capacity(weights.len());
+        for ((w, g, s), step) in borrowed.iter_mut().zip(steps) {
+            let walk = Dense::new(slice_mut(w), slice(g), state_slices::<T, N>(s))?;
+            jobs.push((at(*step)?, walk));
+        }
+        py.detach(|| engine::run_many(jobs));
+    });
+    Ok(())
+}
+
+fn many_mixed(
+    py: Python<'_>,
+    kernel: &Kernel,
+    weights: &[Bound<'_, PyAny>],
+    grads: &[Bound<'_, PyAny>],
+    states: &[Vec<Bound<'_, PyAny>>],
+    masters: &[Bound<'_, PyAny>],
+    steps: &[Step],
+) -> PyResult<()> {
+    with_rule!(kernel.rule, f32, |at, N| {
+        let mut borrowed = Vec::with_capacity(weights.len());
+        for (i, (((w, g), m), s)) in weights
+            .iter()
+            .zip(grads)
+            .zip(masters)
+            .zip(states)
+            .enumerate()
+        {
+            let w = writable::<f16>(&format!("weights[{i}]"), w)?;
+            let g = readonly::<f16>(&format!("grads[{i}]"), g)?;
+            same_shape(&format!("grads[{i}]"), w.shape(), g.shape())?;
+            let m = writable::<f32>(&format!("masters[{i}]"), m)?;
+            same_shape(&format!("masters[{i}]"), w.shape(), m.shape())?;
+            let s: Guards<'_, f32> = self::states::<f32>(w.shape(), s, N)?;
+            borrowed.push((w, g, m, s));
+        }
+        let mut jobs = Vec::with_capacity(weights.len());
+        for ((w, g, m, s), step) in borrowed.iter_mut().zip(steps) {
+            let walk = Mixed::new(
+                slice_mut(w),
+                slice(g),
+                slice_mut(m),
+                state_slices::<f32, N>(s),
+            )?;
+            jobs.push((at(*step)?, walk));
+        }
+        py.detach(|| engine::run_many(jobs));
+    });
+    Ok(())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Kernel>()?;
+    m.add_function(wrap_pyfunction!(step, m)?)?;
+    m.add_function(wrap_pyfunction!(step_mixed, m)?)?;
+    m.add_function(wrap_pyfunction!(step_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(step_many, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+"""Learning-rate schedulers: MXNet 1.6.0 golden replays plus every documented rule and error."""
+
+import json
+import logging
+import math
+import pathlib
+
+import pytest
+from mxopt import lr_scheduler
+from mxopt.lr_scheduler import (
+    CosineScheduler,
+    FactorScheduler,
+    LRScheduler,
+    MultiFactorScheduler,
+    PolyScheduler,
+)
+from mxopt.optimizer.base import Optimizer
+
+GOLDEN_PATH = pathlib.Path(__file__).parent / "golden" / "schedulers.json"
+GOLDEN = json.loads(GOLDEN_PATH.read_text())["cases"]
+RAISES = {"ZeroDivisionError": ZeroDivisionError}
+
+
+@pytest.mark.parametrize(
+    "case", GOLDEN, ids=[f"{i}-{case['scheduler']}" for i, case in enumerate(GOLDEN)]
+)
+def test_golden_replay_is_exact(case):
+    scheduler = getattr(lr_scheduler, case["scheduler"])(**case["kwargs"])
+    if "optimizer_learning_rate" in case:
+        Optimizer(learning_rate=case["optimizer_learning_rate"], lr_scheduler=scheduler)
+    for num_update, expected in zip(case["calls"], case["outputs"]):
+        if isinstance(expected, dict):
+            with pytest.raises(RAISES[expected["raises"]]):
+                scheduler(num_update)
+        else:
+            assert scheduler(num_update) == expected, num_update
+    assert vars(scheduler) == case["attributes"]
+
+
+def test_golden_file_covers_every_scheduler_and_feature():
+    names = {case["scheduler"] for case in GOLDEN}
+    assert names == {"FactorScheduler", "MultiFactorScheduler", "PolyScheduler", "CosineScheduler"}
+    modes = {
+        case["kwargs"].get("warmup_mode", "linear")
+        for case in GOLDEN
+        if "warmup_steps" in case["kwargs"]
+    }
+    assert modes == {"linear", "constant"}
+    assert any("optimizer_learning_rate" in case for case in GOLDEN)
+    assert any(isinstance(out, dict) for case in GOLDEN for out in case["outputs"])
+
+
+# ----------------------------------------------------------------------------- base class
+
+
+def test_base_attributes_and_warmup_final_lr_is_captured():
+    sched = LRScheduler(base_lr=0.5, warmup_steps=4, warmup_begin_lr=0.1, warmup_mode="linear")
+    assert (sched.base_lr, sched.warmup_steps, sched.warmup_final_lr) == (0.5, 4, 0.5)
+    assert (sched.warmup_begin_lr, sched.warmup_mode) == (0.1, "linear")
+    sched.base_lr = 9.0
+    assert sched.get_warmup_lr(2) == 0.1 + (0.5 - 0.1) * 2.0 / 4.0
+
+
+def test_base_defaults():
+    sched = LRScheduler()
+    assert vars(sched) == {
+        "base_lr": 0.01,
+        "warmup_steps": 0,
+        "warmup_final_lr": 0.01,
+        "warmup_begin_lr": 0,
+        "warmup_mode": "linear",
+    }
+
+
+def test_base_call_is_abstract():
+    with pytest.raises(NotImplementedError):
+        LRScheduler()(1)
+
+
+def test_get_warmup_lr_modes_and_assert():
+    assert LRScheduler(base_lr=1.0, warmup_steps=4, warmup_begin_lr=0.2).get_warmup_lr(0) == 0.2
+    constant = LRScheduler(base_lr=1.0, warmup_steps=4, warmup_begin_lr=0.2, warmup_mode="constant")
+    assert [constant.get_warmup_lr(n) for n in range(4)] == [0.2] * 4
+    with pytest.raises(AssertionError):
+        constant.get_warmup_lr(4)
+    constant.warmup_mode = "cubic"
+    with pytest.raises(ValueError, match="cubic"):
+        constant.get_warmup_lr(1)
+
+
+def test_base_validation_errors():
+    with pytest.raises(AssertionError):
+        LRScheduler(warmup_steps=2.0)
+    with pytest.raises(ValueError, match="warmup_begin_lr"):
+        LRScheduler(base_lr=0.1, warmup_begin_lr=0.2)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        LRScheduler(warmup_steps=-1)
+    with pytest.raises(ValueError, match="warmup_mode"):
+        LRScheduler(warmup_mode="cosine")
+    assert LRScheduler(warmup_steps=True).warmup_steps is True  # bool is an int
+
+
+def test_base_validation_order():
+    # The int assert runs before any ValueError, then begin_lr before steps before mode.
+    with pytest.raises(AssertionError):
+        LRScheduler(base_lr=0.1, warmup_steps=-1.0, warmup_begin_lr=1.0, warmup_mode="x")
+    with pytest.raises(ValueError, match="warmup_begin_lr"):
+        LRScheduler(base_lr=0.1, warmup_steps=-1, warmup_begin_lr=1.0, warmup_mode="x")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        LRScheduler(base_lr=0.1, warmup_steps=-1, warmup_mode="x")
+
+
+def test_subclass_contract():
+    class Halving(LRScheduler):
+        def __call__(self, num_update):
+            if num_update < self.warmup_steps:
+                return self.get_warmup_lr(num_update)
+            return self.base_lr / 2
+
+    sched = Halving(base_lr=1.0, warmup_steps=2)
+    assert [sched(n) for n in range(4)] == [0.0, 0.5, 0.5, 0.5]
+
+
+# ------------------------------------------------------------------------------- Factor
+
+
+def test_factor_documented_values():
+    sched = FactorScheduler(step=3, factor=0.5, base_lr=1)
+    assert [sched(n) for n in range(12)] == [
+        1,
+        1,
+        1,
+        1,
+        0.5,
+        0.5,
+        0.5,
+        0.25,
+        0.25,
+        0.25,
+        0.125,
+        0.125,
+    ]
+    assert (sched.step, sched.factor, sched.stop_factor_lr, sched.count) == (3, 0.5, 1e-8, 9)
+
+
+def test_factor_stop_factor_lr_clamps_and_stays():
+    sched = FactorScheduler(step=1, factor=0.1, stop_factor_lr=1e-3, base_lr=1.0)
+    values = [sched(n) for n in range(10)]
+    assert values[:2] == [1.0, 1.0]
+    assert values[4] == 1.0 * 0.1 * 0.1 * 0.1  # just above the floor, so kept
+    assert values[5:] == [1e-3] * 5
+
+
+def test_factor_one_never_decays():
+    sched = FactorScheduler(step=1, base_lr=0.3)
+    assert [sched(n) for n in range(50)] == [0.3] * 50
+
+
+def test_factor_counter_ignores_warmup():
+    sched = FactorScheduler(step=2, factor=0.5, base_lr=1.0, warmup_steps=4)
+    assert [sched(n) for n in range(6)] == [0.0, 0.25, 0.5, 0.75, 0.5, 0.25]
+
+
+def test_factor_is_stateful_and_not_undone_by_smaller_n():
+    sched = FactorScheduler(step=1, factor=0.5, base_lr=1.0)
+    assert sched(3) == 0.25
+    assert sched(0) == 0.25
+    assert sched.count == 2
+
+
+def test_factor_errors_after_base_checks():
+    with pytest.raises(ValueError, match="step"):
+        FactorScheduler(step=0)
+    with pytest.raises(ValueError, match="factor"):
+        FactorScheduler(step=1, factor=1.5)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        FactorScheduler(step=0, warmup_steps=-1)
+    with pytest.raises(ValueError, match="step"):
+        FactorScheduler(step=0, factor=2.0)
+
+
+def test_factor_logs_changes(caplog):
+    with caplog.at_level(logging.INFO):
+        sched = FactorScheduler(step=1, factor=0.1, stop_factor_lr=0.05, base_lr=1.0)
+        sched(3)
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert "Update[3]" in messages[0] and "1.00000e-01" in messages[0]
+    assert "5.00000e-02" in messages[1] and "stays" in messages[1]
+
+
+# -------------------------------------------------------------------------- MultiFactor
+
+
+def test_multifactor_documented_values():
+    sched = MultiFactorScheduler(step=[2, 5], factor=0.1, base_lr=1.0)
+    assert [sched(n) for n in range(8)] == [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1]
+    assert (sched.step, sched.cur_step_ind, sched.factor, sched.count) == ([2, 5], 2, 0.1, 5)
+
+
+def test_multifactor_with_warmup_applies_passed_milestones_at_once():
+    sched = MultiFactorScheduler(
+        step=[2, 5], factor=0.1, base_lr=1.0, warmup_steps=3, warmup_begin_lr=0.4
+    )
+    expected = [0.4, 0.6, 0.8, 0.1, 0.1, 0.1, 0.1 * 0.1, 0.1 * 0.1]
+    assert [sched(n) for n in range(8)] == pytest.approx(expected, rel=0, abs=1e-16)
+
+
+def test_multifactor_errors():
+    with pytest.raises(AssertionError):
+        MultiFactorScheduler(step=(1, 2))
+    with pytest.raises(AssertionError):
+        MultiFactorScheduler(step=[])
+    with pytest.raises(ValueError, match="increasing"):
+        MultiFactorScheduler(step=[3, 3])
+    with pytest.raises(ValueError, match="at least 1"):
+        MultiFactorScheduler(step=[0, 2])
+    with pytest.raises(ValueError, match="factor"):
+        MultiFactorScheduler(step=[1], factor=1.01)
+
+
+def test_multifactor_validation_order():
+    # The increasing check of element i runs before the >= 1 check of element i.
+    with pytest.raises(ValueError, match="increasing"):
+        MultiFactorScheduler(step=[2, -1])
+    with pytest.raises(ValueError, match="at least 1"):
+        MultiFactorScheduler(step=[0, 0], factor=5.0)
+
+
+def test_multifactor_logs(caplog):
+    with caplog.at_level(logging.INFO):
+        MultiFactorScheduler(step=[1, 2], factor=0.5, base_lr=1.0)(5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Update[5]: learning rate is now 5.00000e-01",
+        "Update[5]: learning rate is now 2.50000e-01",
+    ]
+
+
+# ------------------------------------------------------------------------- Poly / Cosine
+
+
+def test_poly_documented_values_and_attributes():
+    sched = PolyScheduler(max_update=4, base_lr=1.0, pwr=2, final_lr=0.1)
+    assert [sched(n) for n in range(7)] == [1.0, 0.60625, 0.325, 0.15625, 0.1, 0.1, 0.1]
+    assert (sched.power, sched.base_lr_orig, sched.max_update, sched.final_lr, sched.max_steps) == (
+        2,
+        1.0,
+        4,
+        0.1,
+        4,
+    )
+
+
+def test_poly_constant_warmup_documented_values():
+    sched = PolyScheduler(
+        max_update=6,
+        base_lr=1.0,
+        pwr=1,
+        warmup_steps=2,
+        warmup_begin_lr=0.5,
+        warmup_mode="constant",
+    )
+    assert [sched(n) for n in range(9)] == [0.5, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0]
+
+
+def test_poly_first_call_past_max_update_returns_constructor_lr():
+    assert PolyScheduler(max_update=3, base_lr=0.2)(10) == 0.2
+
+
+def test_cosine_documented_values_and_attributes():
+    sched = CosineScheduler(max_update=4, base_lr=1.0)
+    values = [sched(n) for n in range(7)]
+    assert values == [
+        1.0,
+        (1 + math.cos(math.pi / 4)) / 2,
+        0.5,
+        (1 + math.cos(3 * math.pi / 4)) / 2,
+        0.0,
+        0.0,
+        0.0,
+    ]
+    assert (sched.base_lr_orig, sched.max_update, sched.final_lr, sched.max_steps) == (1.0, 4, 0, 4)
+    assert not hasattr(sched, "power")
+
+
+@pytest.mark.parametrize("klass", [PolyScheduler, CosineScheduler])
+def test_decay_errors_and_zero_division(klass):
+    with pytest.raises(AssertionError):
+        klass(max_update=4.0)
+    with pytest.raises(ValueError, match="max_update"):
+        klass(max_update=0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        klass(max_update=0, warmup_steps=-1)
+    sched = klass(max_update=3, warmup_steps=3)
+    assert sched.max_steps == 0
+    with pytest.raises(ZeroDivisionError):
+        sched(3)
+    negative = klass(max_update=2, base_lr=0.5, warmup_steps=5)
+    assert negative.max_steps == -3
+    assert negative(6) == 0.5
+
+
+@pytest.mark.parametrize("klass", [PolyScheduler, CosineScheduler])
+def test_decay_ignores_optimizer_override_after_warmup(klass, capsys):
+    sched = klass(max_update=10, base_lr=0.01, **({"pwr": 1} if klass is PolyScheduler else {}))
+    Optimizer(learning_rate=1.0, lr_scheduler=sched)
+    assert "replaced" in capsys.readouterr().out
+    assert sched.base_lr == 1.0
+    assert sched(0) == 0.01
+    assert sched(5) == 0.005
+
+
+def test_warmup_targets_constructor_base_lr_after_override():
+    sched = FactorScheduler(step=100, base_lr=0.5, warmup_steps=2)
+    Optimizer(learning_rate=4.0, lr_scheduler=sched)
+    assert [sched(0), sched(1), sched(2)] == [0.0, 0.25, 4.0]
