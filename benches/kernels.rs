@@ -1,2 +1,369 @@
-//! Criterion benchmarks of the update kernels.
-fn main() {}
+//! Criterion benchmarks of the SGD-family kernels, through the public Rust API only.
+//!
+//! Every figure is reported as bytes moved per second (`Throughput::Bytes`), counting each
+//! array element read or written once per step: plain SGD reads `w, g` and writes `w`
+//! (12 B/param in `f32`); SGD with momentum and NAG also read and write `m` (20 B/param);
+//! the multi-precision momentum step reads `g16, master, m` and writes `w16, master, m`
+//! (2 + 4 + 4 + 2 + 4 + 4 = 20 B/param; 12 without momentum).
+//!
+//! Groups:
+//! * `fp32/{1M,16M}` — one dense tensor (`engine::run` over `engine::Dense`): `sgd_update`
+//!   (`Sgd::single_at`), plain and momentum multi-tensor SGD (`Sgd::multi_at`), NAG
+//!   (`Nag::at`); at 16M also momentum on a one-thread pool, and a hand-written two-thread
+//!   axpy `w += a·g` as the machine's in-place streaming reference (12 B/param).
+//! * `mp16/16M` — one `f16` weight with its `f32` master copy (`engine::Mixed`).
+//! * `resnet50` — one `engine::run_many` call over ResNet-50's 161 parameter tensors
+//!   (25,557,032 parameters; see [`resnet50`]), as an aggregated update would issue it.
+//!
+//! Sizes are powers of two: 1M = 2^20, 16M = 2^24 parameters. Run with
+//! `cargo bench --bench kernels`; the whole run takes about two minutes on two cores.
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use half::f16;
+use mxopt::engine::{self, Dense, Mixed};
+use mxopt::optim::{nag::Nag, sgd::Sgd};
+use mxopt::rule::Step;
+use rayon::prelude::*;
+use std::time::Duration;
+
+type BenchResult = Result<(), Box<dyn std::error::Error>>;
+type Group<'a> = BenchmarkGroup<'a, WallTime>;
+
+/// The per-call scalars every benchmark uses.
+const STEP: Step = Step {
+    lr: 0.01,
+    wd: 1e-4,
+    t: 1,
+};
+
+const SGD_PLAIN: Sgd = Sgd {
+    momentum: 0.0,
+    rescale_grad: 1.0,
+    clip_gradient: None,
+};
+
+const SGD_MOMENTUM: Sgd = Sgd {
+    momentum: 0.9,
+    ..SGD_PLAIN
+};
+
+const NAG: Nag = Nag {
+    momentum: 0.9,
+    rescale_grad: 1.0,
+    clip_gradient: None,
+};
+
+/// Bytes moved per parameter by a step without state, and with one state buffer.
+const BYTES_PLAIN: u64 = 12;
+const BYTES_ONE_STATE: u64 = 20;
+
+/// Deterministic, non-constant data in `[-0.5, 0.5)` (no RNG needed to fill buffers).
+fn ramp(n: usize, phase: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i.wrapping_mul(2_654_435_761).wrapping_add(phase) % 1024) as f32) / 1024.0 - 0.5)
+        .collect()
+}
+
+/// Weight, gradient and momentum of one `f32` tensor.
+struct Fp32 {
+    w: Vec<f32>,
+    g: Vec<f32>,
+    m: Vec<f32>,
+}
+
+impl Fp32 {
+    fn new(n: usize) -> Fp32 {
+        Fp32 {
+            w: ramp(n, 1),
+            g: ramp(n, 2).iter().map(|x| x * 0.01).collect(),
+            m: vec![0.0; n],
+        }
+    }
+}
+
+/// The `f16` weight and gradient of one tensor, with its `f32` master copy and momentum.
+struct Mp16 {
+    w: Vec<f16>,
+    g: Vec<f16>,
+    master: Vec<f32>,
+    m: Vec<f32>,
+}
+
+impl Mp16 {
+    fn new(n: usize) -> Mp16 {
+        let master = ramp(n, 1);
+        Mp16 {
+            w: master.iter().map(|&x| f16::from_f32(x)).collect(),
+            g: ramp(n, 2)
+                .iter()
+                .map(|&x| f16::from_f32(x * 0.01))
+                .collect(),
+            master,
+            m: vec![0.0; n],
+        }
+    }
+}
+
+/// Benchmarks `step` under `id`; the first error `step` returns ends the run.
+fn timed(
+    group: &mut Group<'_>,
+    id: BenchmarkId,
+    bytes: u64,
+    mut step: impl FnMut() -> mxopt::Result<()>,
+) -> BenchResult {
+    let mut failure = None;
+    group.throughput(Throughput::Bytes(bytes));
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            if let Err(e) = step() {
+                failure.get_or_insert(e);
+            }
+        });
+    });
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// A group sized for steps of tens of milliseconds: flat sampling, ten samples.
+fn group<'a>(c: &'a mut Criterion, name: &str, measure_s: u64) -> Group<'a> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(measure_s));
+    g
+}
+
+/// Single-tensor `f32` steps at `n` parameters (`label` names the size).
+fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
+    let mut t = Fp32::new(n);
+    let elems = n as u64;
+    let mut g = group(c, &format!("fp32/{label}"), if n > 1 << 22 { 3 } else { 1 });
+
+    let rule = SGD_PLAIN.single_at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("sgd_update"),
+        BYTES_PLAIN * elems,
+        || {
+            engine::run(&rule, Dense::new(&mut t.w, &t.g, [])?);
+            Ok(())
+        },
+    )?;
+
+    let rule = SGD_PLAIN.multi_at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("sgd_plain"),
+        BYTES_PLAIN * elems,
+        || {
+            engine::run(&rule, Dense::new(&mut t.w, &t.g, [])?);
+            Ok(())
+        },
+    )?;
+
+    let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("sgd_momentum"),
+        BYTES_ONE_STATE * elems,
+        || {
+            engine::run(&rule, Dense::new(&mut t.w, &t.g, [&mut t.m])?);
+            Ok(())
+        },
+    )?;
+
+    if n > 1 << 22 {
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        let id = BenchmarkId::from_parameter("sgd_momentum_1thread");
+        timed(&mut g, id, BYTES_ONE_STATE * elems, || {
+            one.install(|| -> mxopt::Result<()> {
+                engine::run(&rule, Dense::new(&mut t.w, &t.g, [&mut t.m])?);
+                Ok(())
+            })
+        })?;
+    }
+
+    t.m.fill(0.0);
+    let rule = NAG.at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("nag"),
+        BYTES_ONE_STATE * elems,
+        || {
+            engine::run(&rule, Dense::new(&mut t.w, &t.g, [&mut t.m])?);
+            Ok(())
+        },
+    )?;
+
+    if n > 1 << 22 {
+        // The streaming reference: the simplest in-place kernel, on the global pool.
+        let id = BenchmarkId::from_parameter("reference_axpy");
+        timed(&mut g, id, BYTES_PLAIN * elems, || {
+            t.w.par_chunks_mut(1 << 16)
+                .zip(t.g.par_chunks(1 << 16))
+                .for_each(|(w, g)| w.iter_mut().zip(g).for_each(|(w, g)| *w += 0.001 * g));
+            Ok(())
+        })?;
+    }
+    g.finish();
+    Ok(())
+}
+
+/// Multi-precision single-tensor steps at `n` parameters.
+fn mp16(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
+    let mut t = Mp16::new(n);
+    let elems = n as u64;
+    let mut g = group(c, &format!("mp16/{label}"), 3);
+
+    let rule = SGD_PLAIN.multi_at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("sgd_plain"),
+        BYTES_PLAIN * elems,
+        || {
+            engine::run(&rule, Mixed::new(&mut t.w, &t.g, &mut t.master, [])?);
+            Ok(())
+        },
+    )?;
+
+    let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("sgd_momentum"),
+        BYTES_ONE_STATE * elems,
+        || {
+            engine::run(
+                &rule,
+                Mixed::new(&mut t.w, &t.g, &mut t.master, [&mut t.m])?,
+            );
+            Ok(())
+        },
+    )?;
+
+    t.m.fill(0.0);
+    let rule = NAG.at::<f32>(STEP)?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("nag"),
+        BYTES_ONE_STATE * elems,
+        || {
+            engine::run(
+                &rule,
+                Mixed::new(&mut t.w, &t.g, &mut t.master, [&mut t.m])?,
+            );
+            Ok(())
+        },
+    )?;
+    g.finish();
+    Ok(())
+}
+
+/// Element counts of ResNet-50's 161 parameter tensors (torchvision / MXNet `resnet50_v1`
+/// layout), 25,557,032 parameters in all:
+/// * stem: conv 7×7 3→64 (9,408), BN gamma + beta (64 each);
+/// * 16 bottleneck blocks in stages of 3, 4, 6, 3 with widths 64, 128, 256, 512: conv 1×1
+///   in→w, conv 3×3 w→w, conv 1×1 w→4w, each followed by a BN gamma + beta (no conv bias);
+/// * the first block of each stage has a 1×1 projection in→4w with its BN;
+/// * fc: weight 1000×2048 and bias 1000.
+///
+/// That is 53 convs + 53 × 2 BN vectors + 2 fc tensors = 161 tensors.
+fn resnet50() -> Vec<usize> {
+    let mut sizes = vec![];
+    let conv_bn = |sizes: &mut Vec<usize>, cin: usize, cout: usize, k: usize| {
+        sizes.extend([cout * cin * k * k, cout, cout]);
+    };
+    conv_bn(&mut sizes, 3, 64, 7);
+    let mut cin = 64;
+    for (blocks, width) in [(3, 64), (4, 128), (6, 256), (3, 512)] {
+        for block in 0..blocks {
+            conv_bn(&mut sizes, cin, width, 1);
+            conv_bn(&mut sizes, width, width, 3);
+            conv_bn(&mut sizes, width, 4 * width, 1);
+            if block == 0 {
+                conv_bn(&mut sizes, cin, 4 * width, 1);
+            }
+            cin = 4 * width;
+        }
+    }
+    sizes.extend([1000 * 2048, 1000]);
+    sizes
+}
+
+/// One aggregated `run_many` call over ResNet-50's parameter list.
+fn aggregated(c: &mut Criterion) -> BenchResult {
+    let sizes = resnet50();
+    let total: usize = sizes.iter().sum();
+    assert_eq!(
+        (sizes.len(), total),
+        (161, 25_557_032),
+        "ResNet-50 parameter list"
+    );
+    let elems = total as u64;
+    let mut g = group(c, "resnet50", 3);
+    let label = format!("{}_tensors", sizes.len());
+
+    let mut fp32: Vec<Fp32> = sizes.iter().map(|&n| Fp32::new(n)).collect();
+    timed(
+        &mut g,
+        BenchmarkId::new("fp32_sgd_plain", &label),
+        BYTES_PLAIN * elems,
+        || {
+            let mut jobs = Vec::with_capacity(fp32.len());
+            for t in &mut fp32 {
+                jobs.push((
+                    SGD_PLAIN.multi_at::<f32>(STEP)?,
+                    Dense::new(&mut t.w, &t.g, [])?,
+                ));
+            }
+            engine::run_many(jobs);
+            Ok(())
+        },
+    )?;
+    timed(
+        &mut g,
+        BenchmarkId::new("fp32_sgd_momentum", &label),
+        BYTES_ONE_STATE * elems,
+        || {
+            let mut jobs = Vec::with_capacity(fp32.len());
+            for t in &mut fp32 {
+                let walk = Dense::new(&mut t.w, &t.g, [&mut t.m])?;
+                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, walk));
+            }
+            engine::run_many(jobs);
+            Ok(())
+        },
+    )?;
+    drop(fp32);
+
+    let mut mp: Vec<Mp16> = sizes.iter().map(|&n| Mp16::new(n)).collect();
+    timed(
+        &mut g,
+        BenchmarkId::new("mp16_sgd_momentum", &label),
+        BYTES_ONE_STATE * elems,
+        || {
+            let mut jobs = Vec::with_capacity(mp.len());
+            for t in &mut mp {
+                let walk = Mixed::new(&mut t.w, &t.g, &mut t.master, [&mut t.m])?;
+                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, walk));
+            }
+            engine::run_many(jobs);
+            Ok(())
+        },
+    )?;
+    g.finish();
+    Ok(())
+}
+
+fn main() -> BenchResult {
+    let mut c = Criterion::default().configure_from_args();
+    fp32(&mut c, 1 << 20, "1M")?;
+    fp32(&mut c, 1 << 24, "16M")?;
+    mp16(&mut c, 1 << 24, "16M")?;
+    aggregated(&mut c)?;
+    c.final_summary();
+    Ok(())
+}
