@@ -31,9 +31,16 @@ fn loss_and_grad(a: &[f32], b: &[f32], w: &[f32], grad: &mut [f32]) -> f32 {
 }
 
 fn main() -> Result<(), mxopt::Error> {
-    // A deterministic design matrix with entries in [-1, 1], and targets from a known solution.
+    // A pseudo-random design matrix with entries in [-1, 1) (xorshift, fixed seed), and
+    // targets from a known solution.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let a: Vec<f32> = (0..ROWS * COLS)
-        .map(|k| (k as f32 * 0.7 + 0.3).sin())
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
         .collect();
     let w_true: Vec<f32> = (0..COLS).map(|j| j as f32 - 3.5).collect();
     let b = matvec(&a, &w_true);

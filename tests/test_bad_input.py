@@ -143,8 +143,12 @@ def _sparse(indices, rows=4, cols=3):
 
 @pytest.mark.parametrize(
     ("indices", "match"),
-    [([1, 4], "out of range"), ([-1, 2], "out of range"), ([2, 2], "strictly increasing"),
-     ([3, 1], "strictly increasing")],
+    [
+        ([1, 4], "out of range"),
+        ([-1, 2], "out of range"),
+        ([2, 2], "strictly increasing"),
+        ([3, 1], "strictly increasing"),
+    ],
 )
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_bad_row_indices(indices, match, momentum):

@@ -4,6 +4,7 @@ import re
 import time
 
 import pytest
+
 from mxopt.demo import main
 
 LINE = re.compile(r"^epoch\s+(\d+)\s+loss ([\d.]+)\s+accuracy ([\d.]+)\s+lr ([\d.]+)")

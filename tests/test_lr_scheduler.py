@@ -6,6 +6,7 @@ import math
 import pathlib
 
 import pytest
+
 from mxopt import lr_scheduler
 from mxopt.lr_scheduler import (
     CosineScheduler,

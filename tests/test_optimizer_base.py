@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from mxopt.lr_scheduler import FactorScheduler, MultiFactorScheduler
 from mxopt.optimizer import base
 from mxopt.optimizer.base import NDabs, Optimizer, _aggregation_size_from_env, create, register

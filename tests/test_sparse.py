@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from mxopt.sparse import RowSparseNDArray, row_sparse_array
 
 

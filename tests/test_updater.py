@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+
 from mxopt.lr_scheduler import FactorScheduler, LRScheduler
 from mxopt.optimizer.base import Optimizer, register
 from mxopt.optimizer.updater import Updater, get_updater

@@ -1,0 +1,72 @@
+"""Type stubs of the native module ``mxopt._core`` (written by hand; see src/python/)."""
+
+from typing import Optional, Sequence, final
+
+import numpy as np
+
+__all__ = [
+    "MIN_PARALLEL_LEN",
+    "Kernel",
+    "__version__",
+    "step",
+    "step_many",
+    "step_mixed",
+    "step_rows",
+]
+
+__version__: str
+MIN_PARALLEL_LEN: int
+
+@final
+class Kernel:
+    """A kernel with its hyper-parameters: ``Kernel("multi_sgd_mom", momentum=0.9, ...)``.
+
+    Names: ``sgd`` (``sgd_update``), ``multi_sgd``, ``multi_sgd_mom``, ``nag_mom``.
+    Hyper-parameters: ``momentum``, ``rescale_grad``, ``clip_gradient`` (``None`` or
+    negative: no clipping). Unknown names or keys raise; NaN values raise ``ValueError``.
+    """
+
+    def __new__(cls, name: str, **hyper: Optional[float]) -> Kernel: ...
+    @property
+    def num_states(self) -> int: ...
+
+def step(
+    kernel: Kernel,
+    weight: np.ndarray,
+    grad: np.ndarray,
+    states: Sequence[np.ndarray],
+    lr: float,
+    wd: float,
+    t: int = 1,
+) -> None: ...
+def step_mixed(
+    kernel: Kernel,
+    weight: np.ndarray,
+    grad: np.ndarray,
+    master: np.ndarray,
+    states: Sequence[np.ndarray],
+    lr: float,
+    wd: float,
+    t: int = 1,
+) -> None: ...
+def step_rows(
+    kernel: Kernel,
+    lazy: bool,
+    weight: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    states: Sequence[np.ndarray],
+    lr: float,
+    wd: float,
+    t: int = 1,
+) -> None: ...
+def step_many(
+    kernel: Kernel,
+    weights: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    states: Sequence[Sequence[np.ndarray]],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    masters: Optional[Sequence[np.ndarray]] = None,
+) -> None: ...
