@@ -18,6 +18,9 @@ GOLDEN = pathlib.Path(__file__).parent / "golden"
 AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
 STEMS = ("sgd", "ccsgd", "nag", "test")
 
+# float16 weights without multi_precision warn (as MXNet does); several cases do that on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:.*multi_precision:UserWarning")
+
 
 @functools.cache
 def _archive(stem):

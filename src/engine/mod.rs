@@ -2,7 +2,7 @@
 //!
 //! A *walk* says what is traversed — [`Dense`] slices, an fp16 weight with its fp32
 //! [`Mixed`] master copy, or the [`Rows`] of a row-sparse gradient — and a
-//! [`Rule`](crate::rule::Rule) says what happens to each element. [`run`] splits a walk
+//! [`Rule`] says what happens to each element. [`run`] splits a walk
 //! across rayon threads; [`run_many`] does so for every tensor of an aggregated call at
 //! once. Walks validate their buffers when built, so running one never fails halfway.
 //! Splitting depends only on lengths and every element is updated independently, so

@@ -11,8 +11,22 @@ use crate::rule::Step;
 use half::f16;
 use numpy::{PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::marker::Ungil;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyDictMethods};
+
+/// Elements below which a kernel runs with the GIL held: releasing and re-taking it costs
+/// more than such an update (under a microsecond), and only per-call overhead would grow.
+const RELEASE_GIL_LEN: usize = 1 << 14;
+
+/// Runs `f`, releasing the GIL when the update is large enough for that to pay.
+fn compute<F: Ungil + FnOnce()>(py: Python<'_>, elements: usize, f: F) {
+    if elements >= RELEASE_GIL_LEN {
+        py.detach(f);
+    } else {
+        f();
+    }
+}
 
 /// Every kernel, with its hyper-parameters. The variant fixes the rule and its state count.
 #[derive(Clone, Copy, Debug)]
@@ -182,8 +196,9 @@ fn step(
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
             let mut s = self::states::<T>(w.shape(), &states, N)?;
             let rule = at(step)?;
+            let elements = w.len();
             let walk = Dense::new(slice_mut(&mut w), slice(&g), state_slices::<T, N>(&mut s))?;
-            py.detach(|| engine::run(&rule, walk));
+            compute(py, elements, || engine::run(&rule, walk));
         });
     });
     Ok(())
@@ -213,13 +228,14 @@ fn step_mixed(
     with_rule!(kernel.rule, f32, |at, N| {
         let mut s = self::states::<f32>(w.shape(), &states, N)?;
         let rule = at(step)?;
+        let elements = w.len();
         let walk = Mixed::new(
             slice_mut(&mut w),
             slice(&g),
             slice_mut(&mut m),
             state_slices::<f32, N>(&mut s),
         )?;
-        py.detach(|| engine::run(&rule, walk));
+        compute(py, elements, || engine::run(&rule, walk));
     });
     Ok(())
 }
@@ -268,6 +284,7 @@ fn step_rows(
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
             let mut s = self::states::<T>(w.shape(), &states, N)?;
             let rule = at(step)?;
+            let elements = w.len();
             let walk = Rows::new(
                 slice_mut(&mut w),
                 rows,
@@ -276,7 +293,7 @@ fn step_rows(
                 state_slices::<T, N>(&mut s),
                 mode,
             )?;
-            py.detach(|| engine::run(&rule, walk));
+            compute(py, elements, || engine::run(&rule, walk));
         });
     });
     Ok(())
@@ -351,12 +368,13 @@ fn many_dense<T: numpy::Element + Storage>(
             let s: Guards<'_, T> = self::states::<T>(w.shape(), s, N)?;
             borrowed.push((w, g, s));
         }
+        let elements = borrowed.iter().map(|(w, ..)| w.len()).sum();
         let mut jobs = Vec::with_capacity(weights.len());
         for ((w, g, s), step) in borrowed.iter_mut().zip(steps) {
             let walk = Dense::new(slice_mut(w), slice(g), state_slices::<T, N>(s))?;
             jobs.push((at(*step)?, walk));
         }
-        py.detach(|| engine::run_many(jobs));
+        compute(py, elements, || engine::run_many(jobs));
     });
     Ok(())
 }
@@ -387,6 +405,7 @@ fn many_mixed(
             let s: Guards<'_, f32> = self::states::<f32>(w.shape(), s, N)?;
             borrowed.push((w, g, m, s));
         }
+        let elements = borrowed.iter().map(|(w, ..)| w.len()).sum();
         let mut jobs = Vec::with_capacity(weights.len());
         for ((w, g, m, s), step) in borrowed.iter_mut().zip(steps) {
             let walk = Mixed::new(
@@ -397,7 +416,7 @@ fn many_mixed(
             )?;
             jobs.push((at(*step)?, walk));
         }
-        py.detach(|| engine::run_many(jobs));
+        compute(py, elements, || engine::run_many(jobs));
     });
     Ok(())
 }

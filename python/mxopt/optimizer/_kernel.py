@@ -7,7 +7,7 @@ multi-precision, row-sparse and aggregated entry points of the native module.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,7 +19,7 @@ __all__ = ["KernelOptimizer", "is_row_sparse"]
 
 def is_row_sparse(grad: Any) -> bool:
     """Whether ``grad`` is a row-sparse array (``mxopt.sparse.RowSparseNDArray``)."""
-    return getattr(grad, "stype", "default") == "row_sparse"
+    return type(grad) is not np.ndarray and getattr(grad, "stype", "default") == "row_sparse"
 
 
 def kernel_clip(clip_gradient: Optional[float]) -> Optional[float]:
@@ -38,15 +38,20 @@ class KernelOptimizer(Optimizer):
     validated (dtype, shape, contiguity, writability, aliasing) before anything is written.
     """
 
-    def _kernel(self, name: str, **hyper: Any) -> _core.Kernel:
-        """The native kernel ``name`` with ``hyper``, rebuilt only when a value changed."""
-        key = (name, *hyper.values())
+    #: Names of the kernel hyper-parameters, in the order ``_kernel`` receives their values.
+    kernel_hyper: ClassVar[Tuple[str, ...]] = ()
+
+    def _kernel(self, name: str, values: tuple) -> _core.Kernel:
+        """The native kernel ``name`` with hyper-parameter ``values`` (named by
+        ``kernel_hyper``), rebuilt only when a value changed: MXNet users mutate
+        ``rescale_grad`` and friends between steps."""
+        key = (name, values)
         cache: Dict[tuple, _core.Kernel] = self.__dict__.setdefault("_kernel_cache", {})
         kernel = cache.get(key)
         if kernel is None:
             if len(cache) > 64:  # hyper-parameters changed many times: keep the cache small
                 cache.clear()
-            kernel = cache[key] = _core.Kernel(name, **hyper)
+            kernel = cache[key] = _core.Kernel(name, **dict(zip(self.kernel_hyper, values)))
         return kernel
 
     def _preamble(self, indices: Sequence[Hashable]) -> Tuple[List[float], List[float], List[int]]:

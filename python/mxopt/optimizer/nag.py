@@ -35,6 +35,8 @@ class NAG(KernelOptimizer):
         The :class:`Optimizer` arguments.
     """
 
+    kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
+
     def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.momentum = momentum
@@ -74,12 +76,9 @@ class NAG(KernelOptimizer):
         self, index: Hashable, weight: np.ndarray, grad: Any, mom: Any, master: Any
     ) -> None:
         steps = self._preamble([index])
-        hyper = {
-            "momentum": self.momentum if self.momentum > 0 else 0.0,
-            "rescale_grad": self.rescale_grad,
-            "clip_gradient": kernel_clip(self.clip_gradient),
-        }
-        kernel = self._kernel("sgd" if mom is None else "nag_mom", **hyper)
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        hyper = (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
+        kernel = self._kernel("sgd" if mom is None else "nag_mom", hyper)
         if is_row_sparse(grad):
             if mom is None and master is None:
                 lazy = True  # sgd_update's default

@@ -50,6 +50,8 @@ class SGD(KernelOptimizer):
     array([0.95, 0.95, 0.95], dtype=float32)
     """
 
+    kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
+
     def __init__(self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.momentum = momentum
@@ -96,11 +98,7 @@ class SGD(KernelOptimizer):
             indices, weights, grads, states = [indices], [weights], [grads], [states]
         steps = self._preamble(indices)
         momentum = self.momentum if self.momentum > 0 else 0.0
-        hyper = {
-            "momentum": momentum,
-            "rescale_grad": self.rescale_grad,
-            "clip_gradient": kernel_clip(self.clip_gradient),
-        }
+        hyper = (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
         if multi_precision:
             moms = [state[0] for state in states]
             masters = [state[1] for state in states]
@@ -111,10 +109,10 @@ class SGD(KernelOptimizer):
             # MXNet always takes the multi-tensor kernel for dense gradients; the state is
             # used only when momentum is positive.
             if momentum > 0:
-                kernel = self._kernel("multi_sgd_mom", **hyper)
+                kernel = self._kernel("multi_sgd_mom", hyper)
                 dense_states = [(m,) for m in moms]
             else:
-                kernel = self._kernel("multi_sgd", **hyper)
+                kernel = self._kernel("multi_sgd", hyper)
                 dense_states = [()] * len(weights)
             self._run_dense(kernel, weights, grads, dense_states, steps, masters)
             return
@@ -122,7 +120,7 @@ class SGD(KernelOptimizer):
         lrs, wds, ts = steps
         for i, (weight, grad, mom) in enumerate(zip(weights, grads, moms)):
             # Row-sparse calls pick the kernel by the state, not by the momentum.
-            kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", **hyper)
+            kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", hyper)
             states = _states_tuple(mom)
             if multi_precision:
                 # The multi-precision kernels have no sparse path: MXNet densifies.

@@ -1,0 +1,21 @@
+"""The examples in the public docstrings run and print what they claim."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "mxopt.lr_scheduler",
+    "mxopt.optimizer.base",
+    "mxopt.optimizer.sgd",
+    "mxopt.optimizer.updater",
+    "mxopt.sparse",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
