@@ -11,14 +11,18 @@ mod sealed {
 
 /// A floating-point element type that the fills can write (sealed: `f16`, `f32`, `f64`).
 ///
-/// Values are generated in `f64` and rounded to nearest once when stored.
+/// Values are generated in `f64` (for `f64`) or `f32` (for `f16`/`f32`) and rounded to
+/// nearest once when stored.
 pub trait Element: Copy + Send + Sync + PartialOrd + 'static + sealed::Sealed {
-    /// `true` when a uniform draw needs 64 random bits to cover the mantissa (only `f64`);
-    /// narrower types draw 32 bits per element.
+    /// `true` when draws need 64 random bits and `f64` arithmetic to cover the mantissa
+    /// (only `f64`); narrower types draw 32 bits per try and compute in `f32`.
     const WIDE: bool;
 
     /// Rounds each `f64` of `src` to `Self` into the same position of `dst` (equal lengths).
     fn store(dst: &mut [Self], src: &[f64]);
+
+    /// Converts each `f32` of `src` to `Self` into the same position of `dst` (equal lengths).
+    fn store_f32(dst: &mut [Self], src: &[f32]);
 
     /// Rounds one `f64` to `Self`.
     fn from_f64(x: f64) -> Self;
@@ -35,6 +39,12 @@ impl Element for f64 {
 
     fn store(dst: &mut [f64], src: &[f64]) {
         dst.copy_from_slice(src);
+    }
+
+    fn store_f32(dst: &mut [f64], src: &[f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = f64::from(s);
+        }
     }
 
     fn from_f64(x: f64) -> f64 {
@@ -64,6 +74,10 @@ impl Element for f32 {
         for (d, &s) in dst.iter_mut().zip(src) {
             *d = s as f32;
         }
+    }
+
+    fn store_f32(dst: &mut [f32], src: &[f32]) {
+        dst.copy_from_slice(src);
     }
 
     fn from_f64(x: f64) -> f32 {
@@ -100,6 +114,10 @@ impl Element for f16 {
             f32::store(b, s);
             d.convert_from_f32_slice(b);
         }
+    }
+
+    fn store_f32(dst: &mut [f16], src: &[f32]) {
+        dst.convert_from_f32_slice(src);
     }
 
     fn from_f64(x: f64) -> f16 {

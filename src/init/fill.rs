@@ -2,23 +2,21 @@
 
 use rayon::prelude::*;
 
-use super::rng::{block_rng, BlockRng};
+use super::rng::{block_rng, BlockRng, CHUNK};
 use super::{Element, FillError};
 
 /// Elements per block; each block draws from its own substream. Part of the reproducibility
 /// contract: changing it changes every filled array.
 pub const BLOCK_LEN: usize = 1 << 16;
 
-/// Values are generated into a small `f64` buffer and stored a chunk at a time.
-const CHUNK: usize = 256;
-
 /// Fills `out` with i.i.d. draws from the uniform distribution on `[low, high)`.
 ///
-/// Each value is `low + (high - low)·u` with `u` uniform on `[0, 1)` (32 random bits for
-/// `f16`/`f32`, 53 for `f64`), computed in `f64` and rounded to `T`. A value that rounds up to
-/// `high` is replaced by the largest `T` below `high`, so the interval stays half-open as in
-/// MXNet. `low == high` fills with `low`. The result depends only on `(seed, stream)` and the
-/// length, not on the number of rayon threads.
+/// Each value is `low + (high - low)·u` with `u` uniform on `[0, 1)`: 53 random bits and
+/// `f64` arithmetic for `f64`, 24 bits and `f32` arithmetic for `f16`/`f32` (as MXNet's
+/// float32 sampler), rounded to `T`. A value that rounds up to `high` is replaced by the
+/// largest `T` below `high`, so the interval stays half-open as in MXNet. `low == high`
+/// fills with `low`. The result depends only on `(seed, stream)` and the length, not on the
+/// number of rayon threads.
 ///
 /// # Errors
 /// [`FillError::NotFinite`] for a NaN or infinite bound, [`FillError::EmptyRange`] when
@@ -36,21 +34,29 @@ pub fn fill_uniform<T: Element>(
         return Err(FillError::EmptyRange { low, high });
     }
     let span = high - low;
+    let (low32, span32) = (low as f32, span as f32);
+    let narrow = !T::WIDE && low32.is_finite() && span32.is_finite();
     // Replacement for a draw that rounded up to `high` (unused when `low == high`).
     let top = T::below(high);
     drive(out, seed, stream, |rng, block| {
         let mut buf = [0.0f64; CHUNK];
+        let mut buf32 = [0.0f32; CHUNK];
         for part in block.chunks_mut(CHUNK) {
-            let vals = &mut buf[..part.len()];
-            if T::WIDE {
-                vals.iter_mut().for_each(|v| *v = low + span * rng.unit53());
+            if narrow {
+                let vals = &mut buf32[..part.len()];
+                rng.units24(vals);
+                vals.iter_mut().for_each(|v| *v = low32 + span32 * *v);
+                T::store_f32(part, vals);
             } else {
-                vals.iter_mut().for_each(|v| *v = low + span * rng.unit32());
+                let vals = &mut buf[..part.len()];
+                vals.iter_mut().for_each(|v| *v = low + span * rng.unit53());
+                T::store(part, vals);
             }
-            T::store(part, vals);
-            for p in part.iter_mut() {
-                if p.to_f64() >= high && low < high {
-                    *p = top;
+            if low < high {
+                for p in part.iter_mut() {
+                    if p.to_f64() >= high {
+                        *p = top;
+                    }
                 }
             }
         }
@@ -59,9 +65,10 @@ pub fn fill_uniform<T: Element>(
 }
 
 /// Fills `out` with i.i.d. draws from the normal distribution with mean `loc` and standard
-/// deviation `scale` (`loc + scale·z`, `z` standard normal by the ziggurat method, computed in
-/// `f64` and rounded to `T`). The result depends only on `(seed, stream)` and the length, not
-/// on the number of rayon threads.
+/// deviation `scale`: `loc + scale·z` with `z` standard normal by the ziggurat method
+/// (64 random bits and `f64` arithmetic per try for `f64`; 32 bits and `f32` for
+/// `f16`/`f32`), rounded to `T`. The result depends only on `(seed, stream)` and the length,
+/// not on the number of rayon threads.
 ///
 /// # Errors
 /// [`FillError::NotFinite`] for a NaN or infinite parameter, [`FillError::NegativeScale`] for
@@ -78,13 +85,23 @@ pub fn fill_normal<T: Element>(
     if scale < 0.0 {
         return Err(FillError::NegativeScale(scale));
     }
+    let (loc32, scale32) = (loc as f32, scale as f32);
+    let narrow = !T::WIDE && loc32.is_finite() && scale32.is_finite();
     drive(out, seed, stream, |rng, block| {
         let mut buf = [0.0f64; CHUNK];
+        let mut buf32 = [0.0f32; CHUNK];
         for part in block.chunks_mut(CHUNK) {
-            let vals = &mut buf[..part.len()];
-            vals.iter_mut()
-                .for_each(|v| *v = loc + scale * rng.standard_normal());
-            T::store(part, vals);
+            if narrow {
+                let vals = &mut buf32[..part.len()];
+                rng.standard_normals_f32(vals);
+                vals.iter_mut().for_each(|v| *v = loc32 + scale32 * *v);
+                T::store_f32(part, vals);
+            } else {
+                let vals = &mut buf[..part.len()];
+                vals.iter_mut()
+                    .for_each(|v| *v = loc + scale * rng.standard_normal());
+                T::store(part, vals);
+            }
         }
     });
     Ok(())

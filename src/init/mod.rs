@@ -1,9 +1,10 @@
 //! Seeded, parallel random fills for the initializers (spec: initializer.md, style §2.8).
 //!
 //! Every fill cuts its output into blocks of [`BLOCK_LEN`] elements. Block `k` draws from its
-//! own ChaCha8 substream, keyed by `(seed, stream)` with nonce `k`, so the values written to an
-//! element depend only on `(seed, stream, index)` and never on how rayon schedules the blocks:
-//! one thread and sixteen threads produce the same array bit for bit.
+//! own ChaCha8 keystream, keyed by `(seed, stream, k)`, so the values depend only on
+//! `(seed, stream)` and the array's length, never on how rayon schedules the blocks: one
+//! thread and sixteen threads produce the same array bit for bit. A shorter array receives a
+//! prefix of a longer one's values.
 //!
 //! ```
 //! let mut w = vec![0.0f32; 10];
