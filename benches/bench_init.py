@@ -13,9 +13,8 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import mxopt
+import numpy as np
 from mxopt import random as mxr
 
 

@@ -12,8 +12,8 @@ pub const BLOCK_LEN: usize = 1 << 16;
 /// Fills `out` with i.i.d. draws from the uniform distribution on `[low, high)`.
 ///
 /// Each value is `low + (high - low)·u` with `u` uniform on `[0, 1)`: 53 random bits and
-/// `f64` arithmetic for `f64`, 24 bits and `f32` arithmetic for `f16`/`f32` (as MXNet's
-/// float32 sampler), rounded to `T`. A value that rounds up to `high` is replaced by the
+/// `f64` arithmetic for `f64`, 24 bits and `f32` arithmetic for `f16`/`f32`,
+/// rounded to `T`. A value that rounds up to `high` is replaced by the
 /// largest `T` below `high`, so the interval stays half-open as in MXNet. `low == high`
 /// fills with `low`. The result depends only on `(seed, stream)` and the length, not on the
 /// number of rayon threads.
