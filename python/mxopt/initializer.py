@@ -269,9 +269,9 @@ class Initializer:
 
     def _init_default(self, name: str, _: np.ndarray) -> None:
         raise ValueError(
-            f"Unknown initialization pattern for {name}: by name only parameters ending in "
-            '"weight", "bias", "gamma" (1.0) and "beta" (0.0) are initialized; give the '
-            "variable its own initializer (the __init__ attribute) for anything else"
+            f"no initialization rule for {name}: names are only recognised by the endings "
+            "weight, bias, gamma (set to 1) and beta (set to 0); give this variable its own "
+            "initializer through its __init__ attribute"
         )
 
 
