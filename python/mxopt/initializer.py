@@ -402,10 +402,11 @@ def _read_mx_params(path: str) -> Dict[str, np.ndarray]:
         if stype != 0:
             raise ValueError(f"{path}: only dense arrays are supported (storage type {stype})")
         (ndim,) = take("<i")
-        shape = take(f"<{ndim}q") if ndim > 0 else ()
-        if ndim <= 0 and rec_magic == _MX_ND_MAGICS[0]:
-            arrays.append(np.zeros((0,), dtype=np.float32))  # V2: an empty NDArray
+        if ndim < 0 or (ndim == 0 and rec_magic == _MX_ND_MAGICS[0]):
+            # An empty (V2) or shape-less (V3) NDArray: the record stops here.
+            arrays.append(np.zeros((0,), dtype=np.float32))
             continue
+        shape = take(f"<{ndim}q")
         _dev_type, _dev_id, type_flag = take("<iii")
         if type_flag not in _MX_DTYPES:
             raise ValueError(f"{path}: unsupported MXNet dtype flag {type_flag}")
