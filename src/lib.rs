@@ -7,7 +7,9 @@
 //!   ([`rule::Step`]);
 //! * [`optim`] — one module per optimizer: its hyper-parameters and its rules;
 //! * [`engine`] — the only code that loops: dense, fp16 multi-precision, row-sparse and
-//!   aggregated walks, split across rayon threads.
+//!   aggregated walks, split across rayon threads;
+//! * [`init`] — seeded, parallel random fills for the initializers, reproducible whatever
+//!   the thread count.
 //!
 //! Native use needs no Python:
 //! ```
@@ -24,6 +26,7 @@
 
 pub mod engine;
 mod error;
+pub mod init;
 pub mod optim;
 pub mod real;
 pub mod rule;

@@ -2,10 +2,21 @@
 with the update kernels in Rust.
 
 The submodules mirror MXNet's: :mod:`mxopt.optimizer`, :mod:`mxopt.lr_scheduler`,
-:mod:`mxopt.sparse`.
+:mod:`mxopt.initializer` (also as ``mxopt.init``), :mod:`mxopt.sparse` and
+:mod:`mxopt.random` (``mxopt.random.seed(n)`` seeds everything random in mxopt).
 """
 
-from . import lr_scheduler, optimizer, sparse
+from . import initializer, lr_scheduler, optimizer, random, sparse
 from ._core import __version__
 
-__all__ = ["__version__", "lr_scheduler", "optimizer", "sparse"]
+init = initializer
+
+__all__ = [
+    "__version__",
+    "init",
+    "initializer",
+    "lr_scheduler",
+    "optimizer",
+    "random",
+    "sparse",
+]

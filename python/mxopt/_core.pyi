@@ -5,9 +5,12 @@ from typing import Optional, Sequence, final
 import numpy as np
 
 __all__ = [
+    "FILL_BLOCK_LEN",
     "MIN_PARALLEL_LEN",
     "Kernel",
     "__version__",
+    "fill_normal",
+    "fill_uniform",
     "step",
     "step_many",
     "step_mixed",
@@ -16,6 +19,7 @@ __all__ = [
 
 __version__: str
 MIN_PARALLEL_LEN: int
+FILL_BLOCK_LEN: int
 
 @final
 class Kernel:
@@ -70,3 +74,8 @@ def step_many(
     ts: Sequence[int],
     masters: Optional[Sequence[np.ndarray]] = None,
 ) -> None: ...
+def fill_uniform(out: np.ndarray, low: float, high: float, seed: int, stream: int) -> None:
+    """Fill ``out`` in place with U[low, high) draws; depends only on (seed, stream, size)."""
+
+def fill_normal(out: np.ndarray, loc: float, scale: float, seed: int, stream: int) -> None:
+    """Fill ``out`` in place with N(loc, scale²) draws; depends only on (seed, stream, size)."""

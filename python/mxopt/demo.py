@@ -16,14 +16,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import lr_scheduler, optimizer
+from . import initializer, lr_scheduler, optimizer
+from . import random as mxrandom
 
 FEATURES, CLASSES, SAMPLES = 20, 10, 4096
-
-
-def _uniform(shape: Tuple[int, ...], scale: float, rng: np.random.Generator) -> np.ndarray:
-    # Minimal stand-in for mxopt.initializer.Uniform(scale); the initializer package replaces it.
-    return rng.uniform(-scale, scale, shape).astype(np.float32)
 
 
 def make_data(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
@@ -70,8 +66,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
     x, y = make_data(rng)
-    weight = _uniform((CLASSES, FEATURES), 1.0, rng)
-    bias = _uniform((CLASSES,), 1.0, rng)
+    # As in MXNet: the initializer dispatches on the name, so `fc_weight` gets
+    # Uniform(-1, 1) draws and `fc_bias` zeros.
+    mxrandom.seed(args.seed)
+    init = initializer.Uniform(scale=1.0)
+    weight = np.empty((CLASSES, FEATURES), dtype=np.float32)
+    bias = np.empty(CLASSES, dtype=np.float32)
+    init(initializer.InitDesc("fc_weight"), weight)
+    init(initializer.InitDesc("fc_bias"), bias)
     params = [weight, bias]
 
     extra = {} if args.momentum is None else {"momentum": args.momentum}

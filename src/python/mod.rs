@@ -2,6 +2,7 @@
 //! the engine. No maths lives here.
 
 mod arrays;
+mod init;
 mod kernels;
 
 use pyo3::prelude::*;
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MIN_PARALLEL_LEN", crate::engine::MIN_PARALLEL_LEN)?;
     kernels::register(m)?;
+    init::register(m)?;
     Ok(())
 }

@@ -1,0 +1,854 @@
+"""Weight initializers with MXNet 1.6.0's API and behaviour, over NumPy arrays.
+
+Every initializer writes into an existing array in place; values are cast to the array's
+dtype on assignment. Random fills (``Uniform``, ``Normal``, ``Xavier``, ``MSRAPrelu``,
+``Orthogonal``) draw from mxopt's single generator (:mod:`mxopt.random`): seed it with
+``mxopt.random.seed(n)`` for reproducible arrays. Deterministic initializers (``Zero``,
+``One``, ``Constant``, ``Bilinear``, ``LSTMBias``, ``Load``, ``Mixed``) reproduce MXNet
+number for number. Spec: ``initializer.md``.
+
+Parameters are routed by name. Wrap the name in an :class:`InitDesc` to use the current
+dispatch (by suffix: ``weight``, ``bias``, ``gamma``, ``beta``, ``min``, ``max``, quantized
+weights and biases, or a per-variable ``__init__`` attribute); a plain string takes MXNet's
+deprecated legacy table (which also knows ``moving_mean``, ``upsampling*``, ``stn_loc*``).
+
+>>> import numpy as np
+>>> import mxopt
+>>> from mxopt import initializer as init
+>>> mxopt.random.seed(0)
+>>> w = np.empty((4, 3), dtype=np.float32)
+>>> init.Xavier(magnitude=2.0)(init.InitDesc("fc1_weight"), w)
+>>> b = np.ones(4, dtype=np.float32)
+>>> init.Xavier()(init.InitDesc("fc1_bias"), b)
+>>> b.tolist()
+[0.0, 0.0, 0.0, 0.0]
+>>> init.create('["constant", {"value": 0.5}]').dumps()
+'["constant", {"value": 0.5}]'
+
+Extend it as in MXNet: subclass :class:`Initializer`, override ``_init_weight`` (and
+optionally ``_init_bias`` etc.), decorate with :func:`register`, then refer to it by its
+lowercased class name in :func:`create` or in an ``__init__`` attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import warnings
+import zipfile
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import random as _random
+
+__all__ = [
+    "Bilinear",
+    "Constant",
+    "FusedRNN",
+    "InitDesc",
+    "Initializer",
+    "LSTMBias",
+    "Load",
+    "MSRAPrelu",
+    "Mixed",
+    "Normal",
+    "One",
+    "Orthogonal",
+    "Uniform",
+    "Xavier",
+    "Zero",
+    "alias",
+    "create",
+    "register",
+]
+
+
+class _ShapeIndexError(ValueError, IndexError):
+    """Array of too few dimensions where MXNet failed with an ``IndexError``.
+
+    A ``ValueError`` with a clear message; still caught by ``except IndexError``.
+    """
+
+
+class _UnknownRandType(ValueError, UnboundLocalError):
+    """Unknown ``Orthogonal.rand_type``; MXNet hit an unbound local (a ``NameError``).
+
+    A ``ValueError`` with a clear message; still caught by ``except NameError``.
+    """
+
+
+class InitDesc(str):
+    """A parameter name with the attributes that steer its initialization.
+
+    The object *is* the name (a ``str`` subclass, equal to and hashing like the plain
+    string), with two extra attributes.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name, e.g. ``"fc1_weight"``.
+    attrs : dict, optional
+        Variable attributes; ``attrs["__init__"]`` (a registry name or a ``dumps()`` string)
+        overrides name-based dispatch. A falsy value becomes a fresh ``{}``.
+    global_init : Initializer, optional
+        The model-wide initializer; :meth:`Initializer.__call__` sets it when unset.
+    """
+
+    attrs: Dict[str, Any]
+    global_init: Optional[Initializer]
+
+    def __new__(
+        cls,
+        name: str,
+        attrs: Optional[Dict[str, Any]] = None,
+        global_init: Optional[Initializer] = None,
+    ) -> InitDesc:
+        desc = super().__new__(cls, name)
+        desc.attrs = attrs or {}
+        desc.global_init = global_init
+        return desc
+
+
+def _rms(x: np.ndarray) -> str:
+    """Default verbose statistic: ``‖x‖₂ / sqrt(x.size)`` in the array's float type."""
+    x = np.asarray(x)
+    value = np.linalg.norm(x.astype(np.float64).ravel()) / np.sqrt(x.size)
+    kind = x.dtype.type if x.dtype.kind == "f" else np.float32
+    return str(kind(value))
+
+
+class Initializer:
+    """Base class of the initializers.
+
+    Subclasses pass their constructor arguments to ``super().__init__(**kwargs)`` so that
+    :meth:`dumps` can describe them, and override the ``_init_*`` hooks; at least
+    ``_init_weight`` (the base one raises ``NotImplementedError``).
+
+    Instances compare equal when they have the same type and the same constructor
+    arguments; they are not hashable (as in MXNet).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._verbose = False
+        self._print_func: Optional[Callable[[np.ndarray], str]] = None
+
+    def set_verbosity(
+        self, verbose: bool = False, print_func: Optional[Callable[[np.ndarray], str]] = None
+    ) -> Initializer:
+        """Log every initialized array at INFO level; returns ``self``.
+
+        ``print_func(arr)`` gives the statistic that is logged; by default the RMS value
+        ``‖arr‖₂ / sqrt(arr.size)``.
+        """
+        self._verbose = verbose
+        self._print_func = _rms if print_func is None else print_func
+        return self
+
+    def _verbose_print(self, desc: str, init: str, arr: np.ndarray) -> None:
+        if self._verbose and self._print_func:
+            logging.info("Initialized %s as %s: %s", desc, init, self._print_func(arr))
+
+    def dumps(self) -> str:
+        """JSON ``[lowercased class name, constructor kwargs]``, readable by :func:`create`."""
+        return json.dumps([type(self).__name__.lower(), self._kwargs])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Initializer):
+            return NotImplemented
+        return type(self) is type(other) and self._kwargs == other._kwargs
+
+    def __call__(self, desc: str, arr: np.ndarray) -> None:
+        """Initialize ``arr`` in place for the parameter ``desc``.
+
+        With an :class:`InitDesc`: an ``__init__`` attribute wins (its initializer's
+        ``_init_weight`` is applied whatever the name); otherwise the first matching name
+        suffix among ``weight``, ``bias``, ``gamma``, ``beta``, ``min``, ``max``,
+        ``weight_quantize``, ``bias_quantize`` picks the hook, and any other name raises
+        ``ValueError``. A plain string takes the deprecated legacy table instead.
+        """
+        if not isinstance(desc, InitDesc):
+            self._legacy_init(desc, arr)
+            return
+        if desc.global_init is None:
+            desc.global_init = self
+        init = desc.attrs.get("__init__", "")
+        if init:
+            create(init)._init_weight(desc, arr)
+            self._verbose_print(desc, init, arr)
+            return
+        for suffix, hook in (
+            ("weight", self._init_weight),
+            ("bias", self._init_bias),
+            ("gamma", self._init_gamma),
+            ("beta", self._init_beta),
+            ("min", self._init_zero),
+            ("max", self._init_one),
+            ("weight_quantize", self._init_quantized_weight),
+            ("bias_quantize", self._init_quantized_bias),
+        ):
+            if desc.endswith(suffix):
+                hook(desc, arr)
+                self._verbose_print(desc, suffix, arr)
+                return
+        self._init_default(desc, arr)
+
+    def _legacy_init(self, name: str, arr: np.ndarray) -> None:
+        """MXNet's pre-``InitDesc`` dispatch on a plain string name (deprecated)."""
+        warnings.warn(
+            "Initializing by a plain string name is deprecated; pass an InitDesc instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if not isinstance(name, str):
+            raise TypeError(f"name: the parameter name must be a str, got {type(name).__name__}")
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"arr: expected a numpy.ndarray, got {type(arr).__name__}")
+        if name.startswith("upsampling"):
+            self._init_bilinear(name, arr)
+        elif name.startswith("stn_loc") and name.endswith("weight"):
+            self._init_zero(name, arr)
+        elif name.startswith("stn_loc") and name.endswith("bias"):
+            self._init_loc_bias(name, arr)
+        elif name.endswith("bias"):
+            self._init_bias(name, arr)
+        elif name.endswith("gamma"):
+            self._init_gamma(name, arr)
+        elif name.endswith("beta"):
+            self._init_beta(name, arr)
+        elif name.endswith("weight"):
+            self._init_weight(name, arr)
+        elif name.endswith(("moving_mean", "moving_inv_var", "moving_avg", "min")):
+            self._init_zero(name, arr)
+        elif name.endswith(("moving_var", "max")):
+            self._init_one(name, arr)
+        else:
+            self._init_default(name, arr)
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def _init_bilinear(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = _bilinear_kernel(arr.shape)
+
+    def _init_loc_bias(self, _: str, arr: np.ndarray) -> None:
+        # Identity affine transform for a spatial transformer's localisation net.
+        assert arr.shape[0] == 6, f"stn_loc bias needs 6 elements, got shape {arr.shape}"
+        arr[...] = np.array([1.0, 0, 0, 0, 1.0, 0])
+
+    def _init_zero(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 0.0
+
+    def _init_one(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 1.0
+
+    def _init_bias(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 0.0
+
+    def _init_quantized_bias(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 0.0
+
+    def _init_quantized_weight(self, _: str, arr: np.ndarray) -> None:
+        # As MXNet: one int8 draw from [-127, 127), repeated over the whole array.
+        arr[...] = np.int8(_random.randint(-127, 127))
+
+    def _init_gamma(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 1.0
+
+    def _init_beta(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 0.0
+
+    def _init_weight(self, name: str, arr: np.ndarray) -> None:
+        """Initialize a weight; every concrete initializer overrides this."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must override _init_weight (called for {name})"
+        )
+
+    def _init_default(self, name: str, _: np.ndarray) -> None:
+        raise ValueError(
+            f"no initialization rule for {name}: names are only recognised by the endings "
+            "weight, bias, gamma (set to 1) and beta (set to 0); give this variable its own "
+            "initializer through its __init__ attribute"
+        )
+
+
+# --- registry -----------------------------------------------------------------------------
+
+_REGISTRY: Dict[str, type] = {}
+
+
+def _register(klass: type, name: Optional[str] = None) -> type:
+    assert isinstance(klass, type) and issubclass(klass, Initializer), (
+        f"only subclasses of Initializer can be registered, got {klass!r}"
+    )
+    key = (name or klass.__name__).lower()
+    if key in _REGISTRY:
+        warnings.warn(
+            f"new initializer {klass.__module__}.{klass.__name__} is overriding existing "
+            f"initializer {_REGISTRY[key].__module__}.{_REGISTRY[key].__name__} as {key!r}",
+            UserWarning,
+            stacklevel=3,
+        )
+    _REGISTRY[key] = klass
+    return klass
+
+
+def register(klass: type) -> type:
+    """Class decorator: make an :class:`Initializer` subclass creatable by its lowercased name.
+
+    Re-registering a name warns (``UserWarning``) and replaces the old class.
+
+    >>> @register
+    ... class Twos(Initializer):
+    ...     def _init_weight(self, _, arr):
+    ...         arr[...] = 2.0
+    >>> isinstance(create("twos"), Twos)
+    True
+    """
+    return _register(klass)
+
+
+def alias(*names: str) -> Callable[[type], type]:
+    """Class decorator registering the class under extra names (lowercased)."""
+
+    def reg(klass: type) -> type:
+        for name in names:
+            _register(klass, name)
+        return klass
+
+    return reg
+
+
+def create(*args: Any, **kwargs: Any) -> Initializer:
+    """Build an initializer from a name, a ``dumps()`` JSON string, a dict or an instance.
+
+    ``create("xavier", magnitude=2)``, ``create('["normal", {"sigma": 0.5}]')``,
+    ``create('{"initializer": "uniform", "scale": 0.2}')``, ``create({"initializer":
+    "one"})``, ``create(initializer="constant", value=3)``; an instance is returned as is
+    (no extra arguments allowed). Unknown names and non-string specs raise
+    ``AssertionError`` and a missing ``initializer`` keyword raises ``KeyError``, as MXNet.
+    """
+    if args:
+        name, args = args[0], args[1:]
+    else:
+        name = kwargs.pop("initializer")
+    if isinstance(name, Initializer):
+        assert not args and not kwargs, (
+            "an Initializer instance was given: no further arguments are accepted"
+        )
+        return name
+    if isinstance(name, dict):
+        return create(**name)
+    assert isinstance(name, str), f"initializer must be a str, got {type(name).__name__}"
+    if name.startswith("["):
+        assert not args and not kwargs, "a JSON list spec takes no further arguments"
+        name, kwargs = json.loads(name)
+        return create(name, **kwargs)
+    if name.startswith("{"):
+        assert not args and not kwargs, "a JSON object spec takes no further arguments"
+        return create(**json.loads(name))
+    key = name.lower()
+    assert key in _REGISTRY, f"{key} is not a registered initializer; see register()"
+    return _REGISTRY[key](*args, **kwargs)
+
+
+# --- Load and Mixed -----------------------------------------------------------------------
+
+_MX_LIST_MAGIC = 0x112
+_MX_ND_MAGICS = (0xF993FAC9, 0xF993FACA)  # NDArray V2 and V3 (NumPy-shape) records
+_MX_DTYPES = {
+    0: np.float32,
+    1: np.float64,
+    2: np.float16,
+    3: np.uint8,
+    4: np.int32,
+    5: np.int8,
+    6: np.int64,
+    7: np.bool_,
+}
+
+
+def _read_mx_params(path: str) -> Dict[str, np.ndarray]:
+    """Read MXNet's binary NDArray-list format (``mx.nd.save`` / ``.params``) with NumPy.
+
+    Supports dense arrays of the V2/V3 record format (MXNet >= 0.9) of the dtypes in
+    ``_MX_DTYPES``; anything else raises ``ValueError``.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    pos = 0
+
+    def take(fmt: str) -> Tuple[Any, ...]:
+        nonlocal pos
+        size = struct.calcsize(fmt)
+        if pos + size > len(data):
+            raise ValueError(f"{path}: truncated MXNet parameter file")
+        vals = struct.unpack_from(fmt, data, pos)
+        pos += size
+        return vals
+
+    magic, _reserved, count = take("<QQQ")
+    if magic != _MX_LIST_MAGIC:
+        raise ValueError(f"{path}: neither a .npz archive nor an MXNet NDArray file")
+    arrays: List[np.ndarray] = []
+    for _ in range(count):
+        (rec_magic,) = take("<I")
+        if rec_magic not in _MX_ND_MAGICS:
+            raise ValueError(f"{path}: unsupported NDArray record format {rec_magic:#x}")
+        (stype,) = take("<i")
+        if stype != 0:
+            raise ValueError(f"{path}: only dense arrays are supported (storage type {stype})")
+        (ndim,) = take("<i")
+        if ndim < 0 or (ndim == 0 and rec_magic == _MX_ND_MAGICS[0]):
+            # An empty (V2) or shape-less (V3) NDArray: the record stops here.
+            arrays.append(np.zeros((0,), dtype=np.float32))
+            continue
+        shape = take(f"<{ndim}q")
+        _dev_type, _dev_id, type_flag = take("<iii")
+        if type_flag not in _MX_DTYPES:
+            raise ValueError(f"{path}: unsupported MXNet dtype flag {type_flag}")
+        dtype = np.dtype(_MX_DTYPES[type_flag]).newbyteorder("<")
+        n = int(np.prod(shape, dtype=np.int64))
+        nbytes = n * dtype.itemsize
+        if pos + nbytes > len(data):
+            raise ValueError(f"{path}: truncated MXNet parameter file")
+        raw = np.frombuffer(data, dtype, n, pos)
+        arrays.append(raw.reshape(shape).astype(dtype.newbyteorder("=")))
+        pos += nbytes
+    (nnames,) = take("<Q")
+    names = []
+    for _ in range(nnames):
+        (length,) = take("<Q")
+        names.append(data[pos : pos + length].decode("utf-8"))
+        pos += length
+    if nnames != count:
+        raise ValueError(f"{path}: a parameter file needs a name for every array")
+    return dict(zip(names, arrays))
+
+
+def _load_param_file(path: str) -> Dict[str, np.ndarray]:
+    if zipfile.is_zipfile(path):
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    return _read_mx_params(path)
+
+
+class Load:
+    """Initialize parameters from saved arrays, falling back to ``default_init``.
+
+    Parameters
+    ----------
+    param : str, os.PathLike or dict
+        A mapping name -> array, or a file: a NumPy ``.npz`` archive (e.g. written with
+        ``np.savez(path, **{"arg:fc1_weight": w})``) or an MXNet ``mx.nd.save`` / ``.params``
+        file, read without MXNet (dense arrays; MXNet >= 0.9 record format). Names starting
+        with ``arg:`` or ``aux:`` are stored without that prefix.
+    default_init : callable, optional
+        Called as ``default_init(name, arr)`` (the same name object) for names not loaded.
+    verbose : bool
+        Log each parameter's source at INFO level.
+
+    Calling it with a loaded name asserts the shapes match and copies (casting) the
+    values; an unknown name without ``default_init`` raises ``AssertionError``.
+    ``Load`` is not an :class:`Initializer` subclass and is not registered.
+    """
+
+    def __init__(
+        self, param: Any, default_init: Optional[Callable[..., None]] = None, verbose: bool = False
+    ) -> None:
+        if isinstance(param, (str, os.PathLike)):
+            param = _load_param_file(os.fspath(param))
+        assert isinstance(param, dict), f"param must be a dict or a file, got {type(param)}"
+        self.param: Dict[str, np.ndarray] = {}
+        for name, arr in param.items():
+            key = name[4:] if name.startswith(("arg:", "aux:")) else name
+            self.param[key] = np.asarray(arr)
+        self.default_init = default_init
+        self.verbose = verbose
+
+    def __call__(self, name: str, arr: np.ndarray) -> None:
+        if name in self.param:
+            src = self.param[name]
+            assert arr.shape == src.shape, (
+                f"cannot load parameter {name}: target shape {arr.shape} but the loaded "
+                f"array has shape {src.shape}"
+            )
+            arr[...] = src
+            if self.verbose:
+                logging.info("Initialized %s from the loaded parameters", name)
+        else:
+            assert self.default_init is not None, (
+                f"cannot initialize {name}: it is not among the loaded parameters and no "
+                "default_init was given"
+            )
+            self.default_init(name, arr)
+            if self.verbose:
+                logging.info("Initialized %s with the default initializer", name)
+
+
+class Mixed:
+    """Pick the initializer by the first regular expression that matches the name.
+
+    Patterns are tried in order with ``re.match`` (anchored at the start of the name, not a
+    full match): ``Mixed(["bias", ".*"], [Zero(), Uniform(0.1)])``. A name no pattern
+    matches raises ``ValueError``; end with a ``".*"`` catch-all to avoid that.
+    ``Mixed`` is not an :class:`Initializer` subclass and is not registered.
+    """
+
+    def __init__(self, patterns: Sequence[str], initializers: Sequence[Callable[..., None]]):
+        assert len(patterns) == len(initializers), (
+            f"got {len(patterns)} patterns but {len(initializers)} initializers"
+        )
+        self.map = list(zip([re.compile(p) for p in patterns], initializers))
+
+    def __call__(self, name: str, arr: np.ndarray) -> None:
+        for prog, init in self.map:
+            if prog.match(name):
+                init(name, arr)
+                return
+        # MXNet's message here was never %-formatted (it shows a literal "%s"); we name it.
+        raise ValueError(
+            f"Parameter {name} matches none of the patterns; add a final '.*' pattern with "
+            "a default initializer"
+        )
+
+
+# --- concrete initializers ----------------------------------------------------------------
+
+
+@register
+@alias("zeros")
+class Zero(Initializer):
+    """Fill with 0 (registered as ``zero`` and ``zeros``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 0
+
+
+@register
+@alias("ones")
+class One(Initializer):
+    """Fill with 1 (registered as ``one`` and ``ones``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 1
+
+
+@register
+class Constant(Initializer):
+    """Fill with ``value``: a scalar, or an array broadcastable to the target.
+
+    ``dumps()`` turns an array value into a nested list and keeps that list in
+    ``_kwargs`` (as MXNet does). Lists and tuples are dumped as they are (MXNet raised
+    ``AttributeError`` for them).
+    """
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value=value)
+        self.value = value
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = self.value
+
+    def dumps(self) -> str:
+        val = self._kwargs["value"]
+        if not np.isscalar(val) and hasattr(val, "tolist"):
+            self._kwargs["value"] = val.tolist()
+        return json.dumps([type(self).__name__.lower(), self._kwargs])
+
+
+@register
+class Uniform(Initializer):
+    """I.i.d. draws from U[-scale, scale) (default ``scale=0.07``)."""
+
+    def __init__(self, scale: float = 0.07) -> None:
+        super().__init__(scale=scale)
+        self.scale = scale
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        _random.uniform(-self.scale, self.scale, arr)
+
+
+@register
+class Normal(Initializer):
+    """I.i.d. draws from N(0, sigma²); ``sigma`` is the standard deviation (default 0.01)."""
+
+    def __init__(self, sigma: float = 0.01) -> None:
+        super().__init__(sigma=sigma)
+        self.sigma = sigma
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        _random.normal(0, self.sigma, arr)
+
+
+@register
+class Orthogonal(Initializer):
+    """A scaled (semi-)orthogonal matrix (Saxe et al., 2013).
+
+    The array is viewed as ``(shape[0], prod(shape[1:]))``; a float32 matrix of
+    U(-1, 1) (``rand_type="uniform"``) or N(0, 1) (``"normal"``) draws is decomposed by
+    NumPy's thin SVD and the orthonormal factor of that shape (rows orthonormal when
+    ``shape[0] <= prod(shape[1:])``, else columns) is multiplied by ``scale``.
+    Needs at least 2 dimensions; another ``rand_type`` raises ``ValueError`` at call time.
+    """
+
+    def __init__(self, scale: float = 1.414, rand_type: str = "uniform") -> None:
+        super().__init__(scale=scale, rand_type=rand_type)
+        self.scale = scale
+        self.rand_type = rand_type
+
+    def _init_weight(self, name: str, arr: np.ndarray) -> None:
+        if self.rand_type not in ("uniform", "normal"):
+            raise _UnknownRandType(
+                f"Orthogonal: rand_type must be 'uniform' or 'normal', got {self.rand_type!r}"
+            )
+        if arr.ndim < 2:
+            raise ValueError(
+                f"Orthogonal initializer needs an array of at least 2 dimensions; {name} "
+                f"has shape {arr.shape}"
+            )
+        nout = arr.shape[0]
+        nin = int(np.prod(arr.shape[1:]))
+        tmp = np.empty((nout, nin), dtype=np.float32)
+        if self.rand_type == "uniform":
+            _random.uniform(-1.0, 1.0, tmp)
+        else:
+            _random.normal(0.0, 1.0, tmp)
+        u, _, v = np.linalg.svd(tmp, full_matrices=False)
+        q = u if u.shape == tmp.shape else v
+        arr[...] = self.scale * q.reshape(arr.shape)
+
+
+@register
+class Xavier(Initializer):
+    """Glorot & Bengio (2010) scaling: draws with scale ``sqrt(magnitude / factor)``.
+
+    With ``hw = prod(shape[2:])`` (1 for 2-D), ``fan_in = shape[1]·hw`` and
+    ``fan_out = shape[0]·hw``, ``factor`` is their mean (``factor_type="avg"``),
+    ``fan_in`` (``"in"``) or ``fan_out`` (``"out"``). ``rnd_type="uniform"`` draws from
+    U[-s, s), ``"gaussian"`` from N(0, s²). Arrays of fewer than 2 dimensions and unknown
+    types raise ``ValueError`` when called.
+    """
+
+    def __init__(
+        self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3
+    ) -> None:
+        super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
+        self.rnd_type = rnd_type
+        self.factor_type = factor_type
+        self.magnitude = float(magnitude)
+
+    def _init_weight(self, name: str, arr: np.ndarray) -> None:
+        shape = arr.shape
+        if len(shape) < 2:
+            raise ValueError(
+                f"Xavier initializer needs an array of at least 2 dimensions; {name} has "
+                f"shape {shape}"
+            )
+        hw_scale = float(np.prod(shape[2:])) if len(shape) > 2 else 1.0
+        fan_in, fan_out = shape[1] * hw_scale, shape[0] * hw_scale
+        if self.factor_type == "avg":
+            factor = (fan_in + fan_out) / 2.0
+        elif self.factor_type == "in":
+            factor = fan_in
+        elif self.factor_type == "out":
+            factor = fan_out
+        else:
+            raise ValueError(
+                f"Xavier: factor_type must be 'avg', 'in' or 'out', got {self.factor_type!r}"
+            )
+        scale = float(np.sqrt(self.magnitude / factor))
+        if self.rnd_type == "uniform":
+            _random.uniform(-scale, scale, arr)
+        elif self.rnd_type == "gaussian":
+            _random.normal(0, scale, arr)
+        else:
+            raise ValueError(
+                f"Xavier: rnd_type must be 'uniform' or 'gaussian', got {self.rnd_type!r}"
+            )
+
+
+@register
+class MSRAPrelu(Xavier):
+    """He et al. (2015) initialization for PReLU nets: Gaussian Xavier with
+    ``magnitude = 2 / (1 + slope²)``. ``dumps()`` records ``factor_type`` and ``slope``."""
+
+    def __init__(self, factor_type: str = "avg", slope: float = 0.25) -> None:
+        super().__init__("gaussian", factor_type, 2.0 / (1 + slope**2))
+        self._kwargs = {"factor_type": factor_type, "slope": slope}
+
+
+def _bilinear_kernel(shape: Tuple[int, ...]) -> np.ndarray:
+    if len(shape) < 4:
+        raise _ShapeIndexError(
+            f"Bilinear initializer needs a 4-D (N, C, H, W) array, got shape {shape}"
+        )
+    # Both axes use the width's factor and centre, as MXNet does.
+    f = np.ceil(shape[3] / 2.0)
+    c = (2 * f - 1 - f % 2) / (2.0 * f)
+    i = np.arange(int(np.prod(shape)))
+    x = i % shape[3]
+    y = (i // shape[3]) % shape[2]
+    kernel = (1 - np.abs(x / f - c)) * (1 - np.abs(y / f - c))
+    return kernel.astype(np.float32).reshape(shape)
+
+
+@register
+class Bilinear(Initializer):
+    """Bilinear-interpolation kernel for deconvolution (upsampling) weights.
+
+    Every ``(n, c)`` slice of the 4-D array gets the same ``H x W`` kernel
+    ``(1 - |x/f - c|)·(1 - |y/f - c|)`` with ``f = ceil(W / 2)`` and
+    ``c = (2f - 1 - f mod 2) / (2f)`` (both from the width).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = _bilinear_kernel(arr.shape)
+
+
+@register
+class LSTMBias(Initializer):
+    """LSTM bias: 0 everywhere except the forget gate's ``forget_bias``.
+
+    The array holds the four gates' biases in the order i, f, c, o, ``H = shape[0] / 4``
+    each; rows ``[H, 2H)`` get ``forget_bias``. Use it through a variable's ``__init__``
+    attribute: as a global initializer it only sees ``*weight`` names.
+    """
+
+    def __init__(self, forget_bias: float = 1.0) -> None:
+        super().__init__(forget_bias=forget_bias)
+        self.forget_bias = forget_bias
+
+    def _init_weight(self, _: str, arr: np.ndarray) -> None:
+        arr[...] = 0.0
+        num_hidden = int(arr.shape[0] / 4)
+        arr[num_hidden : 2 * num_hidden] = self.forget_bias
+
+
+_RNN_GATES = {
+    "rnn_relu": [""],
+    "rnn_tanh": [""],
+    "lstm": ["_i", "_f", "_c", "_o"],
+    "gru": ["_r", "_z", "_o"],
+}
+
+
+def _fused_rnn_layout(
+    size: int, num_hidden: int, num_layers: int, mode: str, bidirectional: bool
+) -> List[Tuple[str, Tuple[int, ...]]]:
+    """Names and shapes of the pieces of a fused RNN parameter vector, in storage order."""
+    if mode not in _RNN_GATES:
+        raise ValueError(f"FusedRNN: mode must be one of {sorted(_RNN_GATES)}, got {mode!r}")
+    gates = _RNN_GATES[mode]
+    m, h, b, nl = len(gates), num_hidden, 2 if bidirectional else 1, num_layers
+    dirs = ["l", "r"][:b]
+    ni = size // b // h // m - (nl - 1) * (h + b * h + 2) - h - 2
+    pieces: List[Tuple[str, Tuple[int, ...]]] = []
+    for layer in range(nl):
+        for d in dirs:
+            fan_in = ni if layer == 0 else b * h
+            pieces += [(f"{d}{layer}_i2h{g}_weight", (h, fan_in)) for g in gates]
+            pieces += [(f"{d}{layer}_h2h{g}_weight", (h, h)) for g in gates]
+    for layer in range(nl):
+        for d in dirs:
+            pieces += [(f"{d}{layer}_i2h{g}_bias", (h,)) for g in gates]
+            pieces += [(f"{d}{layer}_h2h{g}_bias", (h,)) for g in gates]
+    total = sum(int(np.prod(s)) for _, s in pieces)
+    assert ni > 0 and total == size, (
+        f"FusedRNN: a parameter vector of {size} elements does not fit mode={mode!r}, "
+        f"num_hidden={num_hidden}, num_layers={num_layers}, bidirectional={bidirectional}"
+    )
+    return pieces
+
+
+@register
+class FusedRNN(Initializer):
+    """Initialize the flat parameter vector of a fused (cuDNN-style) RNN piece by piece.
+
+    mxopt has no RNN cells, so the layout is described here instead. With ``h =
+    num_hidden``, gates ``G`` (``lstm``: i, f, c, o; ``gru``: r, z, o; ``rnn_relu`` /
+    ``rnn_tanh``: one unnamed gate), directions ``l`` (and ``r`` when bidirectional,
+    ``b = 2``) and the input size ``ni`` recovered from the vector's size, the vector holds,
+    in order:
+
+    1. for each layer, each direction: each gate's ``{d}{layer}_i2h{g}_weight``, shape
+       ``(h, ni)`` on layer 0 and ``(h, b·h)`` above; then each gate's
+       ``{d}{layer}_h2h{g}_weight``, ``(h, h)``;
+    2. for each layer, each direction: each gate's ``…_i2h{g}_bias`` then each gate's
+       ``…_h2h{g}_bias``, ``(h,)``.
+
+    Each piece gets an :class:`InitDesc` of its name (sharing the caller's
+    ``global_init``). LSTM forget-gate biases (both i2h and h2h, so the effective forget
+    bias is ``2·forget_bias``) are set to ``forget_bias``; the other pieces go to ``init``
+    or, when ``init`` is None, through the global initializer's suffix dispatch (weights
+    by its ``_init_weight``, biases to 0). Calling without ``init`` therefore needs an
+    ``InitDesc`` with ``global_init`` (always the case through ``Initializer.__call__``).
+
+    ``init`` may be an :class:`Initializer`, None, or a registry name / ``dumps()``
+    string. (MXNet 1.6 failed with ``KeyError`` on strings, so its ``dumps()`` of a
+    FusedRNN with an ``init`` could not be re-created; mxopt accepts them.)
+    """
+
+    def __init__(
+        self,
+        init: Any,
+        num_hidden: int,
+        num_layers: int,
+        mode: str,
+        bidirectional: bool = False,
+        forget_bias: float = 1.0,
+    ) -> None:
+        if isinstance(init, str):
+            init = create(init)
+        super().__init__(
+            init=init.dumps() if init is not None else None,
+            num_hidden=num_hidden,
+            num_layers=num_layers,
+            mode=mode,
+            bidirectional=bidirectional,
+            forget_bias=forget_bias,
+        )
+        self._init = init
+        self._num_hidden = num_hidden
+        self._num_layers = num_layers
+        self._mode = mode
+        self._bidirectional = bidirectional
+        self._forget_bias = forget_bias
+
+    def _init_weight(self, desc: str, arr: np.ndarray) -> None:
+        pieces = _fused_rnn_layout(
+            arr.size, self._num_hidden, self._num_layers, self._mode, self._bidirectional
+        )
+        global_init = getattr(desc, "global_init", None)
+        if self._init is None and global_init is None:
+            raise ValueError(
+                f"FusedRNN without init initializes {desc} through the global initializer: "
+                "call it with an InitDesc whose global_init is set"
+            )
+        flat = np.array(arr, copy=True).reshape(-1)
+        offset = 0
+        for name, shape in pieces:
+            n = int(np.prod(shape))
+            piece = flat[offset : offset + n].reshape(shape).copy()
+            sub = InitDesc(name, global_init=global_init)
+            if self._mode == "lstm" and name.endswith("_f_bias"):
+                piece[...] = self._forget_bias
+            elif self._init is None:
+                global_init(sub, piece)
+            else:
+                self._init(sub, piece)
+            flat[offset : offset + n] = piece.reshape(-1)
+            offset += n
+        arr[...] = flat.reshape(arr.shape)
