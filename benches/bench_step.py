@@ -248,14 +248,14 @@ def small_steps() -> None:
     w = np.ones(TINY, dtype=np.float32)
     g = np.full(TINY, 0.01, dtype=np.float32)
     m = np.zeros(TINY, dtype=np.float32)
-    hyper = {"momentum": MOMENTUM, "rescale_grad": 1.0, "clip_gradient": None}
-    kernel = sgd._kernel("multi_sgd_mom", **hyper)
-    states = [(m,)]
+    hyper = (MOMENTUM, 1.0, None)  # SGD.kernel_hyper: momentum, rescale_grad, clip_gradient
+    kernel = sgd._kernel("multi_sgd_mom", hyper)
+    states = [m]
     steps = ([LR], [WD], [1])
     pieces = [
         ("opt.update(0, w, g, m)", lambda: sgd.update(0, w, g, m)),
         ("  opt._preamble([0])", lambda: sgd._preamble([0])),
-        ("  opt._kernel(name, **hyper)", lambda: sgd._kernel("multi_sgd_mom", **hyper)),
+        ("  opt._kernel(name, hyper)", lambda: sgd._kernel("multi_sgd_mom", hyper)),
         ("  opt._run_dense(...)", lambda: sgd._run_dense(kernel, [w], [g], states, steps)),
         ("  _core.step(...)", lambda: _core.step(kernel, w, g, (m,), LR, WD, 1)),
         ("  (empty Python call)", lambda: None),
@@ -270,7 +270,7 @@ def small_steps() -> None:
     ms = [np.zeros(TINY, dtype=np.float32) for _ in range(N_TINY)]
     idx = list(range(N_TINY))
     lrs, wds, ts = [LR] * N_TINY, [WD] * N_TINY, [1] * N_TINY
-    ss = [(x,) for x in ms]
+    ss = ms  # flat: one momentum array per weight
 
     def show(name: str, seconds: float) -> None:
         print(f"  {name:<44}{seconds * 1e3:8.2f} ms {seconds / N_TINY * 1e6:7.3f} us/tensor")

@@ -16,13 +16,24 @@ pub struct K(pub f32);
 
 impl K {
     /// The `f32` MXNet's kernel sees for the Python float `x`: Python formats `x` as its
-    /// shortest round-trip decimal and the operator parses that string as `f32`. Going
-    /// through the decimal matters in the rare cases where it rounds differently from a
-    /// direct `x as f32`.
+    /// shortest round-trip decimal and the operator parses that string as `f32`. That
+    /// double rounding differs from a direct `x as f32` only when `x` lies within half an
+    /// `f64` ulp of a midpoint between two `f32`s (the decimal is that close to `x`); only
+    /// then is the decimal formatted and parsed.
     #[must_use]
     pub fn from_py(x: f64) -> K {
         let direct = x as f32;
-        if f64::from(direct) == x || !x.is_finite() {
+        if f64::from(direct) == x || !direct.is_finite() || direct == 0.0 {
+            return K(direct);
+        }
+        let toward_x = if f64::from(direct) < x {
+            direct.next_up()
+        } else {
+            direct.next_down()
+        };
+        let midpoint = (f64::from(direct) + f64::from(toward_x)) / 2.0; // exact in f64
+        let ulp = x.abs().next_up() - x.abs();
+        if (x - midpoint).abs() > ulp {
             return K(direct);
         }
         K(format!("{x:e}").parse().unwrap_or(direct))
@@ -198,8 +209,32 @@ mod tests {
 
     #[test]
     fn from_py_matches_decimal_parse() {
-        for x in [0.1, 0.01, 1e-8, 0.9, 1.0 / 3.0, 123.456, -2.5e-5] {
-            assert_eq!(K::from_py(x).0, format!("{x}").parse::<f32>().unwrap());
+        let decimal = |x: f64| format!("{x:e}").parse::<f32>().unwrap();
+        for x in [
+            0.1,
+            0.01,
+            1e-8,
+            0.9,
+            1.0 / 3.0,
+            123.456,
+            -2.5e-5,
+            1e-40,
+            3.5e38,
+            1e300,
+        ] {
+            assert_eq!(K::from_py(x).0.to_bits(), decimal(x).to_bits(), "{x}");
+        }
+        // Values next to f32 rounding midpoints, where a direct cast can differ.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let f = f32::from_bits((state >> 33) as u32 & 0x7f7f_ffff);
+            let mid = (f64::from(f) + f64::from(f.next_up())) / 2.0;
+            for x in [mid, mid.next_up(), mid.next_down(), f64::from(f)] {
+                assert_eq!(K::from_py(x).0.to_bits(), decimal(x).to_bits(), "{x:e}");
+            }
         }
     }
 

@@ -173,3 +173,46 @@ def test_kernel_rejects_unknown_names_and_hyper_parameters():
         _core.Kernel("multi_sgd", momentum="fast")
     with pytest.raises(ValueError, match="rescale_grad must be finite"):
         _core.Kernel("nag_mom", rescale_grad=float("nan"))
+
+
+# Calls with more tensors than the native layer borrows at once (512) are validated in full
+# before the first chunk is written.
+MANY = 600
+
+
+def _many(n=MANY):
+    opt = SGD(learning_rate=0.1, momentum=0.9)
+    weights = [np.full(4, i, np.float32) for i in range(n)]
+    grads = [np.ones(4, np.float32) for _ in range(n)]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    return opt, weights, grads, states
+
+
+def test_large_aggregated_call_rejects_a_late_read_only_weight_before_writing():
+    opt, weights, grads, states = _many()
+    weights[MANY - 10].flags.writeable = False
+    call = lambda: opt.update(list(range(MANY)), weights, grads, states)  # noqa: E731
+    _expect_untouched(call, weights + states, ValueError, rf"weights\[{MANY - 10}\].*read-only")
+
+
+def test_large_aggregated_call_rejects_aliasing_across_chunks():
+    opt, weights, grads, states = _many()
+    grads[MANY - 1] = weights[3]
+    call = lambda: opt.update(list(range(MANY)), weights, grads, states)  # noqa: E731
+    _expect_untouched(call, weights + states, ValueError, "shares memory")
+
+
+def test_large_aggregated_call_allows_a_shared_gradient():
+    opt, weights, _, states = _many()
+    shared = np.ones(4, np.float32)
+    opt.update(list(range(MANY)), weights, [shared] * MANY, states)
+    np.testing.assert_array_equal(weights[0], np.full(4, -0.1, np.float32))
+
+
+def test_aggregated_kernel_call_checks_the_number_of_states():
+    kernel = _core.Kernel("multi_sgd_mom", momentum=0.9)
+    weights = [_weight(), _weight()]
+    grads = [_grad(), _grad()]
+    states = [np.zeros((4, 3), np.float32)]
+    call = lambda: _core.step_many(kernel, weights, grads, states, [0.1] * 2, [0.0] * 2, [1] * 2)  # noqa: E731
+    _expect_untouched(call, weights + states, ValueError, "1 state array.* per weight, 2 in all")

@@ -64,11 +64,12 @@ def step_rows(
     wd: float,
     t: int = 1,
 ) -> None: ...
+# ``states`` is flat: ``kernel.num_states`` arrays per weight, weight after weight.
 def step_many(
     kernel: Kernel,
     weights: Sequence[np.ndarray],
     grads: Sequence[np.ndarray],
-    states: Sequence[Sequence[np.ndarray]],
+    states: Sequence[np.ndarray],
     lrs: Sequence[float],
     wds: Sequence[float],
     ts: Sequence[int],

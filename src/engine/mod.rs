@@ -39,8 +39,14 @@ pub fn run<R: Sync, W: Walk<R>>(rule: &R, walk: W) {
 /// Runs many (rule, walk) jobs — one per tensor of an aggregated update — in parallel,
 /// packing small tensors together and cutting large ones.
 pub fn run_many<R: Sync + Send, W: Walk<R>>(jobs: Vec<(R, W)>) {
-    jobs.into_par_iter()
-        .for_each(|(rule, walk)| run(&rule, walk));
+    let units: usize = jobs.iter().map(|(_, walk)| walk.units()).sum();
+    if units < 2 * MIN_PARALLEL_LEN {
+        // Waking the thread pool costs more than updating this few elements.
+        jobs.into_iter().for_each(|(rule, walk)| walk.walk(&rule));
+    } else {
+        jobs.into_par_iter()
+            .for_each(|(rule, walk)| run(&rule, walk));
+    }
 }
 
 fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {

@@ -39,9 +39,8 @@ struct LrGrad<E> {
 }
 
 impl<E: Elem> LrGrad<E> {
-    fn new(hyper: &Sgd, step: Step) -> Result<LrGrad<E>> {
+    fn new(hyper: &Sgd, lr: E) -> Result<LrGrad<E>> {
         let rescale = Rescale::new(hyper.rescale_grad, hyper.clip_gradient)?;
-        let lr = step.lr()?;
         Ok(LrGrad {
             lr,
             lr_rs: lr * rescale.rs,
@@ -61,19 +60,20 @@ impl<E: Elem> LrGrad<E> {
 impl Sgd {
     /// The multi-tensor kernel (`multi_[mp_]sgd[_mom]_update`) for one tensor and step.
     pub fn multi_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E>> {
+        let lr: E = step.lr()?;
         Ok(MultiSgd {
             momentum: param("momentum", self.momentum)?,
-            lr_wd: step.lr::<E>()? * step.wd()?,
-            grad: LrGrad::new(self, step)?,
+            lr_wd: lr * step.wd()?,
+            grad: LrGrad::new(self, lr)?,
         })
     }
 
     /// The single-tensor momentum-free kernel (`[mp_]sgd_update`) for one tensor and step.
     pub fn single_at<E: Elem>(&self, step: Step) -> Result<SgdUpdate<E>> {
-        let decay = E::one() - step.lr::<E>()? * step.wd()?;
+        let lr: E = step.lr()?;
         Ok(SgdUpdate {
-            decay,
-            grad: LrGrad::new(self, step)?,
+            decay: E::one() - lr * step.wd()?,
+            grad: LrGrad::new(self, lr)?,
         })
     }
 }

@@ -8,6 +8,17 @@ use numpy::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use std::fmt::{self, Display};
+
+/// The `i`-th item of a list argument, e.g. `weights[3]`; formatted only for an error.
+#[derive(Clone, Copy, Debug)]
+pub struct Item(pub &'static str, pub usize);
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
 
 /// The element types the kernels accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +30,7 @@ pub enum Dtype {
 
 impl Dtype {
     /// The float dtype of `obj`, or a `TypeError` naming `name`.
-    pub fn of(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Dtype> {
+    pub fn of(name: impl Display + Copy, obj: &Bound<'_, PyAny>) -> PyResult<Dtype> {
         let array = untyped(name, obj)?;
         let dtype = array.dtype();
         match (dtype.kind(), dtype.itemsize()) {
@@ -55,7 +66,7 @@ macro_rules! with_dtype {
 pub(crate) use with_dtype;
 
 fn untyped<'a, 'py>(
-    name: &str,
+    name: impl Display,
     obj: &'a Bound<'py, PyAny>,
 ) -> PyResult<&'a Bound<'py, PyUntypedArray>> {
     obj.cast::<PyUntypedArray>().map_err(|_| {
@@ -68,7 +79,7 @@ fn untyped<'a, 'py>(
 }
 
 fn typed<'a, 'py, T: Element>(
-    name: &str,
+    name: impl Display + Copy,
     obj: &'a Bound<'py, PyAny>,
 ) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
     let array = untyped(name, obj)?;
@@ -86,7 +97,7 @@ fn typed<'a, 'py, T: Element>(
     })
 }
 
-fn borrow_error(name: &str, e: BorrowError) -> PyErr {
+fn borrow_error(name: impl Display, e: BorrowError) -> PyErr {
     match e {
         BorrowError::NotWriteable => {
             PyValueError::new_err(format!("{name}: array is read-only; it must be writeable"))
@@ -101,7 +112,7 @@ fn borrow_error(name: &str, e: BorrowError) -> PyErr {
 
 /// A C-contiguous array of `T` that this call may write.
 pub fn writable<'py, T: Element>(
-    name: &str,
+    name: impl Display + Copy,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
     typed::<T>(name, obj)?
@@ -111,7 +122,7 @@ pub fn writable<'py, T: Element>(
 
 /// A C-contiguous array of `T` that this call only reads.
 pub fn readonly<'py, T: Element>(
-    name: &str,
+    name: impl Display + Copy,
     obj: &Bound<'py, PyAny>,
 ) -> PyResult<PyReadonlyArrayDyn<'py, T>> {
     typed::<T>(name, obj)?
@@ -120,7 +131,7 @@ pub fn readonly<'py, T: Element>(
 }
 
 /// Fails unless `got` has the shape `expected` (the weight's).
-pub fn same_shape(name: &str, expected: &[usize], got: &[usize]) -> PyResult<()> {
+pub fn same_shape(name: impl Display, expected: &[usize], got: &[usize]) -> PyResult<()> {
     if expected == got {
         Ok(())
     } else {

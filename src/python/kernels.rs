@@ -4,12 +4,13 @@
 
 use super::arrays::{readonly, same_shape, slice, slice_mut, state_slices, states, writable};
 use super::arrays::{with_dtype, Dtype};
+use super::many::{in_chunks, RuleCache, Tensors};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
 use crate::optim::{nag::Nag, sgd::Sgd};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
-use numpy::{PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::PyUntypedArrayMethods;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::marker::Ungil;
 use pyo3::prelude::*;
@@ -310,8 +311,9 @@ fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>
 }
 
 /// One call updating a whole list of dense tensors of one dtype (MXNet's multi-tensor
-/// kernels, without their 60-tensor limit). With `masters`, the weights are `f16` and the
-/// update is multi-precision.
+/// kernels, without their 60-tensor limit). `states` is flat: the kernel's
+/// `num_states` arrays of the first weight, then of the second, and so on. With `masters`,
+/// the weights are `f16` and the update is multi-precision.
 #[pyfunction]
 #[pyo3(signature = (kernel, weights, grads, states, lrs, wds, ts, masters = None))]
 #[allow(clippy::too_many_arguments)]
@@ -320,7 +322,7 @@ fn step_many(
     kernel: &Kernel,
     weights: Vec<Bound<'_, PyAny>>,
     grads: Vec<Bound<'_, PyAny>>,
-    states: Vec<Vec<Bound<'_, PyAny>>>,
+    states: Vec<Bound<'_, PyAny>>,
     lrs: Vec<f64>,
     wds: Vec<f64>,
     ts: Vec<u64>,
@@ -328,7 +330,6 @@ fn step_many(
 ) -> PyResult<()> {
     let n = weights.len();
     let grads = per_tensor("grads", grads, n)?;
-    let states = per_tensor("states", states, n)?;
     let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
         .into_iter()
         .zip(per_tensor("wds", wds, n)?)
@@ -338,87 +339,47 @@ fn step_many(
     let Some(first) = weights.first() else {
         return Ok(());
     };
+    let tensors = Tensors {
+        weights: &weights,
+        grads: &grads,
+        states: &states,
+    };
     match masters {
         Some(masters) => {
             let masters = per_tensor("masters", masters, n)?;
-            many_mixed(py, kernel, &weights, &grads, &states, &masters, &steps)
+            with_rule!(kernel.rule, f32, |at, N| {
+                let mut rules = RuleCache::new(at);
+                in_chunks::<f16, f32>(&tensors, Some(&masters), N, |chunk| {
+                    let elements = chunk.iter().map(|b| b.w.len()).sum();
+                    let mut jobs = Vec::with_capacity(chunk.len());
+                    for b in chunk.iter_mut() {
+                        let master = b.master.as_mut().map(slice_mut).unwrap_or_default();
+                        let s = state_slices::<f32, N>(&mut b.s);
+                        let walk = Mixed::new(slice_mut(&mut b.w), slice(&b.g), master, s)?;
+                        jobs.push((rules.at(steps[b.index])?, walk));
+                    }
+                    compute(py, elements, || engine::run_many(jobs));
+                    Ok(())
+                })
+            })
         }
         None => with_dtype!(Dtype::of("weights[0]", first)?, T => {
-            many_dense::<T>(py, kernel, &weights, &grads, &states, &steps)
+            with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
+                let mut rules = RuleCache::new(at);
+                in_chunks::<T, T>(&tensors, None, N, |chunk| {
+                    let elements = chunk.iter().map(|b| b.w.len()).sum();
+                    let mut jobs = Vec::with_capacity(chunk.len());
+                    for b in chunk.iter_mut() {
+                        let s = state_slices::<T, N>(&mut b.s);
+                        let walk = Dense::new(slice_mut(&mut b.w), slice(&b.g), s)?;
+                        jobs.push((rules.at(steps[b.index])?, walk));
+                    }
+                    compute(py, elements, || engine::run_many(jobs));
+                    Ok(())
+                })
+            })
         }),
     }
-}
-
-type Guards<'py, T> = Vec<PyReadwriteArrayDyn<'py, T>>;
-
-fn many_dense<T: numpy::Element + Storage>(
-    py: Python<'_>,
-    kernel: &Kernel,
-    weights: &[Bound<'_, PyAny>],
-    grads: &[Bound<'_, PyAny>],
-    states: &[Vec<Bound<'_, PyAny>>],
-    steps: &[Step],
-) -> PyResult<()> {
-    with_rule!(kernel.rule, T::Elem, |at, N| {
-        let mut borrowed = Vec::with_capacity(weights.len());
-        for (i, ((w, g), s)) in weights.iter().zip(grads).zip(states).enumerate() {
-            let w = writable::<T>(&format!("weights[{i}]"), w)?;
-            let g = readonly::<T>(&format!("grads[{i}]"), g)?;
-            same_shape(&format!("grads[{i}]"), w.shape(), g.shape())?;
-            let s: Guards<'_, T> = self::states::<T>(w.shape(), s, N)?;
-            borrowed.push((w, g, s));
-        }
-        let elements = borrowed.iter().map(|(w, ..)| w.len()).sum();
-        let mut jobs = Vec::with_capacity(weights.len());
-        for ((w, g, s), step) in borrowed.iter_mut().zip(steps) {
-            let walk = Dense::new(slice_mut(w), slice(g), state_slices::<T, N>(s))?;
-            jobs.push((at(*step)?, walk));
-        }
-        compute(py, elements, || engine::run_many(jobs));
-    });
-    Ok(())
-}
-
-fn many_mixed(
-    py: Python<'_>,
-    kernel: &Kernel,
-    weights: &[Bound<'_, PyAny>],
-    grads: &[Bound<'_, PyAny>],
-    states: &[Vec<Bound<'_, PyAny>>],
-    masters: &[Bound<'_, PyAny>],
-    steps: &[Step],
-) -> PyResult<()> {
-    with_rule!(kernel.rule, f32, |at, N| {
-        let mut borrowed = Vec::with_capacity(weights.len());
-        for (i, (((w, g), m), s)) in weights
-            .iter()
-            .zip(grads)
-            .zip(masters)
-            .zip(states)
-            .enumerate()
-        {
-            let w = writable::<f16>(&format!("weights[{i}]"), w)?;
-            let g = readonly::<f16>(&format!("grads[{i}]"), g)?;
-            same_shape(&format!("grads[{i}]"), w.shape(), g.shape())?;
-            let m = writable::<f32>(&format!("masters[{i}]"), m)?;
-            same_shape(&format!("masters[{i}]"), w.shape(), m.shape())?;
-            let s: Guards<'_, f32> = self::states::<f32>(w.shape(), s, N)?;
-            borrowed.push((w, g, m, s));
-        }
-        let elements = borrowed.iter().map(|(w, ..)| w.len()).sum();
-        let mut jobs = Vec::with_capacity(weights.len());
-        for ((w, g, m, s), step) in borrowed.iter_mut().zip(steps) {
-            let walk = Mixed::new(
-                slice_mut(w),
-                slice(g),
-                slice_mut(m),
-                state_slices::<f32, N>(s),
-            )?;
-            jobs.push((at(*step)?, walk));
-        }
-        compute(py, elements, || engine::run_many(jobs));
-    });
-    Ok(())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

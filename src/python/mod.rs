@@ -4,6 +4,7 @@
 mod arrays;
 mod init;
 mod kernels;
+mod many;
 
 use pyo3::prelude::*;
 

@@ -46,7 +46,9 @@ class KernelOptimizer(Optimizer):
         ``kernel_hyper``), rebuilt only when a value changed: MXNet users mutate
         ``rescale_grad`` and friends between steps."""
         key = (name, values)
-        cache: Dict[tuple, _core.Kernel] = self.__dict__.setdefault("_kernel_cache", {})
+        cache: Optional[Dict[tuple, _core.Kernel]] = self.__dict__.get("_kernel_cache")
+        if cache is None:
+            cache = self._kernel_cache = {}
         kernel = cache.get(key)
         if kernel is None:
             if len(cache) > 64:  # hyper-parameters changed many times: keep the cache small
@@ -56,28 +58,33 @@ class KernelOptimizer(Optimizer):
 
     def _preamble(self, indices: Sequence[Hashable]) -> Tuple[List[float], List[float], List[int]]:
         """MXNet's per-step preamble: count each index, then read lrs, wds and counts."""
-        self._update_count(list(indices))
+        self._update_count(indices)
         counts = self._index_update_count
-        return self._get_lrs(indices), self._get_wds(indices), [counts[i] for i in indices]
+        return (
+            self._get_lrs(indices),
+            self._get_wds(indices),
+            list(map(counts.__getitem__, indices)),
+        )
 
     def _run_dense(
         self,
         kernel: _core.Kernel,
         weights: Sequence[np.ndarray],
         grads: Sequence[np.ndarray],
-        states: Sequence[Tuple[np.ndarray, ...]],
+        states: Sequence[np.ndarray],
         steps: Tuple[List[float], List[float], List[int]],
         masters: Optional[Sequence[np.ndarray]] = None,
     ) -> None:
         """Dense update of every weight in one native call (the single-tensor entry point
-        when there is one weight: it has the smallest overhead)."""
+        when there is one weight: it has the smallest overhead). ``states`` is flat:
+        ``kernel.num_states`` arrays per weight."""
         lrs, wds, ts = steps
         if len(weights) == 1:
             if masters is None:
-                _core.step(kernel, weights[0], grads[0], states[0], lrs[0], wds[0], ts[0])
+                _core.step(kernel, weights[0], grads[0], states, lrs[0], wds[0], ts[0])
             else:
                 _core.step_mixed(
-                    kernel, weights[0], grads[0], masters[0], states[0], lrs[0], wds[0], ts[0]
+                    kernel, weights[0], grads[0], masters[0], states, lrs[0], wds[0], ts[0]
                 )
         else:
             _core.step_many(kernel, weights, grads, states, lrs, wds, ts, masters)

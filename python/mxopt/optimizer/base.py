@@ -236,6 +236,8 @@ class Optimizer:
         self, base: float, indices: Sequence[Hashable], mults: Dict[Hashable, float], attr: str
     ) -> list:
         """Scale ``base`` per index: ``param_dict`` beats an index key, which beats a name key."""
+        if not (mults or self.param_dict or self.idx2name):
+            return [base] * len(indices)  # nothing to scale: the common case, made cheap
         values = []
         for index in indices:
             value = base
@@ -277,10 +279,12 @@ class Optimizer:
         A new index starts at ``begin_num_update``; ``num_update`` becomes the maximum count.
         """
         indices = index if isinstance(index, (list, tuple)) else [index]
+        counts, begin, latest = self._index_update_count, self.begin_num_update, self.num_update
         for idx in indices:
-            count = self._index_update_count.get(idx, self.begin_num_update) + 1
-            self._index_update_count[idx] = count
-            self.num_update = max(count, self.num_update)
+            count = counts[idx] = counts.get(idx, begin) + 1
+            if count > latest:
+                latest = count
+        self.num_update = latest
 
     # ------------------------------------------------------------ states, updates
 

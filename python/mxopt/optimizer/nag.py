@@ -86,4 +86,4 @@ class NAG(KernelOptimizer):
                 return
             grad = grad.todense()
         masters = None if master is None else [master]
-        self._run_dense(kernel, [weight], [grad], [_states_tuple(mom)], steps, masters)
+        self._run_dense(kernel, [weight], [grad], _states_tuple(mom), steps, masters)

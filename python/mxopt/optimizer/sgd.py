@@ -103,18 +103,16 @@ class SGD(KernelOptimizer):
             moms = [state[0] for state in states]
             masters = [state[1] for state in states]
         else:
-            moms, masters = list(states), None
+            moms, masters = states, None
 
-        if not any(is_row_sparse(g) for g in grads):
+        if not any(map(is_row_sparse, grads)):
             # MXNet always takes the multi-tensor kernel for dense gradients; the state is
             # used only when momentum is positive.
             if momentum > 0:
-                kernel = self._kernel("multi_sgd_mom", hyper)
-                dense_states = [(m,) for m in moms]
+                kernel, flat_states = self._kernel("multi_sgd_mom", hyper), moms
             else:
-                kernel = self._kernel("multi_sgd", hyper)
-                dense_states = [()] * len(weights)
-            self._run_dense(kernel, weights, grads, dense_states, steps, masters)
+                kernel, flat_states = self._kernel("multi_sgd", hyper), ()
+            self._run_dense(kernel, weights, grads, flat_states, steps, masters)
             return
 
         lrs, wds, ts = steps
