@@ -64,6 +64,7 @@ def step_rows(
     wd: float,
     t: int = 1,
 ) -> None: ...
+
 # ``states`` is flat: ``kernel.num_states`` arrays per weight, weight after weight.
 def step_many(
     kernel: Kernel,

@@ -12,9 +12,9 @@ from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .. import _core
-from .base import Optimizer
+from .base import Optimizer, warn_float16_without_multi_precision
 
-__all__ = ["KernelOptimizer", "is_row_sparse"]
+__all__ = ["KernelOptimizer", "MomentumKernelOptimizer", "is_row_sparse"]
 
 
 def is_row_sparse(grad: Any) -> bool:
@@ -111,3 +111,34 @@ class KernelOptimizer(Optimizer):
         state = super().__getstate__()
         state.pop("_kernel_cache", None)  # native kernels are rebuilt on demand
         return state
+
+
+class MomentumKernelOptimizer(KernelOptimizer):
+    """A kernel optimizer whose state is one momentum buffer (or none without momentum),
+    with MXNet's native multi-precision layout ``(momentum, float32 master)`` — the reverse
+    of the base class's ``(master, state)`` fallback. SGD, NAG and LARS are built on it."""
+
+    kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
+
+    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.momentum = momentum
+
+    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
+        """Momentum buffer of the weight's dtype, or ``None`` without momentum."""
+        return None if self.momentum == 0.0 else np.zeros_like(weight)
+
+    def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
+        """``(momentum, master)`` for float16 weights with ``multi_precision``."""
+        if self.multi_precision and weight.dtype == np.float16:
+            master = weight.astype(np.float32)
+            return (self.create_state(index, master), master)
+        if weight.dtype == np.float16:
+            warn_float16_without_multi_precision()
+        return self.create_state(index, weight)
+
+    def _hyper(self) -> tuple:
+        """Kernel values of ``kernel_hyper``: MXNet passes momentum only when positive and
+        clips only for a truthy ``clip_gradient``."""
+        momentum = self.momentum if self.momentum > 0 else 0.0
+        return (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))

@@ -39,6 +39,16 @@ def _symbol_info(sym: Any) -> Tuple[Dict[str, Dict[str, Any]], list]:
     return sym.attr_dict(), sym.list_arguments()
 
 
+def warn_float16_without_multi_precision() -> None:
+    """MXNet's advice when a float16 weight gets a state without ``multi_precision``."""
+    warnings.warn(
+        "updating float16 weights in float16 may converge slowly or lose accuracy; "
+        "consider multi_precision=True",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 class Optimizer:
     """Base class of all optimizers (MXNet 1.6.0 semantics).
 
@@ -302,12 +312,7 @@ class Optimizer:
             if self.multi_precision:
                 master = weight.astype(np.float32)
                 return (master, self.create_state(index, master))
-            warnings.warn(
-                "updating float16 weights in float16 may converge slowly or lose accuracy; "
-                "consider multi_precision=True",
-                UserWarning,
-                stacklevel=2,
-            )
+            warn_float16_without_multi_precision()
         return self.create_state(index, weight)
 
     def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: Any) -> None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Hashable
 
 import numpy as np
 
-from ._kernel import KernelOptimizer, _states_tuple, is_row_sparse, kernel_clip
+from ._kernel import MomentumKernelOptimizer, _states_tuple, is_row_sparse
 from .base import register
 
 __all__ = ["NAG"]
 
 
 @register
-class NAG(KernelOptimizer):
+class NAG(MomentumKernelOptimizer):
     """Nesterov momentum SGD.
 
     With ``Ĝ = clip(rescale_grad·g)`` and ``m1 = momentum·m``::
@@ -35,30 +34,6 @@ class NAG(KernelOptimizer):
         The :class:`Optimizer` arguments.
     """
 
-    kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
-
-    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.momentum = momentum
-
-    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
-        """Momentum buffer of the weight's dtype, or ``None`` without momentum."""
-        return None if self.momentum == 0.0 else np.zeros_like(weight)
-
-    def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
-        """``(momentum, master)`` for float16 weights with ``multi_precision``."""
-        if self.multi_precision and weight.dtype == np.float16:
-            master = weight.astype(np.float32)
-            return (self.create_state(index, master), master)
-        if weight.dtype == np.float16:
-            warnings.warn(
-                "updating float16 weights in float16 may converge slowly or lose accuracy; "
-                "consider multi_precision=True",
-                UserWarning,
-                stacklevel=2,
-            )
-        return self.create_state(index, weight)
-
     def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: Any) -> None:
         """Update ``weight`` in place."""
         self._update_impl(index, weight, grad, state, master=None)
@@ -76,9 +51,7 @@ class NAG(KernelOptimizer):
         self, index: Hashable, weight: np.ndarray, grad: Any, mom: Any, master: Any
     ) -> None:
         steps = self._preamble([index])
-        momentum = self.momentum if self.momentum > 0 else 0.0
-        hyper = (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
-        kernel = self._kernel("sgd" if mom is None else "nag_mom", hyper)
+        kernel = self._kernel("sgd" if mom is None else "nag_mom", self._hyper())
         if is_row_sparse(grad):
             if mom is None and master is None:
                 lazy = True  # sgd_update's default

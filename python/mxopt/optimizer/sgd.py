@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Hashable, Sequence, Union
 
 import numpy as np
 
 from .. import _core
-from ._kernel import KernelOptimizer, _states_tuple, is_row_sparse, kernel_clip
+from ._kernel import MomentumKernelOptimizer, _states_tuple, is_row_sparse
 from .base import _aggregation_size_from_env, register
 
 __all__ = ["SGD", "ccSGD"]
 
 
 @register
-class SGD(KernelOptimizer):
+class SGD(MomentumKernelOptimizer):
     """Stochastic gradient descent with optional momentum.
 
     Per element, with ``G = lr·clip(rescale_grad·g)`` (clipped only when ``clip_gradient``
@@ -50,31 +49,10 @@ class SGD(KernelOptimizer):
     array([0.95, 0.95, 0.95], dtype=float32)
     """
 
-    kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
-
     def __init__(self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.momentum = momentum
+        super().__init__(momentum=momentum, **kwargs)
         self.lazy_update = lazy_update
         self.aggregate_num = _aggregation_size_from_env()
-
-    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
-        """Momentum buffer of the weight's dtype, or ``None`` without momentum."""
-        return None if self.momentum == 0.0 else np.zeros_like(weight)
-
-    def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
-        """``(momentum, master)`` for float16 weights with ``multi_precision``."""
-        if self.multi_precision and weight.dtype == np.float16:
-            master = weight.astype(np.float32)
-            return (self.create_state(index, master), master)
-        if weight.dtype == np.float16:
-            warnings.warn(
-                "updating float16 weights in float16 may converge slowly or lose accuracy; "
-                "consider multi_precision=True",
-                UserWarning,
-                stacklevel=2,
-            )
-        return self.create_state(index, weight)
 
     def update(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
         """Update one weight (or lists of them), in place."""
@@ -97,8 +75,8 @@ class SGD(KernelOptimizer):
         if not isinstance(indices, (list, tuple)):
             indices, weights, grads, states = [indices], [weights], [grads], [states]
         steps = self._preamble(indices)
-        momentum = self.momentum if self.momentum > 0 else 0.0
-        hyper = (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
+        hyper = self._hyper()
+        momentum = hyper[0]
         if multi_precision:
             moms = [state[0] for state in states]
             masters = [state[1] for state in states]
