@@ -13,8 +13,9 @@ import argparse
 import os
 import time
 
-import mxopt
 import numpy as np
+
+import mxopt
 from mxopt import random as mxr
 
 
