@@ -1,6 +1,7 @@
 //! The kernel table and the four entry points: `step` (dense), `step_mixed` (fp16 weight
 //! with fp32 master copy), `step_rows` (row-sparse gradient) and `step_many` (one call for
-//! a whole list of tensors). Each validates everything, then releases the GIL once.
+//! a whole list of tensors). Each validates everything before the first write, then runs
+//! the engine with the GIL released (for updates large enough for that to pay).
 
 use super::arrays::{readonly, same_shape, slice, slice_mut, state_slices, states, writable};
 use super::arrays::{with_dtype, Dtype};
