@@ -209,3 +209,22 @@ def test_gil_is_released_while_a_kernel_runs():
     # inside any call's window.
     inside = sum(1 for t in ticks for start, end in window if start < t < end)
     assert inside > 0
+
+
+def test_more_than_sixty_tensors_in_one_aggregated_call(monkeypatch):
+    # MXNet 1.6 crashes beyond 60 tensors per multi-tensor call; mxopt has no such limit.
+    monkeypatch.setenv("MXNET_OPTIMIZER_AGGREGATION_SIZE", "1000")
+    from mxopt.optimizer import get_updater
+
+    data = [_data(5 + i % 7, np.float32, seed=i) for i in range(100)]
+    updater = get_updater(SGD(learning_rate=0.1, momentum=0.9, wd=0.01))
+    assert updater.optimizer.aggregate_num == 1000
+    weights = [w.copy() for w, _ in data]
+    for _ in range(2):
+        updater(list(range(100)), [g for _, g in data], weights)
+    single = SGD(learning_rate=0.1, momentum=0.9, wd=0.01)
+    for i, (w, g) in enumerate(data):
+        w, state = w.copy(), single.create_state(i, w)
+        for _ in range(2):
+            single.update(i, w, g, state)
+        np.testing.assert_array_equal(weights[i], w)
