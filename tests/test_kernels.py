@@ -1,4 +1,5 @@
-"""Kernel properties that golden trajectories cannot pin down on small tensors.
+"""Kernel properties that golden trajectories cannot pin down on small tensors, for every
+optimizer in the ``cases`` table.
 
 * Every length around the loop and chunk edges updates every element, in every dtype.
 * The aggregated entry point equals one call per tensor; a row-sparse gradient that lists
@@ -13,22 +14,18 @@ import sys
 import threading
 import time
 
+import cases
 import numpy as np
 import pytest
 
 from mxopt import _core
-from mxopt.optimizer import NAG, SGD
+from mxopt.optimizer import SGD
 from mxopt.sparse import row_sparse_array
 
 MIN = _core.MIN_PARALLEL_LEN
 # Around SIMD widths, the fp16 conversion block (512) and the parallel split.
 LENGTHS = [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 511, 512, 513, 2 * MIN - 1, 2 * MIN, 2 * MIN + 3]
 DTYPES = [np.float16, np.float32, np.float64]
-OPTIMIZERS = {
-    "sgd": lambda: SGD(learning_rate=0.1, wd=0.01),
-    "sgd_mom": lambda: SGD(learning_rate=0.1, momentum=0.9, wd=0.01, clip_gradient=0.5),
-    "nag": lambda: NAG(learning_rate=0.1, momentum=0.9, wd=0.01),
-}
 
 
 def _data(n, dtype, seed=0):
@@ -39,75 +36,56 @@ def _data(n, dtype, seed=0):
     return w, g
 
 
-def _reference(opt_name, w, g, steps=2):
-    """The update computed element by element in NumPy, in MXNet's association order."""
-    d = w.dtype.type
-    # Kernels parse hyper-parameters as float32, then convert them to the weight's dtype.
-    lr, wd, mu = (d(np.float32(x)) for x in (0.1, 0.01, 0.9))
-    w, m = w.copy(), np.zeros_like(w)
+def _run(opt, w, g, steps=2):
+    state = opt.create_state_multi_precision(0, w)
     for _ in range(steps):
-        if opt_name == "sgd":
-            m = (d(0) - (lr * wd) * w) - (lr * d(1.0)) * g
-            w = w + m
-        elif opt_name == "sgd_mom":
-            m = (mu * m - (lr * wd) * w) - lr * np.clip(g * d(1.0), -d(0.5), d(0.5))
-            w = w + m
-        else:
-            m1 = mu * m
-            w_new = (w - m1) + (mu + d(1)) * (m1 - lr * (g * d(1.0) + wd * w))
-            m = m1 - lr * (g * d(1.0) + wd * w_new)
-            w = w_new
-    return w
+        opt.update_multi_precision(0, w, g, state)
+    return state
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("case_id", cases.ids(lambda c: c.reference is not None))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", LENGTHS)
-def test_every_element_is_updated_at_chunk_edges(name, dtype, n):
+def test_every_element_is_updated_at_chunk_edges(case_id, dtype, n):
+    case = cases.BY_ID[case_id]
     w, g = _data(n, dtype)
-    opt = OPTIMIZERS[name]()
-    state = opt.create_state(0, w)
-    expected = _reference(name, w, g)
-    for _ in range(2):
-        opt.update(0, w, g, state)
+    expected = case.reference(w, g, 2)
+    _run(case.make(), w, g)
     np.testing.assert_array_equal(w, expected)
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("case_id", cases.ids())
 @pytest.mark.parametrize("n", LENGTHS)
-def test_float16_and_multi_precision_at_chunk_edges(name, n):
+def test_float16_and_multi_precision_at_chunk_edges(case_id, n):
+    case = cases.BY_ID[case_id]
     w16, g16 = _data(n, np.float16)
     # Without multi-precision every element moves (the gradient is far from zero).
-    plain = OPTIMIZERS[name]()
     w = w16.copy()
     with pytest.warns(UserWarning, match="multi_precision"):
-        state = plain.create_state_multi_precision(0, w)
-    plain.update_multi_precision(0, w, g16, state)
-    assert np.all(w != w16) or n == 0
+        _run(case.make(), w, g16)
+    assert np.all(w != w16)
 
     # With it, the master copy follows the float32 update of the widened gradient, and
     # the float16 weight is the master rounded to nearest.
-    mp = OPTIMIZERS[name]()
-    mp.multi_precision = True
     w = w16.copy()
-    state = mp.create_state_multi_precision(0, w)
-    for _ in range(2):
-        mp.update_multi_precision(0, w, g16, state)
+    state = _run(case.make(multi_precision=True), w, g16)
     master = state[1]
-    expected = _reference(name, w16.astype(np.float32), g16.astype(np.float32))
-    np.testing.assert_array_equal(master, expected)
+    w32 = w16.astype(np.float32)
+    _run(case.make(), w32, g16.astype(np.float32))
+    np.testing.assert_array_equal(master, w32)
     np.testing.assert_array_equal(w, master.astype(np.float16))
 
 
+@pytest.mark.parametrize("case_id", cases.ids(lambda c: c.aggregates))
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_aggregated_call_equals_one_call_per_tensor(dtype, momentum):
+def test_aggregated_call_equals_one_call_per_tensor(case_id, dtype):
+    case = cases.BY_ID[case_id]
     sizes = [0, 1, 9, 65, 513, 2 * MIN + 3, 3]
     data = [_data(n, dtype, seed=n) for n in sizes]
     indices = list(range(len(sizes)))
 
     def make():
-        opt = SGD(learning_rate=0.05, momentum=momentum, wd=0.1, clip_gradient=2.0)
+        opt = case.make()
         opt.set_lr_mult({1: 2.0, 4: 0.5})
         weights = [w.copy() for w, _ in data]
         return opt, weights, [opt.create_state(i, w) for i, w in zip(indices, weights)]
@@ -122,24 +100,31 @@ def test_aggregated_call_equals_one_call_per_tensor(dtype, momentum):
         np.testing.assert_array_equal(got, expected)
 
 
+def _lazy_modes(case):
+    return [True, False] if case.row_sparse else [None]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "lazy"), [(c.id, lazy) for c in cases.CASES for lazy in _lazy_modes(c)]
+)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-@pytest.mark.parametrize("lazy", [True, False])
-def test_row_sparse_with_every_row_equals_dense(dtype, momentum, lazy):
+def test_row_sparse_with_every_row_equals_dense(case_id, lazy, dtype):
+    case = cases.BY_ID[case_id]
     rows, cols = 2 * MIN // 7 + 5, 7  # enough rows for the parallel split
     w, g = _data(rows * cols, dtype)
     w, g = w.reshape(rows, cols), g.reshape(rows, cols)
     sparse_grad = row_sparse_array((g, np.arange(rows)), shape=(rows, cols))
-    results = []
+    results, stateless = [], False
     for grad in (sparse_grad, g):
-        opt = SGD(learning_rate=0.1, momentum=momentum, wd=0.01, lazy_update=lazy)
+        opt = case.make() if lazy is None else case.make(lazy_update=lazy)
         weight = w.copy()
         state = opt.create_state(0, weight)
+        stateless = state is None
         opt.update(0, weight, grad, state)
         results.append(weight)
-    if momentum == 0.0:
-        # Momentum-free row-sparse updates use sgd_update's association: equal up to the
-        # last bit.
+    if case.row_sparse and stateless:
+        # Momentum-free SGD on rows runs sgd_update's association, dense SGD the
+        # multi-tensor one: equal up to the last bit.
         ulp = np.finfo(dtype).eps * np.abs(results[1]).max()
         np.testing.assert_allclose(results[0], results[1], rtol=0, atol=2 * ulp)
     else:
@@ -159,25 +144,33 @@ def test_row_sparse_lazy_touches_only_listed_rows_standard_touches_all():
 
 
 THREAD_SCRIPT = """
-import numpy as np, sys
-from mxopt.optimizer import SGD
+import sys
+import numpy as np
+import cases
+case = cases.BY_ID[sys.argv[1]]
 rng = np.random.default_rng(1)
 w = rng.standard_normal(3 * 2**15 + 11).astype(np.float32)
 g = rng.standard_normal(w.size).astype(np.float32)
-opt = SGD(learning_rate=0.1, momentum=0.9, wd=0.01)
-state = opt.create_state(0, w)
+small_w, small_g = w[:5].copy(), g[:5].copy()
+opt = case.make()
+state, small_state = opt.create_state(0, w), opt.create_state(1, small_w)
 for _ in range(3):
-    opt.update([0, 1], [w, w[:5].copy()], [g, g[:5].copy()], [state, np.zeros(5, np.float32)])
+    if case.aggregates:
+        opt.update([0, 1], [w, small_w], [g, small_g], [state, small_state])
+    else:
+        opt.update(0, w, g, state)
 sys.stdout.buffer.write(w.tobytes())
 """
 
 
-def test_results_do_not_depend_on_thread_count():
+@pytest.mark.parametrize("case_id", cases.ids())
+def test_results_do_not_depend_on_thread_count(case_id):
     outputs = []
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
     for threads in ("1", "2", "3"):
-        env = dict(os.environ, RAYON_NUM_THREADS=threads)
+        env = dict(os.environ, RAYON_NUM_THREADS=threads, PYTHONPATH=tests_dir)
         run = subprocess.run(
-            [sys.executable, "-c", THREAD_SCRIPT], env=env, capture_output=True, check=True
+            [sys.executable, "-c", THREAD_SCRIPT, case_id], env=env, capture_output=True, check=True
         )
         outputs.append(run.stdout)
     assert outputs[0] == outputs[1] == outputs[2]

@@ -1,0 +1,98 @@
+"""The table of kernel optimizers that the property suites (``test_kernels.py``) run over.
+
+A new kernel optimizer joins every property test by adding rows here; ``reference`` (its
+element maths in NumPy, in MXNet's association order) is needed only for the chunk-edge
+test against hand-computed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+from mxopt.optimizer import Optimizer, create
+
+LR, WD, MOMENTUM, CLIP = 0.1, 0.01, 0.9, 0.5
+
+
+def _kernel_params(d: type) -> tuple:
+    # Kernels parse hyper-parameters as float32, then convert them to the weight's dtype.
+    return tuple(d(np.float32(x)) for x in (LR, WD, MOMENTUM, CLIP))
+
+
+def sgd_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, _, _ = _kernel_params(d)
+    for _ in range(steps):
+        w = w + ((d(0) - (lr * wd) * w) - (lr * d(1.0)) * g)
+    return w
+
+
+def sgd_momentum_clip_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, mu, clip = _kernel_params(d)
+    m = np.zeros_like(w)
+    for _ in range(steps):
+        m = (mu * m - (lr * wd) * w) - lr * np.clip(g * d(1.0), -clip, clip)
+        w = w + m
+    return w
+
+
+def nag_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, mu, _ = _kernel_params(d)
+    m = np.zeros_like(w)
+    for _ in range(steps):
+        m1 = mu * m
+        w_new = (w - m1) + (mu + d(1)) * (m1 - lr * (g * d(1.0) + wd * w))
+        m = m1 - lr * (g * d(1.0) + wd * w_new)
+        w = w_new
+    return w
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One optimizer configuration under test."""
+
+    id: str
+    name: str
+    kwargs: Dict[str, Any]
+    reference: Optional[Callable[[np.ndarray, np.ndarray, int], np.ndarray]] = None
+    #: ``update`` accepts lists of indices/weights/grads/states (MXNet's aggregation).
+    aggregates: bool = False
+    #: Row-sparse gradients update rows (lazy/standard) instead of being densified.
+    row_sparse: bool = False
+
+    def make(self, **overrides: Any) -> Optimizer:
+        return create(self.name, **{**self.kwargs, **overrides})
+
+
+CASES = [
+    Case("sgd", "sgd", {"learning_rate": LR, "wd": WD}, sgd_reference, True, True),
+    Case(
+        "sgd_mom_clip",
+        "sgd",
+        {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM, "clip_gradient": CLIP},
+        sgd_momentum_clip_reference,
+        True,
+        True,
+    ),
+    Case(
+        "ccsgd_mom",
+        "ccsgd",
+        {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM},
+        None,
+        True,
+        True,
+    ),
+    Case("nag_mom", "nag", {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM}, nag_reference),
+    Case("nag", "nag", {"learning_rate": LR, "wd": WD}),
+]
+BY_ID = {case.id: case for case in CASES}
+
+
+def ids(predicate: Callable[[Case], bool] = lambda case: True) -> list:
+    """Ids of the cases that satisfy ``predicate``, for ``pytest.mark.parametrize``."""
+    return [case.id for case in CASES if predicate(case)]
