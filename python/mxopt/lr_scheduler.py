@@ -213,7 +213,9 @@ class MultiFactorScheduler(LRScheduler):
 
 
 class _DecayToFinalScheduler(LRScheduler):
-    """Shared constructor of the schedulers that decay from ``base_lr`` to ``final_lr``."""
+    """Shared machinery of the schedulers that decay from ``base_lr`` to ``final_lr`` over
+    ``max_update`` updates; each subclass defines ``_decayed(done)``, the rate after
+    ``done`` post-warmup updates."""
 
     def __init__(
         self,
@@ -235,6 +237,14 @@ class _DecayToFinalScheduler(LRScheduler):
         self.final_lr = final_lr
         # Not validated: warmup_steps >= max_update gives 0 or a negative span.
         self.max_steps = max_update - self.warmup_steps
+
+    def __call__(self, num_update: int) -> float:
+        """Learning rate after ``num_update`` updates; past ``max_update`` the last value."""
+        if num_update < self.warmup_steps:
+            return self.get_warmup_lr(num_update)
+        if num_update <= self.max_update:
+            self.base_lr = self._decayed(num_update - self.warmup_steps)
+        return self.base_lr
 
 
 class PolyScheduler(_DecayToFinalScheduler):
@@ -278,16 +288,9 @@ class PolyScheduler(_DecayToFinalScheduler):
         super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
         self.power = pwr
 
-    def __call__(self, num_update: int) -> float:
-        """Learning rate after ``num_update`` updates."""
-        if num_update < self.warmup_steps:
-            return self.get_warmup_lr(num_update)
-        if num_update <= self.max_update:
-            remaining = 1 - float(num_update - self.warmup_steps) / float(self.max_steps)
-            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * pow(
-                remaining, self.power
-            )
-        return self.base_lr
+    def _decayed(self, done: int) -> float:
+        remaining = 1 - float(done) / float(self.max_steps)
+        return self.final_lr + (self.base_lr_orig - self.final_lr) * pow(remaining, self.power)
 
 
 class CosineScheduler(_DecayToFinalScheduler):
@@ -326,13 +329,6 @@ class CosineScheduler(_DecayToFinalScheduler):
     ) -> None:
         super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
 
-    def __call__(self, num_update: int) -> float:
-        """Learning rate after ``num_update`` updates."""
-        if num_update < self.warmup_steps:
-            return self.get_warmup_lr(num_update)
-        if num_update <= self.max_update:
-            angle = pi * (num_update - self.warmup_steps) / self.max_steps
-            self.base_lr = (
-                self.final_lr + (self.base_lr_orig - self.final_lr) * (1 + cos(angle)) / 2
-            )
-        return self.base_lr
+    def _decayed(self, done: int) -> float:
+        angle = pi * done / self.max_steps
+        return self.final_lr + (self.base_lr_orig - self.final_lr) * (1 + cos(angle)) / 2
