@@ -141,6 +141,18 @@ pub fn same_shape(name: impl Display, expected: &[usize], got: &[usize]) -> PyRe
     }
 }
 
+/// Borrows a weight for writing and its gradient for reading, checking they share a shape.
+pub fn weight_and_grad<'py, T: Element>(
+    names: (impl Display + Copy, impl Display + Copy),
+    weight: &Bound<'py, PyAny>,
+    grad: &Bound<'py, PyAny>,
+) -> PyResult<(PyReadwriteArrayDyn<'py, T>, PyReadonlyArrayDyn<'py, T>)> {
+    let w = writable::<T>(names.0, weight)?;
+    let g = readonly::<T>(names.1, grad)?;
+    same_shape(names.1, w.shape(), g.shape())?;
+    Ok((w, g))
+}
+
 /// The contiguous data of a validated writable array.
 pub fn slice_mut<'a, T: Element>(a: &'a mut PyReadwriteArrayDyn<'_, T>) -> &'a mut [T] {
     // `writable` checked C-contiguity, so this is the whole array.

@@ -3,7 +3,9 @@
 //! a whole list of tensors). Each validates everything before the first write, then runs
 //! the engine with the GIL released (for updates large enough for that to pay).
 
-use super::arrays::{readonly, same_shape, slice, slice_mut, state_slices, states, writable};
+use super::arrays::{
+    readonly, same_shape, slice, slice_mut, state_slices, states, weight_and_grad, writable,
+};
 use super::arrays::{with_dtype, Dtype};
 use super::many::{in_chunks, RuleCache, Tensors};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
@@ -192,9 +194,7 @@ fn step(
 ) -> PyResult<()> {
     let step = Step { lr, wd, t };
     with_dtype!(Dtype::of("weight", weight)?, T => {
-        let mut w = writable::<T>("weight", weight)?;
-        let g = readonly::<T>("grad", grad)?;
-        same_shape("grad", w.shape(), g.shape())?;
+        let (mut w, g) = weight_and_grad::<T>(("weight", "grad"), weight, grad)?;
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
             let mut s = self::states::<T>(w.shape(), &states, N)?;
             let rule = at(step)?;
@@ -222,9 +222,7 @@ fn step_mixed(
     t: u64,
 ) -> PyResult<()> {
     let step = Step { lr, wd, t };
-    let mut w = writable::<f16>("weight", weight)?;
-    let g = readonly::<f16>("grad", grad)?;
-    same_shape("grad", w.shape(), g.shape())?;
+    let (mut w, g) = weight_and_grad::<f16>(("weight", "grad"), weight, grad)?;
     let mut m = writable::<f32>("master weight", master)?;
     same_shape("master weight", w.shape(), m.shape())?;
     with_rule!(kernel.rule, f32, |at, N| {
@@ -278,11 +276,12 @@ fn step_rows(
         };
         let v = readonly::<T>("values", values)?;
         let expected: Vec<usize> = [idx.shape()[0]].iter().chain(row_shape).copied().collect();
-        same_shape("values", &expected, v.shape())
-            .map_err(|_| PyValueError::new_err(format!(
+        if v.shape() != expected.as_slice() {
+            return Err(PyValueError::new_err(format!(
                 "values: expected shape {expected:?} (one weight row per index), got {:?}",
                 v.shape()
-            )))?;
+            )));
+        }
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
             let mut s = self::states::<T>(w.shape(), &states, N)?;
             let rule = at(step)?;

@@ -7,7 +7,7 @@
 //! overlap — and then borrowed, updated and released in chunks. Nothing is written unless
 //! every tensor passed.
 
-use super::arrays::{readonly, same_shape, states, writable, Item};
+use super::arrays::{same_shape, states, weight_and_grad, writable, Item};
 use crate::rule::Step;
 use numpy::{
     Element, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
@@ -42,9 +42,8 @@ fn borrow<'py, W: Element, S: Element>(
     num_states: usize,
     index: usize,
 ) -> PyResult<Borrowed<'py, W, S>> {
-    let w = writable::<W>(Item("weights", index), &t.weights[index])?;
-    let g = readonly::<W>(Item("grads", index), &t.grads[index])?;
-    same_shape(Item("grads", index), w.shape(), g.shape())?;
+    let names = (Item("weights", index), Item("grads", index));
+    let (w, g) = weight_and_grad::<W>(names, &t.weights[index], &t.grads[index])?;
     let master = match masters {
         Some(masters) => {
             let m = writable::<S>(Item("masters", index), &masters[index])?;
