@@ -71,8 +71,6 @@ class Case:
         self.lr_mult = lr_mult
         self.wd_mult = wd_mult
         self.mode = mode
-        if mode == "direct" and state_init is None:
-            state_init = "create_state_multi_precision"
         self.state_init = state_init
         self.rng = np.random.RandomState(zlib.crc32(name.encode()) & 0x7FFFFFFF)
         self.w0 = []  # initial weights (numpy)
@@ -313,28 +311,62 @@ def write_npz(path, arrays):
 
 
 # --------------------------------------------------------------------------------------------
-# The cases
+# Case shapes
 # --------------------------------------------------------------------------------------------
 
 DENSE_SHAPES = [(5,), (3, 4), (65,)]
 RSP_SHAPES = [(7, 3), (65,)]
+AGG_SHAPES = [(5,), (3, 4), (65,), (7, 3)] * 2
+DTYPE_TAGS = ((F32, "f32"), (F64, "f64"), (F16, "f16"))
+
+BASE = {"learning_rate": 0.1, "wd": 0.01}
+MOM = {"momentum": 0.9}
+CLIP = {"rescale_grad": 0.5, "clip_gradient": 1.0}
+MP = {"multi_precision": True}
 
 
-def dense_case(name, opt, kwargs, dtypes, *, steps=3, doc="", shapes=DENSE_SHAPES, **ckw):
-    """Weights of the given dtypes (cycled over DENSE_SHAPES), scalar-index Updater calls."""
-    c = Case(name, opt, kwargs, doc=doc, **ckw)
-    for j, dt in enumerate(dtypes):
-        c.weight(dt, shapes[j % len(shapes)])
-    for _ in range(steps):
-        c.step_each()
+def scheduler(cls, **kwargs):
+    """The ``scheduler`` entry of a case: ``mx.lr_scheduler.<cls>(**kwargs)``."""
+    return {"class": cls, "kwargs": kwargs}
+
+
+def new_case(name, opt, kwargs, dtypes, shapes=DENSE_SHAPES, **ckw):
+    """A Case with one weight per dtype, the shapes taken in order from ``shapes``."""
+    c = Case(name, opt, kwargs, **ckw)
+    for dt, shape in zip(dtypes, shapes):
+        c.weight(dt, shape)
     return c
 
 
-def rsp_case(name, opt, kwargs, dtype, *, doc="", **ckw):
+def dense_case(name, opt, kwargs, dtypes, *, steps=3, listed=False, kind="updater", **ckw):
+    """``steps`` rounds of dense gradients: per round one scalar-index call per weight, or a
+    single list-index call for all weights if ``listed``."""
+    c = new_case(name, opt, kwargs, dtypes, **ckw)
+    step = c.step_all if listed else c.step_each
+    for _ in range(steps):
+        step(kind=kind)
+    return c
+
+
+def direct_case(name, opt, kwargs, kind, dtypes, *, listed=False, doc):
+    """Like ``dense_case`` but calling ``opt.<kind>`` directly, with the matching create_state."""
+    state_init = "create_state" if kind == "update" else "create_state_multi_precision"
+    return dense_case(
+        name,
+        opt,
+        kwargs,
+        dtypes,
+        listed=listed,
+        kind=kind,
+        mode="direct",
+        state_init=state_init,
+        doc=doc,
+    )
+
+
+def rsp_case(name, opt, kwargs, dtype, **ckw):
     """Row-sparse gradients: some rows, nnz = 0, all rows, other rows (two weights)."""
-    c = Case(name, opt, kwargs, doc=doc, **ckw)
-    for shape in RSP_SHAPES:
-        c.weight(dtype, shape)
+    c = new_case(name, opt, kwargs, [dtype] * 2, RSP_SHAPES, **ckw)
     row_sets = [
         [[1, 4], [0, 5, 17, 63, 64]],
         [[], []],
@@ -347,910 +379,651 @@ def rsp_case(name, opt, kwargs, dtype, *, doc="", **ckw):
     return c
 
 
-def sgd_family_cases(opt):
-    """Cases shared by ``sgd`` and ``ccsgd`` (ccsgd gets a subset)."""
-    base = {"learning_rate": 0.1, "wd": 0.01}
-    mom = {"momentum": 0.9}
-    clip = {"rescale_grad": 0.5, "clip_gradient": 1.0}
-    cases = []
-    add = cases.append
+def mixed_stype_case(name, opt, kwargs, **ckw):
+    """List-index Updater calls whose middle gradient is row-sparse, the others dense."""
+    c = new_case(name, opt, kwargs, [F32] * 3, [(5,), (7, 3), (65,)], **ckw)
+    for rows in ([1, 4], [], list(range(7))):
+        c.call([0, 1, 2], [0, 1, 2], [c.dense(0), c.rsp(1, rows), c.dense(2)])
+    return c
 
-    for dt, tag in ((F32, "f32"), (F64, "f64"), (F16, "f16")):
-        add(
+
+def interleaved_case(opt, kwargs, order, **ckw):
+    """Three f32 weights updated in the index ``order`` (scalar-index Updater calls)."""
+    c = new_case("interleaved", opt, kwargs, [F32] * 3, **ckw)
+    c.step_each(order)
+    return c
+
+
+def saveload_case(name, opt, kwargs, dtypes, before, after, *, dump_optimizer, **ckw):
+    """Updates in the index order ``before``, an Updater save/load round trip, then ``after``."""
+    c = new_case(name, opt, kwargs, dtypes, **ckw)
+    c.step_each(before)
+    c.save_load(dump_optimizer)
+    c.step_each(after)
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+# The cases
+# --------------------------------------------------------------------------------------------
+
+
+def momentum_sweep(opt):
+    """f32, f64 and f16 weights with and without momentum, and multi-precision f16."""
+    cases = []
+    for dt, tag in DTYPE_TAGS:
+        cases += [
             dense_case(
-                f"dense_{tag}_mom0", opt, base, [dt] * 3, doc=f"{tag} weights, no momentum, no clip"
-            )
-        )
-        add(
+                f"dense_{tag}_mom0", opt, BASE, [dt] * 3, doc=f"{tag} weights, no momentum, no clip"
+            ),
             dense_case(
                 f"dense_{tag}_mom09",
                 opt,
-                {**base, **mom, **clip},
+                {**BASE, **MOM, **CLIP},
                 [dt] * 3,
                 doc=f"{tag} weights, momentum 0.9, rescale 0.5, clip 1.0",
-            )
-        )
-    add(
+            ),
+        ]
+    return [
+        *cases,
         dense_case(
             "mp_f16_mom0",
             opt,
-            {**base, "multi_precision": True},
+            {**BASE, **MP},
             [F16] * 3,
             doc="f16 weights, multi_precision, no momentum",
-        )
-    )
-    add(
+        ),
         dense_case(
             "mp_f16_mom09",
             opt,
-            {**base, **mom, **clip, "multi_precision": True},
+            {**BASE, **MOM, **CLIP, **MP},
             [F16] * 3,
             doc="f16 weights, multi_precision, momentum 0.9, clip",
-        )
-    )
+        ),
+    ]
 
-    # row-sparse gradients (lazy / std, with and without momentum)
-    for lazy in (True, False):
-        tag = "lazy" if lazy else "std"
-        add(
-            rsp_case(
-                f"rsp_{tag}_mom0",
-                opt,
-                {**base, "wd": 0.05, "lazy_update": lazy},
-                F32,
-                doc=f"row-sparse grads, {tag}, no momentum",
-            )
-        )
-        add(
+
+def sgd_rsp_cases(opt):
+    """Row-sparse gradients, lazy and standard, with and without momentum (sgd and ccsgd)."""
+    cases = []
+    for lazy, tag in ((True, "lazy"), (False, "std")):
+        rsp = {**BASE, "wd": 0.05, "lazy_update": lazy}
+        cases += [
+            rsp_case(f"rsp_{tag}_mom0", opt, rsp, F32, doc=f"row-sparse grads, {tag}, no momentum"),
             rsp_case(
                 f"rsp_{tag}_mom09",
                 opt,
-                {**base, **mom, **clip, "wd": 0.05, "lazy_update": lazy},
+                {**rsp, **MOM, **CLIP},
                 F32,
                 doc=f"row-sparse grads, {tag}, momentum 0.9, clip",
-            )
-        )
-    add(
+            ),
+        ]
+    return [
+        *cases,
         rsp_case(
             "mp_rsp_mom09",
             opt,
-            {**base, **mom, **clip, "multi_precision": True},
+            {**BASE, **MOM, **CLIP, **MP},
             F16,
             doc="multi-precision f16 with row-sparse grads (densified)",
-        )
-    )
-    if opt == "ccsgd":
-        c = Case(
-            "agg2_mixed",
-            opt,
-            {**base, **mom},
-            env={AGG_ENV: "2"},
-            doc="aggregation size 2, mixed dtypes",
-        )
-        for dt, sh in zip([F32, F64, F32, F32, F64], [(5,), (3, 4), (65,), (7, 3), (5,)]):
-            c.weight(dt, sh)
-        for _ in range(3):
-            c.step_all()
-        add(c)
-        return cases
+        ),
+    ]
 
-    add(
+
+def sgd_nag_shared_cases(opt):
+    """Cases that sgd and nag run with the same settings."""
+    return [
         dense_case(
             "dense_f16_odd",
             opt,
-            {**base, **mom, "rescale_grad": 0.37, "clip_gradient": 0.77},
+            {**BASE, **MOM, "rescale_grad": 0.37, "clip_gradient": 0.77},
             [F16] * 3,
             doc="f16 without MP, rescale/clip not representable in f16",
-        )
-    )
-    add(
-        dense_case(
-            "mp_flag_f32",
-            opt,
-            {**base, **mom, "multi_precision": True},
-            [F32, F64, F32],
-            doc="multi_precision=True on f32/f64 weights behaves as without",
-        )
-    )
-    add(
+        ),
         dense_case(
             "mom_neg",
             opt,
-            {**base, "momentum": -0.5},
+            {**BASE, "momentum": -0.5},
             [F32] * 3,
             doc="negative momentum: state created but kernels run without momentum",
-        )
-    )
-    add(
+        ),
         dense_case(
             "clip_none_rs2",
             opt,
-            {**base, **mom, "rescale_grad": 2.0},
+            {**BASE, **MOM, "rescale_grad": 2.0},
             [F32] * 3,
             doc="rescale 2, no clip",
-        )
-    )
-    add(
-        dense_case(
-            "clip_zero",
-            opt,
-            {**base, **mom, "rescale_grad": 2.0, "clip_gradient": 0.0},
-            [F32] * 3,
-            doc="clip_gradient=0 means no clip for kernel optimizers",
-        )
-    )
-    add(
-        dense_case(
-            "clip_neg",
-            opt,
-            {**base, "rescale_grad": 2.0, "clip_gradient": -1.0},
-            [F32] * 3,
-            doc="negative clip_gradient disables kernel clipping",
-        )
-    )
-    add(
-        dense_case(
-            "clip_small_f64",
-            opt,
-            {**base, **mom, "rescale_grad": 1.5, "clip_gradient": 0.3},
-            [F64] * 3,
-            doc="small clip on f64",
-        )
-    )
-    add(
-        rsp_case(
-            "rsp_lazy_f64_mom09",
-            opt,
-            {**base, **mom, **clip, "wd": 0.05},
-            F64,
-            doc="row-sparse lazy, f64",
-        )
-    )
-    add(
-        rsp_case(
-            "rsp_std_f16_mom09",
-            opt,
-            {**base, **mom, **clip, "wd": 0.05, "lazy_update": False},
-            F16,
-            doc="row-sparse std, f16 without multi-precision",
-        )
-    )
-    add(
-        rsp_case(
-            "rsp_lazy_f16_mom0",
-            opt,
-            {**base, "wd": 0.05, "rescale_grad": 0.37, "clip_gradient": 0.77},
-            F16,
-            doc="row-sparse lazy, f16 without MP, no momentum, odd rescale/clip",
-        )
-    )
-    add(
-        rsp_case(
-            "rsp_std_f16_mom0",
-            opt,
-            {**base, "wd": 0.05, "lazy_update": False},
-            F16,
-            doc="row-sparse std, f16 without MP, no momentum (decay factor in f16)",
-        )
-    )
-    add(
+        ),
         rsp_case(
             "mp_rsp_mom0",
             opt,
-            {**base, "wd": 0.05, "multi_precision": True},
+            {**BASE, "wd": 0.05, **MP},
             F16,
             doc="multi-precision f16, row-sparse grads, no momentum",
-        )
-    )
-    add(
+        ),
+        interleaved_case(
+            opt,
+            {**BASE, **MOM, **CLIP},
+            [0, 1, 0, 2, 1, 0, 2],
+            scheduler=scheduler("FactorScheduler", step=2, factor=0.5, base_lr=0.1),
+            doc="indices 0,1,0,2,1,0,2 with a scheduler (num_update is a max over indices)",
+        ),
+        saveload_case(
+            "saveload_dump_sched",
+            opt,
+            {**BASE, **MOM},
+            [F32] * 3,
+            [0, 1, 0, 2],
+            [1, 0, 2, 0],
+            dump_optimizer=True,
+            scheduler=scheduler("FactorScheduler", step=2, factor=0.5, base_lr=0.3),
+            doc="get_states(dump_optimizer=True): counts and scheduler state travel too",
+        ),
+    ]
+
+
+def ccsgd_cases():
+    return [
+        *momentum_sweep("ccsgd"),
+        *sgd_rsp_cases("ccsgd"),
+        dense_case(
+            "agg2_mixed",
+            "ccsgd",
+            {**BASE, **MOM},
+            [F32, F64, F32, F32, F64],
+            listed=True,
+            shapes=AGG_SHAPES,
+            env={AGG_ENV: "2"},
+            doc="aggregation size 2, mixed dtypes",
+        ),
+    ]
+
+
+def sgd_cases():
+    opt = "sgd"
+    mom_clip = {**BASE, **MOM, **CLIP}
+    agg_dtypes = [F32, F64, F32, F32, F64, F32, F16, F32]
+    return [
+        *momentum_sweep(opt),
+        *sgd_rsp_cases(opt),
+        *sgd_nag_shared_cases(opt),
+        *sgd_call_sequence_cases(opt),
+        # clipping, momentum and dtype corners
+        dense_case(
+            "mp_flag_f32",
+            opt,
+            {**BASE, **MOM, **MP},
+            [F32, F64, F32],
+            doc="multi_precision=True on f32/f64 weights behaves as without",
+        ),
+        dense_case(
+            "clip_zero",
+            opt,
+            {**BASE, **MOM, "rescale_grad": 2.0, "clip_gradient": 0.0},
+            [F32] * 3,
+            doc="clip_gradient=0 means no clip for kernel optimizers",
+        ),
+        dense_case(
+            "clip_neg",
+            opt,
+            {**BASE, "rescale_grad": 2.0, "clip_gradient": -1.0},
+            [F32] * 3,
+            doc="negative clip_gradient disables kernel clipping",
+        ),
+        dense_case(
+            "clip_small_f64",
+            opt,
+            {**BASE, **MOM, "rescale_grad": 1.5, "clip_gradient": 0.3},
+            [F64] * 3,
+            doc="small clip on f64",
+        ),
+        rsp_case(
+            "rsp_lazy_f64_mom09", opt, {**mom_clip, "wd": 0.05}, F64, doc="row-sparse lazy, f64"
+        ),
+        rsp_case(
+            "rsp_std_f16_mom09",
+            opt,
+            {**mom_clip, "wd": 0.05, "lazy_update": False},
+            F16,
+            doc="row-sparse std, f16 without multi-precision",
+        ),
+        rsp_case(
+            "rsp_lazy_f16_mom0",
+            opt,
+            {**BASE, "wd": 0.05, "rescale_grad": 0.37, "clip_gradient": 0.77},
+            F16,
+            doc="row-sparse lazy, f16 without MP, no momentum, odd rescale/clip",
+        ),
+        rsp_case(
+            "rsp_std_f16_mom0",
+            opt,
+            {**BASE, "wd": 0.05, "lazy_update": False},
+            F16,
+            doc="row-sparse std, f16 without MP, no momentum (decay factor in f16)",
+        ),
         rsp_case(
             "mp_rsp_std_mom09",
             opt,
-            {**base, **mom, "wd": 0.05, "lazy_update": False, "multi_precision": True},
+            {**BASE, **MOM, "wd": 0.05, "lazy_update": False, **MP},
             F16,
             doc="multi-precision f16, row-sparse grads, lazy_update=False",
-        )
-    )
-
-    # aggregation: list-index Updater calls, dtype grouping and chunking
-    agg_dtypes = [F32, F64, F32, F32, F64, F32, F16, F32]
-    agg_shapes = [(5,), (3, 4), (65,), (7, 3), (5,), (3, 4), (65,), (7, 3)]
-    for env, tag in (({}, "default"), ({AGG_ENV: "2"}, "size2"), ({AGG_ENV: "0"}, "size0")):
-        c = Case(
-            f"agg_{tag}_mom09",
+        ),
+        # aggregation: list-index Updater calls, dtype grouping and chunking
+        *(
+            dense_case(
+                f"agg_{tag}_mom09",
+                opt,
+                mom_clip,
+                agg_dtypes,
+                listed=True,
+                shapes=AGG_SHAPES,
+                env=env,
+                doc=f"list-index Updater calls, mixed dtypes, aggregation env {env or 'unset'}",
+            )
+            for env, tag in (({}, "default"), ({AGG_ENV: "2"}, "size2"), ({AGG_ENV: "0"}, "size0"))
+        ),
+        dense_case(
+            "agg_default_mom0",
             opt,
-            {**base, **mom, **clip},
-            env=env,
-            doc=f"list-index Updater calls, mixed dtypes, aggregation env {env or 'unset'}",
-        )
-        for dt, sh in zip(agg_dtypes, agg_shapes):
-            c.weight(dt, sh)
-        for _ in range(3):
-            c.step_all()
-        add(c)
-    c = Case("agg_default_mom0", opt, base, doc="aggregated, no momentum, mixed dtypes")
-    for dt, sh in zip(agg_dtypes, agg_shapes):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_all()
-    add(c)
-    c = Case(
-        "agg_mp_size2",
-        opt,
-        {**base, **mom, **clip, "multi_precision": True},
-        env={AGG_ENV: "2"},
-        doc="aggregated multi-precision f16 mixed with f32/f64",
-    )
-    for dt, sh in zip([F16, F32, F16, F16, F64, F16, F16], agg_shapes):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_all()
-    add(c)
-    c = Case(
-        "agg_mp_mom0",
-        opt,
-        {**base, "multi_precision": True},
-        doc="aggregated multi-precision f16, no momentum",
-    )
-    for sh in agg_shapes[:5]:
-        c.weight(F16, sh)
-    for _ in range(3):
-        c.step_all()
-    add(c)
-    c = Case(
-        "agg_uneven_sched",
-        opt,
-        {**base, **mom},
-        env={AGG_ENV: "2"},
-        scheduler={
-            "class": "FactorScheduler",
-            "kwargs": {"step": 2, "factor": 0.5, "base_lr": 0.2},
-        },
-        doc="list calls of varying composition; per-chunk counting drives the scheduler",
-    )
-    for dt, sh in zip([F32, F64, F32, F32], agg_shapes):
-        c.weight(dt, sh)
-    for ks in ([0, 1, 2], [2, 0], [1], [0, 1, 2, 3], [3, 2, 0], [1, 3]):
-        c.step_all(ks)
-    add(c)
-    c = Case(
-        "agg_mixed_stype",
-        opt,
-        {**base, "wd": 0.05},
-        doc="one list call mixing dense and row-sparse grads: per-weight single kernels",
-    )
-    c.weight(F32, (5,))
-    c.weight(F32, (7, 3))
-    c.weight(F32, (65,))
-    for rows in ([1, 4], [], list(range(7))):
-        c.call([0, 1, 2], [0, 1, 2], [c.dense(0), c.rsp(1, rows), c.dense(2)])
-    add(c)
-    c = Case(
-        "agg_mixed_stype_mom09",
-        opt,
-        {**base, **mom, **clip, "wd": 0.05},
-        doc="dense + row-sparse in one list call, momentum",
-    )
-    c.weight(F32, (5,))
-    c.weight(F32, (7, 3))
-    c.weight(F32, (65,))
-    for rows in ([1, 4], [], list(range(7))):
-        c.call([0, 1, 2], [0, 1, 2], [c.dense(0), c.rsp(1, rows), c.dense(2)])
-    add(c)
-
-    # multipliers and naming rules
-    names = {0: "fc1_weight", 1: "fc1_bias", 2: "bn1_gamma", 3: "bn1_beta", 4: "extra"}
-    c = Case(
-        "mult_names",
-        opt,
-        {**base, **mom, **clip, "wd": 0.1},
-        param_idx2name=names,
-        lr_mult={0: 2.0, "fc1_bias": 0.5, "extra": 3.0},
-        wd_mult={"bn1_beta": 2.0, 4: 0.25},
-        doc="param_idx2name suffix rules + lr/wd multipliers by index and by name",
-    )
-    for dt, sh in zip([F32, F32, F64, F32, F32], agg_shapes):
-        c.weight(dt, sh)
-    c.step_all()
-    c.step_each()
-    c.step_all()
-    add(c)
-    c = Case(
-        "mult_no_names",
-        opt,
-        {**base, "wd": 0.1},
-        lr_mult={1: 0.1},
-        wd_mult={0: 0.0, 2: 5.0},
-        doc="index-keyed multipliers without param_idx2name (every index gets wd)",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    for _ in range(3):
-        c.step_each()
-    add(c)
-    c = Case(
-        "str_index",
-        opt,
-        {**base, **mom},
-        lr_mult={"fc_bias": 2.0},
-        wd_mult={"fc_weight": 0.5},
-        doc="string indices through the Updater",
-    )
-    c.weight(F32, (3, 4))
-    c.weight(F32, (5,))
-    for _ in range(2):
-        c.call("fc_weight", [0], [c.dense(0)])
-        c.call("fc_bias", [1], [c.dense(1)])
-    c.call(["fc_weight", "fc_bias"], [0, 1], [c.dense(0), c.dense(1)])
-    add(c)
-
-    # schedulers and begin_num_update
-    add(
+            BASE,
+            agg_dtypes,
+            listed=True,
+            shapes=AGG_SHAPES,
+            doc="aggregated, no momentum, mixed dtypes",
+        ),
+        dense_case(
+            "agg_mp_size2",
+            opt,
+            {**mom_clip, **MP},
+            [F16, F32, F16, F16, F64, F16, F16],
+            listed=True,
+            shapes=AGG_SHAPES,
+            env={AGG_ENV: "2"},
+            doc="aggregated multi-precision f16 mixed with f32/f64",
+        ),
+        dense_case(
+            "agg_mp_mom0",
+            opt,
+            {**BASE, **MP},
+            [F16] * 5,
+            listed=True,
+            shapes=AGG_SHAPES,
+            doc="aggregated multi-precision f16, no momentum",
+        ),
+        mixed_stype_case(
+            "agg_mixed_stype",
+            opt,
+            {**BASE, "wd": 0.05},
+            doc="one list call mixing dense and row-sparse grads: per-weight single kernels",
+        ),
+        mixed_stype_case(
+            "agg_mixed_stype_mom09",
+            opt,
+            {**mom_clip, "wd": 0.05},
+            doc="dense + row-sparse in one list call, momentum",
+        ),
+        dense_case(
+            "mult_no_names",
+            opt,
+            {**BASE, "wd": 0.1},
+            [F32] * 3,
+            lr_mult={1: 0.1},
+            wd_mult={0: 0.0, 2: 5.0},
+            doc="index-keyed multipliers without param_idx2name (every index gets wd)",
+        ),
+        # schedulers and begin_num_update
         dense_case(
             "sched_factor",
             opt,
-            {"wd": 0.01, **mom},
-            [F32, F32],
+            {"wd": 0.01, **MOM},
+            [F32] * 2,
             steps=5,
-            scheduler={
-                "class": "FactorScheduler",
-                "kwargs": {"step": 2, "factor": 0.5, "base_lr": 0.2},
-            },
+            scheduler=scheduler("FactorScheduler", step=2, factor=0.5, base_lr=0.2),
             doc="FactorScheduler drives lr (learning_rate not given)",
-        )
-    )
-    add(
+        ),
         dense_case(
             "sched_factor_begin",
             opt,
             {"wd": 0.01, "begin_num_update": 5},
             [F32, F64],
             steps=4,
-            scheduler={
-                "class": "FactorScheduler",
-                "kwargs": {"step": 3, "factor": 0.7, "base_lr": 0.3, "stop_factor_lr": 0.12},
-            },
+            scheduler=scheduler(
+                "FactorScheduler", step=3, factor=0.7, base_lr=0.3, stop_factor_lr=0.12
+            ),
             doc="begin_num_update=5 with FactorScheduler and stop_factor_lr",
-        )
-    )
-    add(
+        ),
         dense_case(
             "sched_multifactor",
             opt,
-            {"wd": 0.01, **mom},
-            [F32, F32],
+            {"wd": 0.01, **MOM},
+            [F32] * 2,
             steps=5,
-            scheduler={
-                "class": "MultiFactorScheduler",
-                "kwargs": {"step": [2, 4], "factor": 0.3, "base_lr": 0.2},
-            },
+            scheduler=scheduler("MultiFactorScheduler", step=[2, 4], factor=0.3, base_lr=0.2),
             doc="MultiFactorScheduler",
-        )
-    )
-    add(
+        ),
         dense_case(
             "sched_warmup",
             opt,
             {"wd": 0.01},
             [F32],
             steps=5,
-            scheduler={
-                "class": "FactorScheduler",
-                "kwargs": {
-                    "step": 2,
-                    "factor": 0.5,
-                    "base_lr": 0.2,
-                    "warmup_steps": 3,
-                    "warmup_begin_lr": 0.05,
-                },
-            },
+            scheduler=scheduler(
+                "FactorScheduler",
+                step=2,
+                factor=0.5,
+                base_lr=0.2,
+                warmup_steps=3,
+                warmup_begin_lr=0.05,
+            ),
             doc="FactorScheduler with linear warmup",
-        )
-    )
-    add(
+        ),
         dense_case(
             "sched_lr_override",
             opt,
             {"learning_rate": 0.05, "wd": 0.01},
             [F32],
             steps=4,
-            scheduler={
-                "class": "FactorScheduler",
-                "kwargs": {"step": 1, "factor": 0.9, "base_lr": 1.0},
-            },
+            scheduler=scheduler("FactorScheduler", step=1, factor=0.9, base_lr=1.0),
             doc="learning_rate overrides the scheduler's base_lr",
-        )
-    )
+        ),
+        saveload_case(
+            "saveload_mom09",
+            opt,
+            {**mom_clip, **MP},
+            [F32, F64, F16],
+            [0, 1, 2] * 3,
+            [0, 1, 2] * 2,
+            dump_optimizer=False,
+            doc="get_states after 3 steps, fresh optimizer+updater, set_states, 2 more steps",
+        ),
+        # direct Optimizer calls (no Updater)
+        direct_case(
+            "direct_update_mom09",
+            opt,
+            mom_clip,
+            "update",
+            [F32, F64, F32],
+            doc="opt.update(index, weight, grad, state)",
+        ),
+        direct_case(
+            "direct_mp",
+            opt,
+            {**mom_clip, **MP},
+            "update_multi_precision",
+            [F16, F32, F16],
+            doc="create_state_multi_precision + update_multi_precision, f16 and f32",
+        ),
+        direct_case(
+            "direct_list",
+            opt,
+            {**BASE, **MOM},
+            "update",
+            [F32] * 3,
+            listed=True,
+            doc="opt.update with lists of indices/weights/grads/states",
+        ),
+        direct_case(
+            "direct_list_mp",
+            opt,
+            {**BASE, **MOM, **MP},
+            "update_multi_precision",
+            [F16] * 3,
+            listed=True,
+            doc="update_multi_precision with lists of f16 weights",
+        ),
+        direct_case(
+            "direct_f16_no_mp",
+            opt,
+            {**BASE, **MOM},
+            "update_multi_precision",
+            [F16] * 3,
+            doc="update_multi_precision on f16 with multi_precision=False",
+        ),
+    ]
 
-    # interleaved indices
-    c = Case(
-        "interleaved",
-        opt,
-        {**base, **mom, **clip},
-        scheduler={
-            "class": "FactorScheduler",
-            "kwargs": {"step": 2, "factor": 0.5, "base_lr": 0.1},
-        },
-        doc="indices 0,1,0,2,1,0,2 with a scheduler (num_update is a max over indices)",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    c.step_each([0, 1, 0, 2, 1, 0, 2])
-    add(c)
 
-    # save / load round trips
-    c = Case(
-        "saveload_mom09",
+def sgd_call_sequence_cases(opt):
+    """sgd cases with hand-written call sequences."""
+    agg_uneven = new_case(
+        "agg_uneven_sched",
         opt,
-        {**base, **mom, **clip, "multi_precision": True},
-        doc="get_states after 3 steps, fresh optimizer+updater, set_states, 2 more steps",
+        {**BASE, **MOM},
+        [F32, F64, F32, F32],
+        AGG_SHAPES,
+        env={AGG_ENV: "2"},
+        scheduler=scheduler("FactorScheduler", step=2, factor=0.5, base_lr=0.2),
+        doc="list calls of varying composition; per-chunk counting drives the scheduler",
     )
-    for dt, sh in zip([F32, F64, F16], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each()
-    c.save_load(dump_optimizer=False)
+    for ks in ([0, 1, 2], [2, 0], [1], [0, 1, 2, 3], [3, 2, 0], [1, 3]):
+        agg_uneven.step_all(ks)
+
+    mult_names = new_case(
+        "mult_names",
+        opt,
+        {**BASE, **MOM, **CLIP, "wd": 0.1},
+        [F32, F32, F64, F32, F32],
+        AGG_SHAPES,
+        param_idx2name={0: "fc1_weight", 1: "fc1_bias", 2: "bn1_gamma", 3: "bn1_beta", 4: "extra"},
+        lr_mult={0: 2.0, "fc1_bias": 0.5, "extra": 3.0},
+        wd_mult={"bn1_beta": 2.0, 4: 0.25},
+        doc="param_idx2name suffix rules + lr/wd multipliers by index and by name",
+    )
+    mult_names.step_all()
+    mult_names.step_each()
+    mult_names.step_all()
+
+    str_index = new_case(
+        "str_index",
+        opt,
+        {**BASE, **MOM},
+        [F32] * 2,
+        [(3, 4), (5,)],
+        lr_mult={"fc_bias": 2.0},
+        wd_mult={"fc_weight": 0.5},
+        doc="string indices through the Updater",
+    )
     for _ in range(2):
-        c.step_each()
-    add(c)
-    c = Case(
-        "saveload_dump_sched",
-        opt,
-        {**base, **mom},
-        scheduler={
-            "class": "FactorScheduler",
-            "kwargs": {"step": 2, "factor": 0.5, "base_lr": 0.3},
-        },
-        doc="get_states(dump_optimizer=True): counts and scheduler state travel too",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    c.step_each([0, 1, 0, 2])
-    c.save_load(dump_optimizer=True)
-    c.step_each([1, 0, 2, 0])
-    add(c)
-    c = rsp_case(
+        str_index.call("fc_weight", [0], [str_index.dense(0)])
+        str_index.call("fc_bias", [1], [str_index.dense(1)])
+    str_index.call(["fc_weight", "fc_bias"], [0, 1], [str_index.dense(0), str_index.dense(1)])
+
+    saveload_rsp = rsp_case(
         "saveload_rsp_lazy",
         opt,
-        {**base, **mom, "wd": 0.05},
+        {**BASE, **MOM, "wd": 0.05},
         F32,
         doc="row-sparse lazy with momentum across a save/load",
     )
-    c.calls.insert(4, {"kind": "save_load", "dump_optimizer": False})
-    add(c)
+    saveload_rsp.calls.insert(4, {"kind": "save_load", "dump_optimizer": False})
 
-    # direct Optimizer calls (no Updater)
-    c = Case(
-        "direct_update_mom09",
-        opt,
-        {**base, **mom, **clip},
-        mode="direct",
-        state_init="create_state",
-        doc="opt.update(index, weight, grad, state)",
-    )
-    for dt, sh in zip([F32, F64, F32], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each(kind="update")
-    add(c)
-    c = Case(
-        "direct_mp",
-        opt,
-        {**base, **mom, **clip, "multi_precision": True},
-        mode="direct",
-        doc="create_state_multi_precision + update_multi_precision, f16 and f32",
-    )
-    for dt, sh in zip([F16, F32, F16], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each(kind="update_multi_precision")
-    add(c)
-    c = Case(
-        "direct_list",
-        opt,
-        {**base, **mom},
-        mode="direct",
-        state_init="create_state",
-        doc="opt.update with lists of indices/weights/grads/states",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    for _ in range(3):
-        c.step_all(kind="update")
-    add(c)
-    c = Case(
-        "direct_list_mp",
-        opt,
-        {**base, **mom, "multi_precision": True},
-        mode="direct",
-        doc="update_multi_precision with lists of f16 weights",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F16, sh)
-    for _ in range(3):
-        c.step_all(kind="update_multi_precision")
-    add(c)
-    c = Case(
+    direct_rsp = new_case(
         "direct_rsp_lazy",
         opt,
-        {**base, **mom},
+        {**BASE, **MOM},
+        [F32],
+        [(7, 3)],
         mode="direct",
         state_init="create_state",
         doc="opt.update with a row-sparse grad (lazy)",
     )
-    c.weight(F32, (7, 3))
     for rows in ([2, 3], [], [0, 6]):
-        c.call(0, [0], [c.rsp(0, rows)], kind="update")
-    add(c)
-    c = Case(
-        "direct_f16_no_mp",
-        opt,
-        {**base, **mom},
-        mode="direct",
-        doc="update_multi_precision on f16 with multi_precision=False",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F16, sh)
-    for _ in range(3):
-        c.step_each(kind="update_multi_precision")
-    add(c)
-    return cases
+        direct_rsp.call(0, [0], [direct_rsp.rsp(0, rows)], kind="update")
+    return [agg_uneven, mult_names, str_index, saveload_rsp, direct_rsp]
 
 
 def nag_cases():
     opt = "nag"
-    base = {"learning_rate": 0.1, "wd": 0.01}
-    mom = {"momentum": 0.9}
-    clip = {"rescale_grad": 0.5, "clip_gradient": 1.0}
-    cases = []
-    add = cases.append
-    for dt, tag in ((F32, "f32"), (F64, "f64"), (F16, "f16")):
-        add(
-            dense_case(
-                f"dense_{tag}_mom0",
-                opt,
-                base,
-                [dt] * 3,
-                doc=f"{tag}, no momentum (sgd_update expression)",
-            )
-        )
-        add(
-            dense_case(
-                f"dense_{tag}_mom09",
-                opt,
-                {**base, **mom, **clip},
-                [dt] * 3,
-                doc=f"{tag}, momentum 0.9, clip",
-            )
-        )
-    add(
-        dense_case(
-            "mp_f16_mom0",
-            opt,
-            {**base, "multi_precision": True},
-            [F16] * 3,
-            doc="multi-precision, no momentum",
-        )
-    )
-    add(
-        dense_case(
-            "mp_f16_mom09",
-            opt,
-            {**base, **mom, **clip, "multi_precision": True},
-            [F16] * 3,
-            doc="multi-precision, momentum 0.9",
-        )
-    )
-    add(
-        dense_case(
-            "dense_f16_odd",
-            opt,
-            {**base, **mom, "rescale_grad": 0.37, "clip_gradient": 0.77},
-            [F16] * 3,
-            doc="f16 without MP, rescale/clip not representable in f16",
-        )
-    )
-    add(
+    return [
+        *momentum_sweep(opt),
+        *sgd_nag_shared_cases(opt),
         dense_case(
             "mp_flag_f32",
             opt,
-            {**base, **mom, "multi_precision": True},
+            {**BASE, **MOM, **MP},
             [F32, F64],
             doc="multi_precision=True on f32/f64",
-        )
-    )
-    add(
-        dense_case(
-            "mom_neg",
-            opt,
-            {**base, "momentum": -0.5},
-            [F32] * 3,
-            doc="negative momentum: nag kernel with momentum 0",
-        )
-    )
-    add(
-        dense_case(
-            "clip_none_rs2",
-            opt,
-            {**base, **mom, "rescale_grad": 2.0},
-            [F32] * 3,
-            doc="rescale 2, no clip",
-        )
-    )
-    add(
+        ),
         dense_case(
             "clip_zero",
             opt,
-            {**base, **mom, "clip_gradient": 0.0},
+            {**BASE, **MOM, "clip_gradient": 0.0},
             [F32] * 3,
             doc="clip_gradient=0 means no clip",
-        )
-    )
-    add(
+        ),
         rsp_case(
             "rsp_mom0",
             opt,
-            {**base, "wd": 0.05},
+            {**BASE, "wd": 0.05},
             F32,
             doc="row-sparse grads, no momentum: sgd_update with its default lazy mode",
-        )
-    )
-    add(
+        ),
         rsp_case(
             "rsp_mom09",
             opt,
-            {**base, **mom, **clip, "wd": 0.05},
+            {**BASE, **MOM, **CLIP, "wd": 0.05},
             F32,
             doc="row-sparse grads with momentum: densified",
-        )
-    )
-    add(
+        ),
         rsp_case(
             "mp_rsp_mom09",
             opt,
-            {**base, **mom, "wd": 0.05, "multi_precision": True},
+            {**BASE, **MOM, "wd": 0.05, **MP},
             F16,
             doc="multi-precision with row-sparse grads",
-        )
-    )
-    add(
-        rsp_case(
-            "mp_rsp_mom0",
+        ),
+        dense_case(
+            "mult_names",
             opt,
-            {**base, "wd": 0.05, "multi_precision": True},
-            F16,
-            doc="multi-precision, no momentum, row-sparse grads",
-        )
-    )
-    names = {0: "fc1_weight", 1: "fc1_bias", 2: "bn1_gamma", 3: "other"}
-    c = Case(
-        "mult_names",
-        opt,
-        {**base, **mom, **clip, "wd": 0.1},
-        param_idx2name=names,
-        lr_mult={0: 2.0, "fc1_bias": 0.5},
-        wd_mult={"other": 3.0},
-        doc="param_idx2name + multipliers",
-    )
-    for dt, sh in zip([F32, F32, F64, F32], [(5,), (3, 4), (65,), (7, 3)]):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each()
-    add(c)
-    c = Case("updater_list", opt, {**base, **mom}, doc="list-index Updater call (no aggregation)")
-    for dt, sh in zip([F32, F64, F32], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_all()
-    add(c)
-    add(
+            {**BASE, **MOM, **CLIP, "wd": 0.1},
+            [F32, F32, F64, F32],
+            shapes=AGG_SHAPES,
+            param_idx2name={0: "fc1_weight", 1: "fc1_bias", 2: "bn1_gamma", 3: "other"},
+            lr_mult={0: 2.0, "fc1_bias": 0.5},
+            wd_mult={"other": 3.0},
+            doc="param_idx2name + multipliers",
+        ),
+        dense_case(
+            "updater_list",
+            opt,
+            {**BASE, **MOM},
+            [F32, F64, F32],
+            listed=True,
+            doc="list-index Updater call (no aggregation)",
+        ),
         dense_case(
             "sched_factor_begin",
             opt,
-            {"wd": 0.01, **mom, "begin_num_update": 5},
+            {"wd": 0.01, **MOM, "begin_num_update": 5},
             [F32, F64],
             steps=4,
-            scheduler={
-                "class": "FactorScheduler",
-                "kwargs": {"step": 3, "factor": 0.7, "base_lr": 0.3},
-            },
+            scheduler=scheduler("FactorScheduler", step=3, factor=0.7, base_lr=0.3),
             doc="begin_num_update with FactorScheduler",
-        )
-    )
-    add(
+        ),
         dense_case(
             "sched_multifactor",
             opt,
-            {"wd": 0.01, **mom},
+            {"wd": 0.01, **MOM},
             [F32],
             steps=5,
-            scheduler={
-                "class": "MultiFactorScheduler",
-                "kwargs": {"step": [1, 3], "factor": 0.5, "base_lr": 0.2},
-            },
+            scheduler=scheduler("MultiFactorScheduler", step=[1, 3], factor=0.5, base_lr=0.2),
             doc="MultiFactorScheduler",
-        )
-    )
-    c = Case(
-        "interleaved",
-        opt,
-        {**base, **mom, **clip},
-        scheduler={
-            "class": "FactorScheduler",
-            "kwargs": {"step": 2, "factor": 0.5, "base_lr": 0.1},
-        },
-        doc="indices 0,1,0,2,1,0,2",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    c.step_each([0, 1, 0, 2, 1, 0, 2])
-    add(c)
-    c = Case(
-        "saveload_mom09",
-        opt,
-        {**base, **mom, "multi_precision": True},
-        doc="save/load with f32, f64, MP f16 states",
-    )
-    for dt, sh in zip([F32, F64, F16], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each()
-    c.save_load(dump_optimizer=False)
-    for _ in range(2):
-        c.step_each()
-    add(c)
-    c = Case(
-        "saveload_dump_sched",
-        opt,
-        {**base, **mom},
-        scheduler={
-            "class": "FactorScheduler",
-            "kwargs": {"step": 2, "factor": 0.5, "base_lr": 0.3},
-        },
-        doc="save/load with dump_optimizer=True",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    c.step_each([0, 1, 0, 2])
-    c.save_load(dump_optimizer=True)
-    c.step_each([1, 0, 2, 0])
-    add(c)
-    c = Case(
-        "direct_update",
-        opt,
-        {**base, **mom, **clip},
-        mode="direct",
-        state_init="create_state",
-        doc="opt.update direct",
-    )
-    for dt, sh in zip([F32, F64], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each(kind="update")
-    add(c)
-    c = Case(
-        "direct_mp",
-        opt,
-        {**base, **mom, "multi_precision": True},
-        mode="direct",
-        doc="update_multi_precision direct, f16 + f32",
-    )
-    for dt, sh in zip([F16, F32, F16], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each(kind="update_multi_precision")
-    add(c)
-    c = Case(
-        "direct_mp_mom0",
-        opt,
-        {**base, "multi_precision": True},
-        mode="direct",
-        doc="update_multi_precision direct, no momentum",
-    )
-    for sh in DENSE_SHAPES:
-        c.weight(F16, sh)
-    for _ in range(3):
-        c.step_each(kind="update_multi_precision")
-    add(c)
-    return cases
+        ),
+        saveload_case(
+            "saveload_mom09",
+            opt,
+            {**BASE, **MOM, **MP},
+            [F32, F64, F16],
+            [0, 1, 2] * 3,
+            [0, 1, 2] * 2,
+            dump_optimizer=False,
+            doc="save/load with f32, f64, MP f16 states",
+        ),
+        direct_case(
+            "direct_update",
+            opt,
+            {**BASE, **MOM, **CLIP},
+            "update",
+            [F32, F64],
+            doc="opt.update direct",
+        ),
+        direct_case(
+            "direct_mp",
+            opt,
+            {**BASE, **MOM, **MP},
+            "update_multi_precision",
+            [F16, F32, F16],
+            doc="update_multi_precision direct, f16 + f32",
+        ),
+        direct_case(
+            "direct_mp_mom0",
+            opt,
+            {**BASE, **MP},
+            "update_multi_precision",
+            [F16] * 3,
+            doc="update_multi_precision direct, no momentum",
+        ),
+    ]
 
 
 def test_cases():
     opt = "test"
-    cases = []
-    add = cases.append
-    for dt, tag in ((F32, "f32"), (F64, "f64"), (F16, "f16")):
-        add(dense_case(f"dense_{tag}", opt, {}, [dt] * 3, doc=f"{tag}, rescale 1"))
-    add(
+    half = {"rescale_grad": 0.5}
+    return [
+        *(
+            dense_case(f"dense_{tag}", opt, {}, [dt] * 3, doc=f"{tag}, rescale 1")
+            for dt, tag in DTYPE_TAGS
+        ),
         dense_case(
             "rescale_f32",
             opt,
             {"rescale_grad": 0.37, "learning_rate": 5.0, "wd": 0.3, "clip_gradient": 0.1},
             [F32] * 3,
             doc="rescale 0.37; lr, wd and clip are ignored",
-        )
-    )
-    add(dense_case("rescale_f16", opt, {"rescale_grad": 0.37}, [F16] * 3, doc="f16, rescale"))
-    add(
+        ),
+        dense_case("rescale_f16", opt, {"rescale_grad": 0.37}, [F16] * 3, doc="f16, rescale"),
         dense_case(
             "mp_f16",
             opt,
-            {"rescale_grad": 0.5, "multi_precision": True},
+            {**half, **MP},
             [F16] * 3,
             doc="generic multi-precision fallback: (w32, inner) state",
-        )
-    )
-    add(rsp_case("rsp_f32", opt, {"rescale_grad": 0.5}, F32, doc="row-sparse grads"))
-    add(
+        ),
+        rsp_case("rsp_f32", opt, half, F32, doc="row-sparse grads"),
         dense_case(
             "sched_ignored",
             opt,
             {"rescale_grad": 2.0},
             [F32],
-            steps=3,
-            scheduler={
-                "class": "FactorScheduler",
-                "kwargs": {"step": 1, "factor": 0.5, "base_lr": 1.0},
-            },
+            scheduler=scheduler("FactorScheduler", step=1, factor=0.5, base_lr=1.0),
             doc="scheduler never consulted",
-        )
-    )
-    c = Case("updater_list", opt, {"rescale_grad": 0.5}, doc="list-index Updater calls")
-    for dt, sh in zip([F32, F64, F16], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_all()
-    add(c)
-    c = Case("interleaved", opt, {"rescale_grad": 0.5}, doc="indices 0,1,0,2,1")
-    for sh in DENSE_SHAPES:
-        c.weight(F32, sh)
-    c.step_each([0, 1, 0, 2, 1])
-    add(c)
-    c = Case(
-        "saveload", opt, {"rescale_grad": 0.5, "multi_precision": True}, doc="save/load round trip"
-    )
-    for dt, sh in zip([F32, F16], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(2):
-        c.step_each()
-    c.save_load(dump_optimizer=True)
-    for _ in range(2):
-        c.step_each()
-    add(c)
-    c = Case(
-        "direct_update",
-        opt,
-        {"rescale_grad": 0.5},
-        mode="direct",
-        state_init="create_state",
-        doc="opt.update direct",
-    )
-    for dt, sh in zip([F32, F64], DENSE_SHAPES):
-        c.weight(dt, sh)
-    for _ in range(3):
-        c.step_each(kind="update")
-    add(c)
-    c = Case(
-        "direct_mp",
-        opt,
-        {"rescale_grad": 0.5, "multi_precision": True},
-        mode="direct",
-        doc="update_multi_precision direct on f16",
-    )
-    for sh in DENSE_SHAPES[:2]:
-        c.weight(F16, sh)
-    for _ in range(3):
-        c.step_each(kind="update_multi_precision")
-    add(c)
-    return cases
+        ),
+        dense_case(
+            "updater_list", opt, half, [F32, F64, F16], listed=True, doc="list-index Updater calls"
+        ),
+        interleaved_case(opt, half, [0, 1, 0, 2, 1], doc="indices 0,1,0,2,1"),
+        saveload_case(
+            "saveload",
+            opt,
+            {**half, **MP},
+            [F32, F16],
+            [0, 1] * 2,
+            [0, 1] * 2,
+            dump_optimizer=True,
+            doc="save/load round trip",
+        ),
+        direct_case("direct_update", opt, half, "update", [F32, F64], doc="opt.update direct"),
+        direct_case(
+            "direct_mp",
+            opt,
+            {**half, **MP},
+            "update_multi_precision",
+            [F16] * 2,
+            doc="update_multi_precision direct on f16",
+        ),
+    ]
 
 
-FILES = {
-    "sgd": lambda: sgd_family_cases("sgd"),
-    "ccsgd": lambda: sgd_family_cases("ccsgd"),
-    "nag": nag_cases,
-    "test": test_cases,
-}
+FILES = {"sgd": sgd_cases, "ccsgd": ccsgd_cases, "nag": nag_cases, "test": test_cases}
 
 
 def build(stem):
