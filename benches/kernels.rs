@@ -23,7 +23,7 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput
 use half::f16;
 use mxopt::engine::{self, Dense, Mixed};
 use mxopt::optim::{nag::Nag, sgd::Sgd};
-use mxopt::rule::Step;
+use mxopt::rule::{Rule, Step};
 use rayon::prelude::*;
 use std::time::Duration;
 
@@ -80,6 +80,26 @@ impl Fp32 {
             m: vec![0.0; n],
         }
     }
+
+    /// The dense walk with `N` (0 or 1) state buffers: none, or the momentum.
+    fn walk<const N: usize>(&mut self) -> mxopt::Result<Dense<'_, f32, N>> {
+        Dense::new(&mut self.w, &self.g, momentum_slots(&mut self.m))
+    }
+}
+
+/// `N` (0 or 1) state slots: none, or `m`.
+fn momentum_slots<const N: usize>(m: &mut [f32]) -> [&mut [f32]; N] {
+    let mut m = Some(m);
+    std::array::from_fn(|_| m.take().unwrap_or_default())
+}
+
+/// Bytes moved per parameter by an `f32` step with `N` state buffers.
+const fn bytes_per_param<const N: usize>() -> u64 {
+    if N == 0 {
+        BYTES_PLAIN
+    } else {
+        BYTES_ONE_STATE
+    }
 }
 
 /// The `f16` weight and gradient of one tensor, with its `f32` master copy and momentum.
@@ -103,6 +123,44 @@ impl Mp16 {
             m: vec![0.0; n],
         }
     }
+
+    /// The multi-precision walk with `N` (0 or 1) state buffers.
+    fn walk<const N: usize>(&mut self) -> mxopt::Result<Mixed<'_, N>> {
+        Mixed::new(
+            &mut self.w,
+            &self.g,
+            &mut self.master,
+            momentum_slots(&mut self.m),
+        )
+    }
+}
+
+/// Benchmarks one dense `f32` step of `rule` on `t`.
+fn dense_step<R: Rule<f32, N>, const N: usize>(
+    g: &mut Group<'_>,
+    name: &str,
+    rule: &R,
+    t: &mut Fp32,
+) -> BenchResult {
+    let bytes = bytes_per_param::<N>() * t.w.len() as u64;
+    timed(g, BenchmarkId::from_parameter(name), bytes, || {
+        engine::run(rule, t.walk::<N>()?);
+        Ok(())
+    })
+}
+
+/// Benchmarks one multi-precision step of `rule` on `t`.
+fn mixed_step<R: Rule<f32, N>, const N: usize>(
+    g: &mut Group<'_>,
+    name: &str,
+    rule: &R,
+    t: &mut Mp16,
+) -> BenchResult {
+    let bytes = bytes_per_param::<N>() * t.w.len() as u64;
+    timed(g, BenchmarkId::from_parameter(name), bytes, || {
+        engine::run(rule, t.walk::<N>()?);
+        Ok(())
+    })
 }
 
 /// Benchmarks `step` under `id`; the first error `step` returns ends the run.
@@ -143,61 +201,24 @@ fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     let elems = n as u64;
     let mut g = group(c, &format!("fp32/{label}"), if n > 1 << 22 { 3 } else { 1 });
 
-    let rule = SGD_PLAIN.single_at::<f32>(STEP)?;
-    timed(
-        &mut g,
-        BenchmarkId::from_parameter("sgd_update"),
-        BYTES_PLAIN * elems,
-        || {
-            engine::run(&rule, Dense::new(&mut t.w, &t.g, [])?);
-            Ok(())
-        },
-    )?;
-
-    let rule = SGD_PLAIN.multi_at::<f32>(STEP)?;
-    timed(
-        &mut g,
-        BenchmarkId::from_parameter("sgd_plain"),
-        BYTES_PLAIN * elems,
-        || {
-            engine::run(&rule, Dense::new(&mut t.w, &t.g, [])?);
-            Ok(())
-        },
-    )?;
-
+    dense_step::<_, 0>(&mut g, "sgd_update", &SGD_PLAIN.single_at(STEP)?, &mut t)?;
+    dense_step::<_, 0>(&mut g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, &mut t)?;
     let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
-    timed(
-        &mut g,
-        BenchmarkId::from_parameter("sgd_momentum"),
-        BYTES_ONE_STATE * elems,
-        || {
-            engine::run(&rule, Dense::new(&mut t.w, &t.g, [&mut t.m])?);
-            Ok(())
-        },
-    )?;
+    dense_step::<_, 1>(&mut g, "sgd_momentum", &rule, &mut t)?;
 
     if n > 1 << 22 {
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         let id = BenchmarkId::from_parameter("sgd_momentum_1thread");
         timed(&mut g, id, BYTES_ONE_STATE * elems, || {
             one.install(|| -> mxopt::Result<()> {
-                engine::run(&rule, Dense::new(&mut t.w, &t.g, [&mut t.m])?);
+                engine::run(&rule, t.walk::<1>()?);
                 Ok(())
             })
         })?;
     }
 
     t.m.fill(0.0);
-    let rule = NAG.at::<f32>(STEP)?;
-    timed(
-        &mut g,
-        BenchmarkId::from_parameter("nag"),
-        BYTES_ONE_STATE * elems,
-        || {
-            engine::run(&rule, Dense::new(&mut t.w, &t.g, [&mut t.m])?);
-            Ok(())
-        },
-    )?;
+    dense_step::<_, 1>(&mut g, "nag", &NAG.at(STEP)?, &mut t)?;
 
     if n > 1 << 22 {
         // The streaming reference: the simplest in-place kernel, on the global pool.
@@ -216,48 +237,17 @@ fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
 /// Multi-precision single-tensor steps at `n` parameters.
 fn mp16(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     let mut t = Mp16::new(n);
-    let elems = n as u64;
     let mut g = group(c, &format!("mp16/{label}"), 3);
 
-    let rule = SGD_PLAIN.multi_at::<f32>(STEP)?;
-    timed(
+    mixed_step::<_, 0>(&mut g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, &mut t)?;
+    mixed_step::<_, 1>(
         &mut g,
-        BenchmarkId::from_parameter("sgd_plain"),
-        BYTES_PLAIN * elems,
-        || {
-            engine::run(&rule, Mixed::new(&mut t.w, &t.g, &mut t.master, [])?);
-            Ok(())
-        },
+        "sgd_momentum",
+        &SGD_MOMENTUM.multi_at(STEP)?,
+        &mut t,
     )?;
-
-    let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
-    timed(
-        &mut g,
-        BenchmarkId::from_parameter("sgd_momentum"),
-        BYTES_ONE_STATE * elems,
-        || {
-            engine::run(
-                &rule,
-                Mixed::new(&mut t.w, &t.g, &mut t.master, [&mut t.m])?,
-            );
-            Ok(())
-        },
-    )?;
-
     t.m.fill(0.0);
-    let rule = NAG.at::<f32>(STEP)?;
-    timed(
-        &mut g,
-        BenchmarkId::from_parameter("nag"),
-        BYTES_ONE_STATE * elems,
-        || {
-            engine::run(
-                &rule,
-                Mixed::new(&mut t.w, &t.g, &mut t.master, [&mut t.m])?,
-            );
-            Ok(())
-        },
-    )?;
+    mixed_step::<_, 1>(&mut g, "nag", &NAG.at(STEP)?, &mut t)?;
     g.finish();
     Ok(())
 }
@@ -314,10 +304,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(fp32.len());
             for t in &mut fp32 {
-                jobs.push((
-                    SGD_PLAIN.multi_at::<f32>(STEP)?,
-                    Dense::new(&mut t.w, &t.g, [])?,
-                ));
+                jobs.push((SGD_PLAIN.multi_at::<f32>(STEP)?, t.walk::<0>()?));
             }
             engine::run_many(jobs);
             Ok(())
@@ -330,8 +317,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(fp32.len());
             for t in &mut fp32 {
-                let walk = Dense::new(&mut t.w, &t.g, [&mut t.m])?;
-                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, walk));
+                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, t.walk::<1>()?));
             }
             engine::run_many(jobs);
             Ok(())
@@ -347,8 +333,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(mp.len());
             for t in &mut mp {
-                let walk = Mixed::new(&mut t.w, &t.g, &mut t.master, [&mut t.m])?;
-                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, walk));
+                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, t.walk::<1>()?));
             }
             engine::run_many(jobs);
             Ok(())
