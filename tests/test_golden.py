@@ -16,7 +16,8 @@ import pytest
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
-STEMS = ("sgd", "ccsgd", "nag", "test")
+# Every optimizer archive in golden/ (initializers.npz belongs to test_initializer.py).
+STEMS = sorted(p.stem for p in GOLDEN.glob("*.npz") if p.stem != "initializers")
 
 # float16 weights without multi_precision warn (as MXNet does); several cases do that on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:.*multi_precision:UserWarning")
