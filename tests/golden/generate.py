@@ -1031,10 +1031,10 @@ def test_cases():
 FILES = {"sgd": sgd_cases, "ccsgd": ccsgd_cases, "nag": nag_cases, "test": test_cases}
 
 
-def build(stem):
+def build(stem, files=None):
     arrays = {}
     names = set()
-    for case in FILES[stem]():
+    for case in (files or FILES)[stem]():
         assert case.name not in names, case.name
         names.add(case.name)
         for key, value in record(case).items():
@@ -1042,7 +1042,9 @@ def build(stem):
     return arrays
 
 
-def main(argv=None):
+def main(argv=None, files=None):
+    """CLI; ``files`` maps file stems to case functions (default: this module's ``FILES``)."""
+    files = files or FILES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=HERE, help="output directory (default: this folder)")
     parser.add_argument(
@@ -1050,14 +1052,14 @@ def main(argv=None):
         action="store_true",
         help="regenerate in memory and compare with the files on disk",
     )
-    parser.add_argument("only", nargs="*", help="subset of files: " + ", ".join(FILES))
+    parser.add_argument("only", nargs="*", help="subset of files: " + ", ".join(files))
     args = parser.parse_args(argv)
     assert mx.__version__ == "1.6.0", f"needs MXNet 1.6.0, found {mx.__version__}"
     warnings.simplefilter("ignore")
     status = 0
-    for stem in args.only or FILES:
+    for stem in args.only or files:
         path = os.path.join(args.out, f"{stem}.npz")
-        data = write_npz(None, build(stem))
+        data = write_npz(None, build(stem, files))
         if args.check:
             with open(path, "rb") as f:
                 same = f.read() == data
