@@ -40,6 +40,7 @@ ORDER = [0, 1, 0, 2, 1, 0, 2]
 LONG_SHAPES = [(7, 3), (129,), (5,)]
 # GroupAdaGrad needs 2-D weights; (65, 2) keeps rsp_case's row sets valid.
 SHAPES_2D = [(3, 4), (7, 3), (5, 13)]
+LONG_2D = [(7, 3), (3, 43)]
 AGG_2D = [(3, 4), (7, 3), (5, 13), (2, 65)] * 2
 RSP_2D = [(7, 3), (65, 2)]
 
@@ -115,8 +116,8 @@ def shared_cases(o):
             opt,
             {**base, **CLIP},
             [F32] * 2,
-            doc="shapes (7, 3), (129,)",
-            **o.ckw(SHAPES_2D if o.shapes else LONG_SHAPES),
+            doc="shapes " + ", ".join(map(str, (LONG_2D if o.shapes else LONG_SHAPES)[:2])),
+            **o.ckw(LONG_2D if o.shapes else LONG_SHAPES),
         ),
         dense_case(
             "hyper",
