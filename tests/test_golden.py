@@ -111,6 +111,8 @@ def _make_optimizer(mx, meta, monkeypatch):
         cls = getattr(mx.lr_scheduler, meta["scheduler"]["class"])
         kwargs["lr_scheduler"] = cls(**meta["scheduler"]["kwargs"])
     opt = mx.optimizer.create(meta["optimizer"], **kwargs)
+    if meta.get("noise") is False:  # SGLD recorded with its normal draw replaced by zeros
+        opt.add_noise = False
     if meta["lr_mult"] is not None:
         opt.set_lr_mult({k: v for k, v in meta["lr_mult"]})
     if meta["wd_mult"] is not None:
