@@ -31,11 +31,7 @@ type BenchResult = Result<(), Box<dyn std::error::Error>>;
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
 
 /// The per-call scalars every benchmark uses.
-const STEP: Step = Step {
-    lr: 0.01,
-    wd: 1e-4,
-    t: 1,
-};
+const STEP: Step = Step::new(0.01, 1e-4, 1);
 
 const SGD_PLAIN: Sgd = Sgd {
     momentum: 0.0,

@@ -18,7 +18,7 @@
 //! let grad = vec![0.5_f32; 10];
 //! let mut momentum = vec![0.0_f32; 10];
 //! let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
-//! let rule = sgd.multi_at::<f32>(Step { lr: 0.1, wd: 0.0, t: 1 })?;
+//! let rule = sgd.multi_at::<f32>(Step::new(0.1, 0.0, 1))?;
 //! engine::run(&rule, engine::Dense::new(&mut weight, &grad, [&mut momentum])?);
 //! assert_eq!(weight[0], 0.95);
 //! # Ok::<(), mxopt::Error>(())

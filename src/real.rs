@@ -54,6 +54,11 @@ pub trait Elem:
 {
     /// The hyper-parameter converted to this type (MXNet's `DType(param)`).
     fn from_k(k: K) -> Self;
+    /// A Python float as an NDArray scalar operation sees it: converted straight to this
+    /// type (full precision for `f64`; through `f32` for `f16`, as `half_t(double)` does).
+    fn from_f64(x: f64) -> Self;
+    /// Widened to `f64` exactly.
+    fn to_f64(self) -> f64;
     /// Zero.
     fn zero() -> Self;
     /// One.
@@ -61,6 +66,35 @@ pub trait Elem:
     /// Square root, rounded to this type.
     #[must_use]
     fn sqrt(self) -> Self;
+    /// Absolute value (exact in every type).
+    #[must_use]
+    fn abs(self) -> Self;
+    /// Whether the value is neither NaN nor infinite.
+    fn is_finite(self) -> bool;
+
+    /// MXNet's `maximum`: `self` if `self > other`, else `other` (so a NaN `self` loses).
+    #[inline(always)]
+    #[must_use]
+    fn max(self, other: Self) -> Self {
+        if self > other {
+            self
+        } else {
+            other
+        }
+    }
+
+    /// MXNet's `sign`: `1` for positive, `−1` for negative, `0` for zeros and NaN.
+    #[inline(always)]
+    #[must_use]
+    fn sgn(self) -> Self {
+        if self > Self::zero() {
+            Self::one()
+        } else if self < Self::zero() {
+            -Self::one()
+        } else {
+            Self::zero()
+        }
+    }
 }
 
 macro_rules! native_elem {
@@ -69,11 +103,20 @@ macro_rules! native_elem {
             #[inline(always)]
             fn from_k(k: K) -> Self { <$T>::from(k.0) }
             #[inline(always)]
+            #[allow(clippy::cast_possible_truncation)] // rounding to the type is the point
+            fn from_f64(x: f64) -> Self { x as $T }
+            #[inline(always)]
+            fn to_f64(self) -> f64 { f64::from(self) }
+            #[inline(always)]
             fn zero() -> Self { 0.0 }
             #[inline(always)]
             fn one() -> Self { 1.0 }
             #[inline(always)]
             fn sqrt(self) -> Self { <$T>::sqrt(self) }
+            #[inline(always)]
+            fn abs(self) -> Self { <$T>::abs(self) }
+            #[inline(always)]
+            fn is_finite(self) -> bool { <$T>::is_finite(self) }
         }
     )*};
 }
@@ -131,6 +174,15 @@ impl Elem for Half {
         Half::round(k.0)
     }
     #[inline(always)]
+    #[allow(clippy::cast_possible_truncation)]
+    fn from_f64(x: f64) -> Self {
+        Half::round(x as f32)
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self.0)
+    }
+    #[inline(always)]
     fn zero() -> Self {
         Half(0.0)
     }
@@ -141,6 +193,14 @@ impl Elem for Half {
     #[inline(always)]
     fn sqrt(self) -> Self {
         Half::round(self.0.sqrt())
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Half(self.0.abs())
+    }
+    #[inline(always)]
+    fn is_finite(self) -> bool {
+        self.0.is_finite()
     }
 }
 

@@ -13,9 +13,23 @@ pub struct Step {
     pub wd: f64,
     /// This tensor's update count after the increment (starts at `begin_num_update + 1`).
     pub t: u64,
+    /// A running product an optimizer carries from one update call to the next, after
+    /// this tensor's factor (Nadam's momentum schedule `m_schedule`); `1.0` where unused.
+    pub schedule: f64,
 }
 
 impl Step {
+    /// A step with learning rate `lr`, weight decay `wd` and update count `t`.
+    #[must_use]
+    pub const fn new(lr: f64, wd: f64, t: u64) -> Step {
+        Step {
+            lr,
+            wd,
+            t,
+            schedule: 1.0,
+        }
+    }
+
     /// The learning rate as the kernel sees it.
     pub fn lr<E: Elem>(&self) -> Result<E> {
         param("lr", self.lr)
@@ -26,11 +40,23 @@ impl Step {
     }
 }
 
-/// The value a kernel computing in `E` sees for the Python float hyper-parameter `value`
-/// (parsed as `f32`, then converted); NaN and infinity are rejected.
+/// The value a C++ kernel computing in `E` sees for the Python float hyper-parameter
+/// `value` (parsed as `f32`, then converted). A value that is not finite in `E` (NaN,
+/// infinite, or too large for `f32` or `E`) is rejected.
 pub fn param<E: Elem>(name: &'static str, value: f64) -> Result<E> {
-    if value.is_finite() {
-        Ok(E::from_k(K::from_py(value)))
+    finite(name, value, E::from_k(K::from_py(value)))
+}
+
+/// The value an NDArray operation on `E` arrays sees for the Python float `value` (MXNet's
+/// Python-side optimizers: full precision for `f64`, rounded once for `f32`/`f16`). A value
+/// that is not finite in `E` is rejected.
+pub fn scalar<E: Elem>(name: &'static str, value: f64) -> Result<E> {
+    finite(name, value, E::from_f64(value))
+}
+
+fn finite<E: Elem>(name: &'static str, value: f64, converted: E) -> Result<E> {
+    if value.is_finite() && converted.is_finite() {
+        Ok(converted)
     } else {
         Err(Error::NotFinite { name, value })
     }
@@ -57,6 +83,9 @@ pub struct Rescale<E> {
 
 impl<E: Elem> Rescale<E> {
     /// Validates `rescale_grad` and `clip_gradient` (a negative bound disables clipping).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when either is NaN or not finite in `E`.
     pub fn new(rescale_grad: f64, clip_gradient: Option<f64>) -> Result<Rescale<E>> {
         let rs = param("rescale_grad", rescale_grad)?;
         let clip = match clip_gradient {

@@ -27,11 +27,7 @@ const LENGTHS: [usize; 14] = [
     MIN_PARALLEL_LEN * 4 + 3,
 ];
 
-const STEP: Step = Step {
-    lr: 0.1,
-    wd: 0.01,
-    t: 1,
-};
+const STEP: Step = Step::new(0.1, 0.01, 1);
 
 /// Element types built from an `f32` sample.
 trait Sample {

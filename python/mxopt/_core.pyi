@@ -42,6 +42,7 @@ def step(
     lr: float,
     wd: float,
     t: int = 1,
+    schedule: float = 1.0,
 ) -> None: ...
 def step_mixed(
     kernel: Kernel,
@@ -52,6 +53,7 @@ def step_mixed(
     lr: float,
     wd: float,
     t: int = 1,
+    schedule: float = 1.0,
 ) -> None: ...
 def step_rows(
     kernel: Kernel,
@@ -63,6 +65,7 @@ def step_rows(
     lr: float,
     wd: float,
     t: int = 1,
+    schedule: float = 1.0,
 ) -> None: ...
 
 # ``states`` is flat: ``kernel.num_states`` arrays per weight, weight after weight.
@@ -75,6 +78,7 @@ def step_many(
     wds: Sequence[float],
     ts: Sequence[int],
     masters: Optional[Sequence[np.ndarray]] = None,
+    schedules: Optional[Sequence[float]] = None,
 ) -> None: ...
 def fill_uniform(out: np.ndarray, low: float, high: float, seed: int, stream: int) -> None:
     """Fill ``out`` in place with U[low, high) draws; depends only on (seed, stream, size)."""

@@ -1,5 +1,6 @@
 //! One module per optimizer: hyper-parameters (`Default` = MXNet 1.6's defaults) and the
 //! [`Rule`](crate::rule::Rule)s of its kernels.
 
+pub mod adam;
 pub mod nag;
 pub mod sgd;

@@ -73,13 +73,7 @@ mod tests {
             momentum: 0.5,
             ..Nag::default()
         };
-        let r = nag
-            .at::<f64>(Step {
-                lr: 0.1,
-                wd: 0.2,
-                t: 1,
-            })
-            .unwrap();
+        let r = nag.at::<f64>(Step::new(0.1, 0.2, 1)).unwrap();
         let (w, [m]) = Rule::<f64, 1>::apply(&r, 1.0, 0.5, [0.25]);
         let (lr, wd, mu) = (f64::from(0.1_f32), f64::from(0.2_f32), 0.5);
         let m1 = 0.25 * mu;

@@ -127,7 +127,7 @@ mod tests {
     use super::*;
 
     fn step(lr: f64, wd: f64) -> Step {
-        Step { lr, wd, t: 1 }
+        Step::new(lr, wd, 1)
     }
 
     #[test]

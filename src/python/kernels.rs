@@ -9,7 +9,7 @@ use super::arrays::{
 use super::arrays::{with_dtype, Dtype};
 use super::many::{in_chunks, RuleCache, Tensors};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
-use crate::optim::{nag::Nag, sgd::Sgd};
+use crate::optim::{adam::Adam, nag::Nag, sgd::Sgd};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
@@ -32,58 +32,101 @@ fn compute<F: Ungil + FnOnce()>(py: Python<'_>, elements: usize, f: F) {
     }
 }
 
-/// Every kernel, with its hyper-parameters. The variant fixes the rule and its state count.
-#[derive(Clone, Copy, Debug)]
-enum AnyRule {
-    /// `sgd_update`: no momentum, `(1 − lr·wd)·w − G`.
-    Sgd(Sgd),
-    /// `multi_sgd_update`: the multi-tensor expression without momentum.
-    MultiSgd(Sgd),
-    /// `multi_sgd_mom_update` (= `sgd_mom_update`).
-    MultiSgdMom(Sgd),
-    /// `nag_mom_update`.
-    NagMom(Nag),
+/// The kernel table: one line per kernel, `Variant "name" => Hyper::constructor, states;`.
+/// `Hyper` (an `optim` struct listed in `from_kwargs!` below) is read from the keyword
+/// arguments of `Kernel(name, **hyper)`; `constructor` builds the kernel's
+/// [`Rule`](crate::rule::Rule) for one [`Step`]; `states` is its state-array count.
+/// Everything else in this file is generated from it.
+macro_rules! kernel_table {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback! {$($args)*;
+            Sgd "sgd" => Sgd::single_at, 0;
+            MultiSgd "multi_sgd" => Sgd::multi_at, 0;
+            MultiSgdMom "multi_sgd_mom" => Sgd::multi_at, 1;
+            NagMom "nag_mom" => Nag::at, 1;
+            Adam "adam" => Adam::at, 2;
+            AdamLazy "adam_lazy" => Adam::lazy_at, 2;
+            AdamStd "adam_std" => Adam::std_at, 2;
+        }
+    };
 }
+
+/// Hyper-parameters read from keyword arguments; an absent key keeps MXNet's default.
+trait FromKwargs: Sized {
+    fn from_kwargs(kwargs: &Kwargs<'_>) -> PyResult<Self>;
+}
+
+/// Implements [`FromKwargs`] for each `Hyper { every, field }` (the struct literal makes
+/// the compiler check that every field is listed).
+macro_rules! from_kwargs {
+    ($($H:ident { $($field:ident),* $(,)? })*) => {$(
+        impl FromKwargs for $H {
+            fn from_kwargs(kwargs: &Kwargs<'_>) -> PyResult<Self> {
+                let default = $H::default();
+                Ok($H { $($field: kwargs.take(stringify!($field), default.$field)?),* })
+            }
+        }
+    )*};
+}
+
+from_kwargs! {
+    Sgd { momentum, rescale_grad, clip_gradient }
+    Nag { momentum, rescale_grad, clip_gradient }
+    Adam { beta1, beta2, epsilon, rescale_grad, clip_gradient }
+}
+
+macro_rules! define_any_rule {
+    (; $($V:ident $name:literal => $H:ident :: $ctor:ident, $n:literal;)*) => {
+        /// Every kernel, with its hyper-parameters. The variant fixes the rule and its
+        /// state count.
+        #[derive(Clone, Copy, Debug)]
+        enum AnyRule {
+            $($V($H),)*
+        }
+
+        impl AnyRule {
+            fn parse(name: &str, kwargs: &Kwargs<'_>) -> PyResult<AnyRule> {
+                match name {
+                    $($name => Ok(AnyRule::$V($H::from_kwargs(kwargs)?)),)*
+                    _ => Err(PyValueError::new_err(format!(
+                        "unknown kernel {name:?}; expected one of {:?}",
+                        [$($name),*]
+                    ))),
+                }
+            }
+        }
+    };
+}
+kernel_table!(define_any_rule!());
 
 /// Runs `$body` with `$at` = the rule constructor for a [`Step`] and `$N` = its state count.
 macro_rules! with_rule {
     ($rule:expr, $E:ty, |$at:ident, $N:ident| $body:expr) => {
+        kernel_table!(with_rule_arms!($rule, $E, $at, $N, $body))
+    };
+}
+
+macro_rules! with_rule_arms {
+    ($rule:expr, $E:ty, $at:ident, $N:ident, $body:expr;
+     $($V:ident $name:literal => $H:ident :: $ctor:ident, $n:literal;)*) => {
         match $rule {
-            AnyRule::Sgd(h) => {
+            $(AnyRule::$V(h) => {
                 #[allow(dead_code)]
-                const $N: usize = 0;
-                let $at = |s| h.single_at::<$E>(s);
+                const $N: usize = $n;
+                let $at = |s| h.$ctor::<$E>(s);
                 $body
-            }
-            AnyRule::MultiSgd(h) => {
-                #[allow(dead_code)]
-                const $N: usize = 0;
-                let $at = |s| h.multi_at::<$E>(s);
-                $body
-            }
-            AnyRule::MultiSgdMom(h) => {
-                #[allow(dead_code)]
-                const $N: usize = 1;
-                let $at = |s| h.multi_at::<$E>(s);
-                $body
-            }
-            AnyRule::NagMom(h) => {
-                #[allow(dead_code)]
-                const $N: usize = 1;
-                let $at = |s| h.at::<$E>(s);
-                $body
-            }
+            })*
         }
     };
 }
 
 /// Keyword hyper-parameters, consumed one by one so leftovers can be reported.
-struct Hyper<'py> {
+struct Kwargs<'py> {
     kernel: String,
     dict: Option<Bound<'py, PyDict>>,
 }
 
-impl Hyper<'_> {
+impl Kwargs<'_> {
     fn take<T: for<'a, 'py> FromPyObject<'a, 'py>>(&self, key: &str, default: T) -> PyResult<T> {
         let Some(dict) = &self.dict else {
             return Ok(default);
@@ -126,44 +169,14 @@ impl Kernel {
     #[new]
     #[pyo3(signature = (name, **hyper))]
     fn new(name: &str, hyper: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let h = Hyper {
+        let kwargs = Kwargs {
             kernel: name.to_owned(),
             dict: hyper.map(|d| d.copy()).transpose()?,
         };
-        let sgd = |h: &Hyper<'_>| -> PyResult<Sgd> {
-            let d = Sgd::default();
-            Ok(Sgd {
-                momentum: h.take("momentum", d.momentum)?,
-                rescale_grad: h.take("rescale_grad", d.rescale_grad)?,
-                clip_gradient: h.take("clip_gradient", d.clip_gradient)?,
-            })
-        };
-        let rule = match name {
-            "sgd" => AnyRule::Sgd(sgd(&h)?),
-            "multi_sgd" => AnyRule::MultiSgd(sgd(&h)?),
-            "multi_sgd_mom" => AnyRule::MultiSgdMom(sgd(&h)?),
-            "nag_mom" => {
-                let Sgd {
-                    momentum,
-                    rescale_grad,
-                    clip_gradient,
-                } = sgd(&h)?;
-                AnyRule::NagMom(Nag {
-                    momentum,
-                    rescale_grad,
-                    clip_gradient,
-                })
-            }
-            _ => return Err(PyValueError::new_err(format!("unknown kernel {name:?}"))),
-        };
-        h.done()?;
+        let rule = AnyRule::parse(name, &kwargs)?;
+        kwargs.done()?;
         // Surface NaN hyper-parameters now rather than at the first update.
-        with_rule!(rule, f32, |at, N| at(Step {
-            lr: 0.0,
-            wd: 0.0,
-            t: 1
-        })
-        .map(|_| ()))?;
+        with_rule!(rule, f32, |at, N| at(Step::new(0.0, 0.0, 1)).map(|_| ()))?;
         Ok(Kernel { rule })
     }
 
@@ -180,7 +193,7 @@ impl Kernel {
 
 /// Dense update of one weight, in place.
 #[pyfunction]
-#[pyo3(signature = (kernel, weight, grad, states, lr, wd, t = 1))]
+#[pyo3(signature = (kernel, weight, grad, states, lr, wd, t = 1, schedule = 1.0))]
 #[allow(clippy::too_many_arguments)]
 fn step(
     py: Python<'_>,
@@ -191,8 +204,14 @@ fn step(
     lr: f64,
     wd: f64,
     t: u64,
+    schedule: f64,
 ) -> PyResult<()> {
-    let step = Step { lr, wd, t };
+    let step = Step {
+        lr,
+        wd,
+        t,
+        schedule,
+    };
     with_dtype!(Dtype::of("weight", weight)?, T => {
         let (mut w, g) = weight_and_grad::<T>(("weight", "grad"), weight, grad)?;
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
@@ -208,7 +227,7 @@ fn step(
 
 /// Multi-precision update: `f16` weight and grad, `f32` master copy and states.
 #[pyfunction]
-#[pyo3(signature = (kernel, weight, grad, master, states, lr, wd, t = 1))]
+#[pyo3(signature = (kernel, weight, grad, master, states, lr, wd, t = 1, schedule = 1.0))]
 #[allow(clippy::too_many_arguments)]
 fn step_mixed(
     py: Python<'_>,
@@ -220,8 +239,14 @@ fn step_mixed(
     lr: f64,
     wd: f64,
     t: u64,
+    schedule: f64,
 ) -> PyResult<()> {
-    let step = Step { lr, wd, t };
+    let step = Step {
+        lr,
+        wd,
+        t,
+        schedule,
+    };
     let (mut w, g) = weight_and_grad::<f16>(("weight", "grad"), weight, grad)?;
     let mut m = writable::<f32>("master weight", master)?;
     same_shape("master weight", w.shape(), m.shape())?;
@@ -242,7 +267,7 @@ fn step_mixed(
 
 /// Update of a dense weight from a row-sparse gradient (`indices`, `values`).
 #[pyfunction]
-#[pyo3(signature = (kernel, lazy, weight, indices, values, states, lr, wd, t = 1))]
+#[pyo3(signature = (kernel, lazy, weight, indices, values, states, lr, wd, t = 1, schedule = 1.0))]
 #[allow(clippy::too_many_arguments)]
 fn step_rows(
     py: Python<'_>,
@@ -255,8 +280,14 @@ fn step_rows(
     lr: f64,
     wd: f64,
     t: u64,
+    schedule: f64,
 ) -> PyResult<()> {
-    let step = Step { lr, wd, t };
+    let step = Step {
+        lr,
+        wd,
+        t,
+        schedule,
+    };
     let mode = if lazy {
         RowMode::Lazy
     } else {
@@ -315,7 +346,7 @@ fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>
 /// `num_states` arrays of the first weight, then of the second, and so on. With `masters`,
 /// the weights are `f16` and the update is multi-precision.
 #[pyfunction]
-#[pyo3(signature = (kernel, weights, grads, states, lrs, wds, ts, masters = None))]
+#[pyo3(signature = (kernel, weights, grads, states, lrs, wds, ts, masters = None, schedules = None))]
 #[allow(clippy::too_many_arguments)]
 fn step_many(
     py: Python<'_>,
@@ -327,14 +358,25 @@ fn step_many(
     wds: Vec<f64>,
     ts: Vec<u64>,
     masters: Option<Vec<Bound<'_, PyAny>>>,
+    schedules: Option<Vec<f64>>,
 ) -> PyResult<()> {
     let n = weights.len();
     let grads = per_tensor("grads", grads, n)?;
+    let schedules = match schedules {
+        Some(values) => per_tensor("schedules", values, n)?,
+        None => vec![1.0; n],
+    };
     let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
         .into_iter()
         .zip(per_tensor("wds", wds, n)?)
         .zip(per_tensor("ts", ts, n)?)
-        .map(|((lr, wd), t)| Step { lr, wd, t })
+        .zip(schedules)
+        .map(|(((lr, wd), t), schedule)| Step {
+            lr,
+            wd,
+            t,
+            schedule,
+        })
         .collect();
     let Some(first) = weights.first() else {
         return Ok(());

@@ -15,15 +15,16 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from generate import (  # noqa: E402  (the oracle import happens in generate)
+import mxnet.optimizer.contrib  # noqa: F401  (registers groupadagrad)
+from generate import (
     AGG_ENV,
     AGG_SHAPES,
     F16,
     F32,
     F64,
     MP,
-    direct_case,
     dense_case,
+    direct_case,
     interleaved_case,
     main,
     mixed_stype_case,
@@ -32,8 +33,6 @@ from generate import (  # noqa: E402  (the oracle import happens in generate)
     saveload_case,
     scheduler,
 )
-
-import mxnet.optimizer.contrib  # noqa: E402,F401  (registers groupadagrad)
 
 CLIP = {"rescale_grad": 0.5, "clip_gradient": 1.0}
 ORDER = [0, 1, 0, 2, 1, 0, 2]
@@ -195,7 +194,11 @@ def shared_cases(o):
     else:
         agg_dtypes = [F32] * 6
         agg_mp_dtypes = [F16, F32, F16, F16, F32]
-    agg_envs = (({}, "default", 6, 3), ({AGG_ENV: "2"}, "size2", 4, 3), ({AGG_ENV: "0"}, "size0", 3, 2))
+    agg_envs = (
+        ({}, "default", 6, 3),
+        ({AGG_ENV: "2"}, "size2", 4, 3),
+        ({AGG_ENV: "0"}, "size0", 3, 2),
+    )
     for env, tag, n, steps in agg_envs:
         cases.append(
             dense_case(
@@ -276,14 +279,14 @@ def shared_cases(o):
         cases.append(
             dense_case(
                 "begin_num_update",
-            opt,
-            {**base, **CLIP, "begin_num_update": 5},
-            [F32, F32],
-            scheduler=scheduler("FactorScheduler", step=3, factor=0.7, base_lr=0.3)
-            if o.uses_lr
-            else None,
-            doc="begin_num_update=5" + (" with FactorScheduler" if o.uses_lr else ""),
-            **o.ckw(),
+                opt,
+                {**base, **CLIP, "begin_num_update": 5},
+                [F32, F32],
+                scheduler=scheduler("FactorScheduler", step=3, factor=0.7, base_lr=0.3)
+                if o.uses_lr
+                else None,
+                doc="begin_num_update=5" + (" with FactorScheduler" if o.uses_lr else ""),
+                **o.ckw(),
             )
         )
     cases += [

@@ -1,6 +1,7 @@
 """MXNet 1.6's ``mxnet.optimizer``: the optimizer base class, the registry, the optimizers
 and the :class:`Updater` that drives them."""
 
+from .adam import Adam
 from .base import NDabs, Optimizer, create, register
 from .nag import NAG
 from .sgd import SGD, ccSGD
@@ -10,6 +11,7 @@ from .updater import Updater, get_updater
 __all__ = [
     "NAG",
     "SGD",
+    "Adam",
     "NDabs",
     "Optimizer",
     "Test",

@@ -12,9 +12,13 @@ from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .. import _core
-from .base import Optimizer, warn_float16_without_multi_precision
+from .base import Optimizer, _aggregation_size_from_env, warn_float16_without_multi_precision
 
-__all__ = ["KernelOptimizer", "MomentumKernelOptimizer", "is_row_sparse"]
+__all__ = ["AdaptiveKernelOptimizer", "KernelOptimizer", "MomentumKernelOptimizer", "is_row_sparse"]
+
+#: Per-tensor step scalars: learning rates, weight decays, update counts and (Nadam only)
+#: momentum-schedule products, aligned with the indices of one call.
+Steps = Tuple[List[float], List[float], List[int], Optional[List[float]]]
 
 
 def is_row_sparse(grad: Any) -> bool:
@@ -56,15 +60,32 @@ class KernelOptimizer(Optimizer):
             kernel = cache[key] = _core.Kernel(name, **dict(zip(self.kernel_hyper, values)))
         return kernel
 
-    def _preamble(self, indices: Sequence[Hashable]) -> Tuple[List[float], List[float], List[int]]:
-        """MXNet's per-step preamble: count each index, then read lrs, wds and counts."""
+    def _preamble(self, indices: Sequence[Hashable]) -> Steps:
+        """MXNet's per-step preamble for a list updated as one aggregated call: count every
+        index, then read lrs (one scheduler call), wds and counts."""
         self._update_count(indices)
         counts = self._index_update_count
         return (
             self._get_lrs(indices),
             self._get_wds(indices),
             list(map(counts.__getitem__, indices)),
+            None,
         )
+
+    def _sequential_preamble(self, indices: Sequence[Hashable]) -> Steps:
+        """The preamble of one update call per index, in order (count, then lr and wd), as
+        MXNet runs optimizers that it does not aggregate. Without a scheduler the learning
+        rate does not depend on the count, so the list is counted at once."""
+        if self.lr_scheduler is None or len(indices) == 1:
+            return self._preamble(indices)
+        lrs, wds, ts = [], [], []
+        counts = self._index_update_count
+        for index in indices:
+            self._update_count(index)
+            lrs.append(self._get_lr(index))
+            wds.append(self._get_wd(index))
+            ts.append(counts[index])
+        return lrs, wds, ts, None
 
     def _run_dense(
         self,
@@ -72,22 +93,31 @@ class KernelOptimizer(Optimizer):
         weights: Sequence[np.ndarray],
         grads: Sequence[np.ndarray],
         states: Sequence[np.ndarray],
-        steps: Tuple[List[float], List[float], List[int]],
+        steps: Steps,
         masters: Optional[Sequence[np.ndarray]] = None,
     ) -> None:
         """Dense update of every weight in one native call (the single-tensor entry point
         when there is one weight: it has the smallest overhead). ``states`` is flat:
         ``kernel.num_states`` arrays per weight."""
-        lrs, wds, ts = steps
+        lrs, wds, ts, schedules = steps
         if len(weights) == 1:
+            schedule = 1.0 if schedules is None else schedules[0]
             if masters is None:
-                _core.step(kernel, weights[0], grads[0], states, lrs[0], wds[0], ts[0])
+                _core.step(kernel, weights[0], grads[0], states, lrs[0], wds[0], ts[0], schedule)
             else:
                 _core.step_mixed(
-                    kernel, weights[0], grads[0], masters[0], states, lrs[0], wds[0], ts[0]
+                    kernel,
+                    weights[0],
+                    grads[0],
+                    masters[0],
+                    states,
+                    lrs[0],
+                    wds[0],
+                    ts[0],
+                    schedule,
                 )
         else:
-            _core.step_many(kernel, weights, grads, states, lrs, wds, ts, masters)
+            _core.step_many(kernel, weights, grads, states, lrs, wds, ts, masters, schedules)
 
     @staticmethod
     def _run_rows(
@@ -99,13 +129,14 @@ class KernelOptimizer(Optimizer):
         lr: float,
         wd: float,
         t: int,
+        schedule: float = 1.0,
     ) -> None:
         """Update of a dense weight from a row-sparse gradient, lazily or on every row."""
         if grad.shape != weight.shape:
             raise ValueError(
                 f"grad: expected shape {weight.shape} (the weight's), got {grad.shape}"
             )
-        _core.step_rows(kernel, lazy, weight, grad.indices, grad.data, states, lr, wd, t)
+        _core.step_rows(kernel, lazy, weight, grad.indices, grad.data, states, lr, wd, t, schedule)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = super().__getstate__()
@@ -142,3 +173,187 @@ class MomentumKernelOptimizer(KernelOptimizer):
         clips only for a truthy ``clip_gradient``."""
         momentum = self.momentum if self.momentum > 0 else 0.0
         return (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+class AdaptiveKernelOptimizer(KernelOptimizer):
+    """A kernel optimizer with a fixed tuple of state arrays and MXNet's generic
+    multi-precision layout ``(float32 master, state)``, run natively in one pass.
+
+    Subclasses name their kernel (``kernel``), its hyper-parameters (``kernel_hyper`` and
+    ``_hyper``) and their states (``state_names``); everything else is shared:
+
+    * ``update`` takes one index or lists of indices, weights, grads and states; a list
+      runs as one native call per dtype, with exactly the numbers of one call per index
+      (MXNet does not aggregate these optimizers: the preamble runs index by index);
+    * row-sparse gradients use ``_rows_kernel`` when the optimizer has a sparse kernel,
+      else they are densified (MXNet's fallback);
+    * states are checked (structure here, dtype and shape natively) before any write.
+    """
+
+    #: The dense kernel's name in ``mxopt._core.Kernel``.
+    kernel: ClassVar[str]
+    #: Names of the state arrays, in ``create_state`` order.
+    state_names: ClassVar[Tuple[str, ...]]
+    #: ``create_state`` returns a tuple (else the single array itself, or a 1-tuple when
+    #: ``state_tuple`` is true and there is one state: RMSProp).
+    state_tuple: ClassVar[bool] = True
+    #: States are float32 whatever the weight's dtype; MXNet 1.6 then accepts only
+    #: float32 weights without multi-precision.
+    float32_states: ClassVar[bool] = False
+    #: The Updater passes lists in the caller's order (MXNet updates these optimizers one
+    #: index at a time; grouping by dtype would reorder Nadam's schedule).
+    aggregates_by_dtype: ClassVar[bool] = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aggregate_num = _aggregation_size_from_env()
+
+    def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
+        """Zero states of the weight's shape (float32 or the weight's dtype)."""
+        dtype = np.float32 if self.float32_states else weight.dtype
+        states = tuple(np.zeros(weight.shape, dtype=dtype) for _ in self.state_names)
+        return states if self.state_tuple else states[0]
+
+    def _kernel_states(self, state: Any) -> Tuple[Any, ...]:
+        """The state arrays of one weight, after checking the state object's structure."""
+        if self.state_tuple:
+            if isinstance(state, tuple) and len(state) == len(self.state_names):
+                return state
+        elif isinstance(state, np.ndarray) or (len(self.state_names) == 0 and state is None):
+            return (state,) if self.state_names else ()
+        expected = (
+            f"a tuple of {len(self.state_names)} arrays {self.state_names}"
+            if self.state_tuple
+            else f"one array ({self.state_names[0]})"
+        )
+        raise TypeError(
+            f"state: expected {expected} as {type(self).__name__}.create_state returns, "
+            f"got {_describe(state)}"
+        )
+
+    def _split_master(self, state: Any) -> Tuple[np.ndarray, Any]:
+        """``(master, inner state)`` of a multi-precision state."""
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], np.ndarray):
+            return state[0], state[1]
+        raise TypeError(
+            "state: expected (float32 master copy, state) as create_state_multi_precision "
+            f"returns for float16 weights, got {_describe(state)}"
+        )
+
+    def _rows_kernel(self) -> Optional[Tuple[str, bool]]:
+        """``(kernel name, lazy)`` for row-sparse gradients, or ``None`` to densify them."""
+        return None
+
+    def _steps(self, indices: Sequence[Hashable]) -> Steps:
+        """The per-tensor scalars of one call (overridden by Nadam for its schedule)."""
+        return self._sequential_preamble(indices)
+
+    def update(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
+        """Update one weight (or lists of them), in place."""
+        self._update_impl(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
+        """Update through the float32 master copy each float16 weight (with
+        ``multi_precision``); other weights as :meth:`update` does."""
+        self._update_impl(index, weight, grad, state, multi_precision=self.multi_precision)
+
+    def _update_impl(
+        self, indices: Any, weights: Any, grads: Any, states: Any, multi_precision: bool
+    ) -> None:
+        if not isinstance(indices, (list, tuple)):
+            indices, weights, grads, states = [indices], [weights], [grads], [states]
+        # Group by (dtype, through a master copy): each group is one native call.
+        groups: Dict[Tuple[Any, bool], List[int]] = {}
+        masters: List[Any] = []
+        per_weight = []
+        for i, (weight, state) in enumerate(zip(weights, states)):
+            dtype = getattr(weight, "dtype", None)
+            mixed = multi_precision and dtype == np.float16
+            if mixed:
+                master, state = self._split_master(state)
+                masters.append(master)
+            else:
+                masters.append(None)
+                if self.float32_states and dtype is not None and dtype != np.float32:
+                    raise TypeError(
+                        f"weight: {type(self).__name__} keeps float32 states and so takes "
+                        f"float32 weights, got {dtype} (use multi_precision=True for "
+                        "float16)" + (f" at position {i}" if len(weights) > 1 else "")
+                    )
+            per_weight.append(self._kernel_states(state))
+            groups.setdefault((dtype, mixed), []).append(i)
+        steps = self._steps(indices)
+        kernel = self._kernel(self.kernel, self._hyper())
+        rows = self._rows_kernel()
+        sparse = [i for i, g in enumerate(grads) if rows is not None and is_row_sparse(g)]
+        if len(groups) == 1 and not sparse:
+            # The common case: one dtype, dense gradients, one native call.
+            ((_, mixed),) = groups
+            self._run_dense(
+                kernel,
+                weights,
+                [_dense(g) for g in grads],
+                _flat(per_weight),
+                steps,
+                masters if mixed else None,
+            )
+            return
+        skip = set(sparse)
+        for (_, mixed), group in groups.items():
+            group = [i for i in group if i not in skip]
+            if group:
+                self._run_dense(
+                    kernel,
+                    [weights[i] for i in group],
+                    [_dense(grads[i]) for i in group],
+                    _flat([per_weight[i] for i in group]),
+                    _pick(steps, group),
+                    [masters[i] for i in group] if mixed else None,
+                )
+        if not sparse:
+            return
+        assert rows is not None
+        name, lazy = rows
+        rows_kernel = self._kernel(name, self._hyper())
+        for i in sparse:
+            lr, wd, t = steps[0][i], steps[1][i], steps[2][i]
+            schedule = 1.0 if steps[3] is None else steps[3][i]
+            master = masters[i]
+            if master is None:
+                self._run_rows(
+                    rows_kernel, lazy, weights[i], grads[i], per_weight[i], lr, wd, t, schedule
+                )
+            else:
+                # MXNet's fallback runs the sparse kernel on the master copy, then copies
+                # the whole master back into the float16 weight.
+                grad32 = grads[i].astype(np.float32)
+                self._run_rows(
+                    rows_kernel, lazy, master, grad32, per_weight[i], lr, wd, t, schedule
+                )
+                weights[i][...] = master
+
+
+def _dense(grad: Any) -> Any:
+    return grad.todense() if is_row_sparse(grad) else grad
+
+
+def _flat(per_weight: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    return [array for states in per_weight for array in states]
+
+
+def _pick(steps: Steps, positions: Sequence[int]) -> Steps:
+    lrs, wds, ts, schedules = steps
+    return (
+        [lrs[i] for i in positions],
+        [wds[i] for i in positions],
+        [ts[i] for i in positions],
+        None if schedules is None else [schedules[i] for i in positions],
+    )

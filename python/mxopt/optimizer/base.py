@@ -91,6 +91,9 @@ class Optimizer:
 
     #: Lower-case class name -> optimizer class, shared by every optimizer.
     opt_registry: ClassVar[Dict[str, Type[Optimizer]]] = {}
+    #: An aggregating :class:`Updater` groups a list by weight dtype before chunking it, as
+    #: MXNet does for the optimizers it aggregates; ``False`` keeps the caller's order.
+    aggregates_by_dtype: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -55,7 +55,7 @@ class NAG(MomentumKernelOptimizer):
         if is_row_sparse(grad):
             if mom is None and master is None:
                 lazy = True  # sgd_update's default
-                self._run_rows(kernel, lazy, weight, grad, (), *(s[0] for s in steps))
+                self._run_rows(kernel, lazy, weight, grad, (), *(s[0] for s in steps[:3]))
                 return
             grad = grad.todense()
         masters = None if master is None else [master]

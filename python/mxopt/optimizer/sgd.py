@@ -93,7 +93,7 @@ class SGD(MomentumKernelOptimizer):
             self._run_dense(kernel, weights, grads, flat_states, steps, masters)
             return
 
-        lrs, wds, ts = steps
+        lrs, wds, ts, _ = steps
         for i, (weight, grad, mom) in enumerate(zip(weights, grads, moms)):
             # Row-sparse calls pick the kernel by the state, not by the momentum.
             kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", hyper)

@@ -144,7 +144,8 @@ class Updater:
         Notes
         -----
         With ``aggregate_updates``, the triples are grouped by weight dtype (groups in
-        order of first appearance) and each group is passed in chunks of
+        order of first appearance; not for optimizers whose ``aggregates_by_dtype`` is
+        false, which take mixed dtypes) and each group is passed in chunks of
         ``optimizer.aggregate_num`` as tuples of indices, weights and grads plus a list of
         states. Otherwise every weight gets its own ``update_multi_precision`` call.
         """
@@ -182,9 +183,10 @@ class Updater:
 
     def _update_aggregated(self, indices: List[Any], weights: Any, grads: Any) -> None:
         """Pass same-dtype weights to the optimizer in chunks of ``aggregate_num``."""
-        groups: Dict[np.dtype, List[Tuple[Any, Any, Any]]] = {}
+        groups: Dict[Any, List[Tuple[Any, Any, Any]]] = {}
+        by_dtype = self.optimizer.aggregates_by_dtype
         for triple in zip(indices, weights, grads):
-            groups.setdefault(triple[1].dtype, []).append(triple)
+            groups.setdefault(triple[1].dtype if by_dtype else None, []).append(triple)
         for group in groups.values():
             group_indices, group_weights, group_grads = zip(*group)
             start = 0

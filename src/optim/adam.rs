@@ -1,0 +1,157 @@
+//! Adam (MXNet `adam`). Spec: optimizers.md §11.
+//!
+//! MXNet folds the bias correction into the learning rate in Python `f64`
+//! (`lr·sqrt(1 − β2^t)/(1 − β1^t)`) and leaves `ε` uncorrected; weight decay joins the
+//! gradient before the clip. The row-sparse kernels square the (clipped) gradient before
+//! scaling it by `1 − β2`, except the lazy kernel without clipping, which keeps the dense
+//! association: the three differ in the last bit, so each has its constructor.
+
+use crate::real::{kclip, Elem};
+use crate::rule::{param, Rule, Step};
+use crate::Result;
+
+/// Adam's hyper-parameters, with MXNet 1.6's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adam {
+    /// Decay of the first moment, `β1`.
+    pub beta1: f64,
+    /// Decay of the second moment, `β2`.
+    pub beta2: f64,
+    /// Added to `sqrt(v)`; not bias-corrected.
+    pub epsilon: f64,
+    /// Factor applied to the gradient before anything else.
+    pub rescale_grad: f64,
+    /// Kernel clip bound (applied to `rs·g + wd·w`): `None` or negative disables it.
+    pub clip_gradient: Option<f64>,
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            rescale_grad: 1.0,
+            clip_gradient: None,
+        }
+    }
+}
+
+impl Adam {
+    /// The dense kernel (`adam_update`) for one tensor and step.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a hyper-parameter that is NaN or
+    /// not finite in `E`.
+    pub fn at<E: Elem>(&self, step: Step) -> Result<AdamRule<E>> {
+        self.rule(step, false)
+    }
+
+    /// The row-sparse kernel on the gradient's rows only (`lazy_update=True`).
+    ///
+    /// # Errors
+    /// As [`Adam::at`].
+    pub fn lazy_at<E: Elem>(&self, step: Step) -> Result<AdamRule<E>> {
+        self.rule(step, self.clip_gradient.is_some_and(|c| c >= 0.0))
+    }
+
+    /// The row-sparse kernel on every row (`lazy_update=False`; absent rows see `g = 0`).
+    ///
+    /// # Errors
+    /// As [`Adam::at`].
+    pub fn std_at<E: Elem>(&self, step: Step) -> Result<AdamRule<E>> {
+        self.rule(step, true)
+    }
+
+    /// The learning rate with the bias correction folded in, as MXNet's Python computes
+    /// it (`f64`, the correction factor first).
+    #[must_use]
+    pub fn corrected_lr(&self, step: Step) -> f64 {
+        let t = step.t as f64;
+        let correction = (1.0 - self.beta2.powf(t)).sqrt() / (1.0 - self.beta1.powf(t));
+        step.lr * correction
+    }
+
+    fn rule<E: Elem>(&self, step: Step, square_first: bool) -> Result<AdamRule<E>> {
+        let beta1: E = param("beta1", self.beta1)?;
+        let beta2: E = param("beta2", self.beta2)?;
+        let clip = match self.clip_gradient {
+            Some(c) if c >= 0.0 => Some(param("clip_gradient", c)?),
+            _ => None,
+        };
+        Ok(AdamRule {
+            beta1,
+            one_minus_beta1: E::one() - beta1,
+            beta2,
+            one_minus_beta2: E::one() - beta2,
+            epsilon: param("epsilon", self.epsilon)?,
+            rs: param("rescale_grad", self.rescale_grad)?,
+            clip,
+            lr: param("lr", self.corrected_lr(step))?,
+            wd: step.wd()?,
+            square_first,
+        })
+    }
+}
+
+/// `ĝ = clip(rs·g + wd·w)`; `m' = β1·m + (1−β1)·ĝ`; `v' = β2·v + (1−β2)·ĝ²`;
+/// `w' = w − lr_t·m'/(sqrt(v') + ε)`.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamRule<E> {
+    beta1: E,
+    one_minus_beta1: E,
+    beta2: E,
+    one_minus_beta2: E,
+    epsilon: E,
+    rs: E,
+    clip: Option<E>,
+    lr: E,
+    wd: E,
+    /// `(1−β2)·(ĝ·ĝ)` (the sparse kernels) instead of `((1−β2)·ĝ)·ĝ`.
+    square_first: bool,
+}
+
+impl<E: Elem> Rule<E, 2> for AdamRule<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, [m, v]: [E; 2]) -> (E, [E; 2]) {
+        let mut g = g * self.rs + w * self.wd;
+        if let Some(c) = self.clip {
+            g = kclip(g, c);
+        }
+        let m = m * self.beta1 + self.one_minus_beta1 * g;
+        let v = v * self.beta2
+            + if self.square_first {
+                self.one_minus_beta2 * (g * g)
+            } else {
+                self.one_minus_beta2 * g * g
+            };
+        (w - self.lr * m / (v.sqrt() + self.epsilon), [m, v])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bias_correction_is_folded_into_lr() {
+        let adam = Adam::default();
+        let lr = adam.corrected_lr(Step::new(0.1, 0.0, 2));
+        let expect = 0.1 * ((1.0 - 0.999_f64.powf(2.0)).sqrt() / (1.0 - 0.9_f64.powf(2.0)));
+        assert_eq!(lr, expect);
+    }
+
+    #[test]
+    fn first_step_matches_hand_computation() {
+        let adam = Adam::default();
+        let r = adam.at::<f64>(Step::new(0.01, 0.0, 1)).unwrap();
+        let (w, [m, v]) = r.apply(1.0, 0.5, [0.0, 0.0]);
+        let (b1, b2) = (f64::from(0.9_f32), f64::from(0.999_f32));
+        let expect_m = (1.0 - b1) * 0.5;
+        let expect_v = (1.0 - b2) * 0.5 * 0.5;
+        assert_eq!((m, v), (expect_m, expect_v));
+        let lr = f64::from(adam.corrected_lr(Step::new(0.01, 0.0, 1)) as f32);
+        let eps = f64::from(1e-8_f32);
+        assert_eq!(w, 1.0 - lr * expect_m / (expect_v.sqrt() + eps));
+    }
+}
