@@ -7,7 +7,8 @@ use super::arrays::{
     readonly, same_shape, slice, slice_mut, state_slices, states, weight_and_grad, writable,
 };
 use super::arrays::{with_dtype, Dtype};
-use super::many::{in_chunks, RuleCache, Tensors};
+use super::many::{in_chunks, rules_for, Tensors};
+use super::overlap::{check_disjoint, span, state_spans, Name};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
 use crate::optim::{adam::Adam, nag::Nag, sgd::Sgd};
 use crate::real::Storage;
@@ -216,6 +217,9 @@ fn step(
         let (mut w, g) = weight_and_grad::<T>(("weight", "grad"), weight, grad)?;
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
             let mut s = self::states::<T>(w.shape(), &states, N)?;
+            let mut spans = vec![span(&w, true, Name::Arg("weight")), span(&g, false, Name::Arg("grad"))];
+            spans.extend(state_spans(&s));
+            check_disjoint(spans)?;
             let rule = at(step)?;
             let elements = w.len();
             let walk = Dense::new(slice_mut(&mut w), slice(&g), state_slices::<T, N>(&mut s))?;
@@ -252,6 +256,13 @@ fn step_mixed(
     same_shape("master weight", w.shape(), m.shape())?;
     with_rule!(kernel.rule, f32, |at, N| {
         let mut s = self::states::<f32>(w.shape(), &states, N)?;
+        let mut spans = vec![
+            span(&w, true, Name::Arg("weight")),
+            span(&g, false, Name::Arg("grad")),
+            span(&m, true, Name::Arg("master weight")),
+        ];
+        spans.extend(state_spans(&s));
+        check_disjoint(spans)?;
         let rule = at(step)?;
         let elements = w.len();
         let walk = Mixed::new(
@@ -315,6 +326,13 @@ fn step_rows(
         }
         with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
             let mut s = self::states::<T>(w.shape(), &states, N)?;
+            let mut spans = vec![
+                span(&w, true, Name::Arg("weight")),
+                span(&idx, false, Name::Arg("indices")),
+                span(&v, false, Name::Arg("values")),
+            ];
+            spans.extend(state_spans(&s));
+            check_disjoint(spans)?;
             let rule = at(step)?;
             let elements = w.len();
             let walk = Rows::new(
@@ -390,7 +408,7 @@ fn step_many(
         Some(masters) => {
             let masters = per_tensor("masters", masters, n)?;
             with_rule!(kernel.rule, f32, |at, N| {
-                let mut rules = RuleCache::new(at);
+                let rules = rules_for(at, &steps)?;
                 in_chunks::<f16, f32>(&tensors, Some(&masters), N, |chunk| {
                     let elements = chunk.iter().map(|b| b.w.len()).sum();
                     let mut jobs = Vec::with_capacity(chunk.len());
@@ -398,7 +416,7 @@ fn step_many(
                         let master = b.master.as_mut().map(slice_mut).unwrap_or_default();
                         let s = state_slices::<f32, N>(&mut b.s);
                         let walk = Mixed::new(slice_mut(&mut b.w), slice(&b.g), master, s)?;
-                        jobs.push((rules.at(steps[b.index])?, walk));
+                        jobs.push((rules[b.index], walk));
                     }
                     compute(py, elements, || engine::run_many(jobs));
                     Ok(())
@@ -407,14 +425,14 @@ fn step_many(
         }
         None => with_dtype!(Dtype::of("weights[0]", first)?, T => {
             with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
-                let mut rules = RuleCache::new(at);
+                let rules = rules_for(at, &steps)?;
                 in_chunks::<T, T>(&tensors, None, N, |chunk| {
                     let elements = chunk.iter().map(|b| b.w.len()).sum();
                     let mut jobs = Vec::with_capacity(chunk.len());
                     for b in chunk.iter_mut() {
                         let s = state_slices::<T, N>(&mut b.s);
                         let walk = Dense::new(slice_mut(&mut b.w), slice(&b.g), s)?;
-                        jobs.push((rules.at(steps[b.index])?, walk));
+                        jobs.push((rules[b.index], walk));
                     }
                     compute(py, elements, || engine::run_many(jobs));
                     Ok(())

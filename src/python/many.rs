@@ -8,10 +8,9 @@
 //! every tensor passed.
 
 use super::arrays::{same_shape, states, weight_and_grad, writable, Item};
+use super::overlap::{check_disjoint, span, Name, Span};
 use crate::rule::Step;
-use numpy::{
-    Element, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
-};
+use numpy::{Element, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -66,63 +65,24 @@ fn borrow<'py, W: Element, S: Element>(
     })
 }
 
-/// The byte range of one array, for the overlap check.
-struct Span {
-    start: usize,
-    end: usize,
-    writable: bool,
-    owner: Item,
-}
-
-fn span<T: Element>(a: &Bound<'_, numpy::PyArrayDyn<T>>, writable: bool, owner: Item) -> Span {
-    let start = a.data() as usize;
-    let bytes = PyUntypedArrayMethods::len(a) * std::mem::size_of::<T>();
-    Span {
-        start,
-        end: start + bytes,
-        writable,
-        owner,
-    }
-}
-
 impl<W: Element, S: Element> Borrowed<'_, W, S> {
     fn spans(&self, out: &mut Vec<Span>) {
         let i = self.index;
-        out.push(span(&self.w, true, Item("weights", i)));
-        out.push(span(&self.g, false, Item("grads", i)));
+        out.push(span(&self.w, true, Name::Item("weights", i)));
+        out.push(span(&self.g, false, Name::Item("grads", i)));
         if let Some(m) = &self.master {
-            out.push(span(m, true, Item("masters", i)));
+            out.push(span(m, true, Name::Item("masters", i)));
         }
-        out.extend(self.s.iter().map(|s| span(s, true, Item("states", i))));
+        out.extend(
+            self.s
+                .iter()
+                .map(|s| span(s, true, Name::Item("states", i))),
+        );
     }
-}
-
-/// Fails if a written range overlaps any other range (read-only ranges may share memory).
-fn check_disjoint(mut spans: Vec<Span>) -> PyResult<()> {
-    spans.retain(|s| s.end > s.start);
-    spans.sort_unstable_by_key(|s| s.start);
-    let (mut reach_any, mut reach_written): (Option<&Span>, Option<&Span>) = (None, None);
-    for s in &spans {
-        let blocker = if s.writable { reach_any } else { reach_written };
-        if let Some(other) = blocker.filter(|o| o.end > s.start) {
-            return Err(PyValueError::new_err(format!(
-                "{}: shares memory with {} (an array written by this call must not alias \
-                 another array of the call)",
-                s.owner, other.owner
-            )));
-        }
-        if reach_any.is_none_or(|o| s.end > o.end) {
-            reach_any = Some(s);
-        }
-        if s.writable && reach_written.is_none_or(|o| s.end > o.end) {
-            reach_written = Some(s);
-        }
-    }
-    Ok(())
 }
 
 /// Borrows the tensors chunk by chunk and hands each chunk to `run`, after validating the
-/// whole call when it has more than one chunk.
+/// whole call (arrays, and byte ranges for overlap) before the first chunk runs.
 pub fn in_chunks<'py, W: Element, S: Element>(
     t: &Tensors<'_, 'py>,
     masters: Option<&[Bound<'py, PyAny>]>,
@@ -148,31 +108,30 @@ pub fn in_chunks<'py, W: Element, S: Element>(
         let mut chunk = (start..n.min(start + BORROW_CHUNK))
             .map(|index| borrow::<W, S>(t, masters, num_states, index))
             .collect::<PyResult<Vec<_>>>()?;
+        if n <= BORROW_CHUNK {
+            let mut spans = Vec::with_capacity(n * (3 + num_states));
+            chunk.iter().for_each(|b| b.spans(&mut spans));
+            check_disjoint(spans)?;
+        }
         run(&mut chunk)?;
     }
     Ok(())
 }
 
-/// Builds rules for consecutive tensors, reusing the last one when the step repeats (an
-/// aggregated call usually has one lr and one wd for all tensors).
-pub struct RuleCache<F, R> {
-    build: F,
-    last: Option<(Step, R)>,
-}
-
-impl<F: Fn(Step) -> crate::Result<R>, R: Copy> RuleCache<F, R> {
-    pub fn new(build: F) -> Self {
-        RuleCache { build, last: None }
+/// The rule of every tensor of a call, built before anything runs so that a bad scalar of
+/// a late tensor (a NaN learning rate) is reported before the first write. Consecutive
+/// equal steps share one build (a call usually has one lr and one wd for all tensors).
+pub fn rules_for<R: Copy>(
+    build: impl Fn(Step) -> crate::Result<R>,
+    steps: &[Step],
+) -> crate::Result<Vec<R>> {
+    let mut rules: Vec<R> = Vec::with_capacity(steps.len());
+    for (i, step) in steps.iter().enumerate() {
+        let rule = match rules.last() {
+            Some(&last) if steps[i - 1] == *step => last,
+            _ => build(*step)?,
+        };
+        rules.push(rule);
     }
-
-    pub fn at(&mut self, step: Step) -> crate::Result<R> {
-        match self.last {
-            Some((last, rule)) if last == step => Ok(rule),
-            _ => {
-                let rule = (self.build)(step)?;
-                self.last = Some((step, rule));
-                Ok(rule)
-            }
-        }
-    }
+    Ok(rules)
 }

@@ -5,6 +5,7 @@ mod arrays;
 mod init;
 mod kernels;
 mod many;
+mod overlap;
 
 use pyo3::prelude::*;
 
