@@ -73,6 +73,8 @@ impl Adam {
     }
 
     fn rule<E: Elem>(&self, step: Step, square_first: bool) -> Result<AdamRule<E>> {
+        // The learning rate itself must be finite in `E`, not only the corrected one.
+        step.lr::<E>()?;
         let beta1: E = param("beta1", self.beta1)?;
         let beta2: E = param("beta2", self.beta2)?;
         let clip = match self.clip_gradient {

@@ -103,8 +103,9 @@ fn borrow_error(name: impl Display, e: BorrowError) -> PyErr {
             PyValueError::new_err(format!("{name}: array is read-only; it must be writeable"))
         }
         BorrowError::AlreadyBorrowed => PyValueError::new_err(format!(
-            "{name}: shares memory with another array of this call (e.g. weight aliasing grad); \
-             every array must be distinct"
+            "{name}: shares memory with another array of this call (e.g. a weight aliasing its \
+             gradient), or another thread is updating it right now; every array of a call \
+             must be distinct, and one weight is updated by one thread at a time"
         )),
         other => PyValueError::new_err(format!("{name}: {other}")),
     }

@@ -137,8 +137,13 @@ impl Kwargs<'_> {
             Some(value) => {
                 dict.del_item(key)?;
                 value.extract().map_err(|_| {
+                    let type_name = value
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| "?".into(), |n| n.to_string());
                     PyTypeError::new_err(format!(
-                        "{}: {key} must be a number, got {value}",
+                        "{key}: expected a number, got {} ({type_name}; kernel {})",
+                        value.repr().map_or_else(|_| "?".into(), |r| r.to_string()),
                         self.kernel
                     ))
                 })

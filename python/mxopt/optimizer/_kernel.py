@@ -12,7 +12,12 @@ from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from .. import _core
-from .base import Optimizer, _aggregation_size_from_env, warn_float16_without_multi_precision
+from .base import (
+    Optimizer,
+    _aggregation_size_from_env,
+    check_real,
+    warn_float16_without_multi_precision,
+)
 
 __all__ = ["AdaptiveKernelOptimizer", "KernelOptimizer", "MomentumKernelOptimizer", "is_row_sparse"]
 
@@ -24,6 +29,21 @@ Steps = Tuple[List[float], List[float], List[int], Optional[List[float]]]
 def is_row_sparse(grad: Any) -> bool:
     """Whether ``grad`` is a row-sparse array (``mxopt.sparse.RowSparseNDArray``)."""
     return type(grad) is not np.ndarray and getattr(grad, "stype", "default") == "row_sparse"
+
+
+def as_lists(indices: Any, weights: Any, grads: Any, states: Any) -> Tuple[Any, Any, Any, Any]:
+    """One index with its weight, grad and state as 1-element lists; lists checked for
+    equal lengths (an error names the list that differs)."""
+    if not isinstance(indices, (list, tuple)):
+        return [indices], [weights], [grads], [states]
+    for name, values in (("weight", weights), ("grad", grads), ("state", states)):
+        if not isinstance(values, (list, tuple)) or len(values) != len(indices):
+            got = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
+            raise ValueError(
+                f"{name}: with a list of {len(indices)} indices, expected a list of "
+                f"{len(indices)} {name}s, got {got}"
+            )
+    return indices, weights, grads, states
 
 
 def kernel_clip(clip_gradient: Optional[float]) -> Optional[float]:
@@ -171,8 +191,23 @@ class MomentumKernelOptimizer(KernelOptimizer):
     def _hyper(self) -> tuple:
         """Kernel values of ``kernel_hyper``: MXNet passes momentum only when positive and
         clips only for a truthy ``clip_gradient``."""
-        momentum = self.momentum if self.momentum > 0 else 0.0
-        return (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
+        momentum = check_real("momentum", self.momentum)
+        clip = kernel_clip(self.clip_gradient)
+        return (momentum if momentum > 0 else 0.0, self.rescale_grad, clip)
+
+    def _momentum_and_master(self, state: Any) -> Tuple[Any, np.ndarray]:
+        """``(momentum or None, master)`` of a multi-precision state, checked."""
+        if (
+            isinstance(state, (tuple, list))
+            and len(state) == 2
+            and isinstance(state[1], np.ndarray)
+        ):
+            return state[0], state[1]
+        raise TypeError(
+            "state: expected (momentum or None, float32 master copy) as "
+            f"{type(self).__name__}.create_state_multi_precision returns for float16 "
+            f"weights, got {_describe(state)}"
+        )
 
 
 def _describe(value: Any) -> str:
@@ -268,21 +303,23 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
     def _update_impl(
         self, indices: Any, weights: Any, grads: Any, states: Any, multi_precision: bool
     ) -> None:
-        if not isinstance(indices, (list, tuple)):
-            indices, weights, grads, states = [indices], [weights], [grads], [states]
+        indices, weights, grads, states = as_lists(indices, weights, grads, states)
         # Group by (dtype, through a master copy): each group is one native call.
         groups: Dict[Tuple[Any, bool], List[int]] = {}
         masters: List[Any] = []
         per_weight = []
         for i, (weight, state) in enumerate(zip(weights, states)):
-            dtype = getattr(weight, "dtype", None)
+            if not isinstance(weight, np.ndarray):
+                where = f"weight[{i}]" if len(weights) > 1 else "weight"
+                raise TypeError(f"{where}: expected a numpy.ndarray, got {_describe(weight)}")
+            dtype = weight.dtype
             mixed = multi_precision and dtype == np.float16
             if mixed:
                 master, state = self._split_master(state)
                 masters.append(master)
             else:
                 masters.append(None)
-                if self.float32_states and dtype is not None and dtype != np.float32:
+                if self.float32_states and dtype != np.float32:
                     raise TypeError(
                         f"weight: {type(self).__name__} keeps float32 states and so takes "
                         f"float32 weights, got {dtype} (use multi_precision=True for "

@@ -6,6 +6,8 @@ Weights, gradients and states are NumPy arrays that optimizers update in place.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
@@ -30,6 +32,23 @@ def _aggregation_size_from_env() -> int:
     construction time, as in MXNet. A non-integer value raises ``ValueError`` from ``int``.
     """
     return int(os.environ.get(_AGGREGATION_ENV, "4"))
+
+
+def check_real(name: str, value: Any, optional: bool = False) -> Any:
+    """Return ``value`` if it is a finite real number (or ``None`` when ``optional``); else
+    raise ``TypeError`` / ``ValueError`` naming ``name``."""
+    if value is None and optional:
+        return value
+    if not isinstance(value, numbers.Real):
+        expected = "a number or None" if optional else "a number"
+        raise TypeError(f"{name}: expected {expected}, got {value!r} ({type(value).__name__})")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        finite = False
+    if not finite:
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
 
 
 def _symbol_info(sym: Any) -> Tuple[Dict[str, Dict[str, Any]], list]:
@@ -108,6 +127,12 @@ class Optimizer:
         multi_precision: bool = False,
         param_dict: Optional[Dict[Hashable, Any]] = None,
     ) -> None:
+        check_real("rescale_grad", rescale_grad)
+        check_real("wd", wd)
+        check_real("clip_gradient", clip_gradient, optional=True)
+        check_real("learning_rate", learning_rate, optional=True)
+        if not isinstance(begin_num_update, numbers.Integral):
+            raise TypeError(f"begin_num_update: expected an int, got {begin_num_update!r}")
         self.rescale_grad = rescale_grad
         self.lr_scheduler = lr_scheduler
         if lr_scheduler is None and learning_rate is None:
@@ -205,7 +230,7 @@ class Optimizer:
                 "set_learning_rate only works for an optimizer without an LRScheduler; "
                 "this optimizer's learning rate comes from its lr_scheduler."
             )
-        self.lr = lr
+        self.lr = check_real("lr", lr)
 
     def set_lr_scale(self, args_lrscale: Any) -> None:
         """Removed API kept for its error: always raises ``DeprecationWarning``."""
@@ -228,6 +253,7 @@ class Optimizer:
 
         Keys may be parameter names or update indices.
         """
+        _check_multipliers("lr_mult", args_lr_mult)
         self.lr_mult = {}
         self.lr_mult.update(self._symbol_attribute("__lr_mult__"))
         self.lr_mult.update(args_lr_mult)
@@ -238,6 +264,7 @@ class Optimizer:
         Every name in ``param_idx2name`` ending in neither ``_weight`` nor ``_gamma`` starts
         with a multiplier of 0, so biases and normalisation offsets are not decayed.
         """
+        _check_multipliers("wd_mult", args_wd_mult)
         self.wd_mult = {}
         for name in self.idx2name.values():
             if not (name.endswith("_weight") or name.endswith("_gamma")):
@@ -349,6 +376,13 @@ class Optimizer:
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__ = state
         self.param_dict = {}
+
+
+def _check_multipliers(name: str, multipliers: Any) -> None:
+    if not isinstance(multipliers, Mapping):
+        raise TypeError(f"{name}: expected a dict of multipliers, got {type(multipliers).__name__}")
+    for key, value in multipliers.items():
+        check_real(f"{name}[{key!r}]", value)
 
 
 register = Optimizer.register

@@ -42,8 +42,10 @@ class NAG(MomentumKernelOptimizer):
         self, index: Hashable, weight: np.ndarray, grad: Any, state: Any
     ) -> None:
         """Update through the float32 master copy for float16 weights."""
-        if self.multi_precision and weight.dtype == np.float16 and isinstance(state, (tuple, list)):
-            self._update_impl(index, weight, grad, state[0], master=state[1])
+        mixed = self.multi_precision and getattr(weight, "dtype", None) == np.float16
+        if mixed and isinstance(state, (tuple, list)):
+            mom, master = self._momentum_and_master(state)
+            self._update_impl(index, weight, grad, mom, master=master)
         else:
             self._update_impl(index, weight, grad, state, master=None)
 

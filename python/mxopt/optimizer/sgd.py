@@ -7,7 +7,7 @@ from typing import Any, Hashable, Sequence, Union
 import numpy as np
 
 from .. import _core
-from ._kernel import MomentumKernelOptimizer, _states_tuple, is_row_sparse
+from ._kernel import MomentumKernelOptimizer, _states_tuple, as_lists, is_row_sparse
 from .base import _aggregation_size_from_env, register
 
 __all__ = ["SGD", "ccSGD"]
@@ -61,7 +61,7 @@ class SGD(MomentumKernelOptimizer):
     def update_multi_precision(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
         """Update through the float32 master copy when the (first) weight is float16."""
         first = weight[0] if isinstance(weight, (list, tuple)) else weight
-        mp = self.multi_precision and first.dtype == np.float16
+        mp = self.multi_precision and getattr(first, "dtype", None) == np.float16
         self._update_impl(index, weight, grad, state, multi_precision=mp)
 
     def _update_impl(
@@ -72,14 +72,12 @@ class SGD(MomentumKernelOptimizer):
         states: Any,
         multi_precision: bool,
     ) -> None:
-        if not isinstance(indices, (list, tuple)):
-            indices, weights, grads, states = [indices], [weights], [grads], [states]
+        indices, weights, grads, states = as_lists(indices, weights, grads, states)
         steps = self._preamble(indices)
         hyper = self._hyper()
         momentum = hyper[0]
         if multi_precision:
-            moms = [state[0] for state in states]
-            masters = [state[1] for state in states]
+            moms, masters = map(list, zip(*map(self._momentum_and_master, states)))
         else:
             moms, masters = states, None
 
