@@ -115,9 +115,10 @@ CASES = [
         "nag",
         {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM},
         nag_reference,
+        aggregates=True,
         master_first=False,
     ),
-    Case("nag", "nag", {"learning_rate": LR, "wd": WD}, master_first=False),
+    Case("nag", "nag", {"learning_rate": LR, "wd": WD}, aggregates=True, master_first=False),
     Case(
         "adam",
         "adam",

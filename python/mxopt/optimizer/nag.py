@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from ._kernel import MomentumKernelOptimizer, _states_tuple, is_row_sparse
-from .base import register
+from ._kernel import MomentumKernelOptimizer, _pick, _states_tuple, as_lists, is_row_sparse
+from .base import _aggregation_size_from_env, register
 
 __all__ = ["NAG"]
 
@@ -24,7 +24,8 @@ class NAG(MomentumKernelOptimizer):
     The momentum update reads the *new* weight, as MXNet's in-place kernel does. Without
     momentum the update is plain SGD (MXNet's ``sgd_update``: ``(1 - lr·wd)·w - lr·Ĝ``).
     Row-sparse gradients are densified, except without momentum, where MXNet's
-    ``sgd_update`` updates only the gradient's rows.
+    ``sgd_update`` updates only the gradient's rows. Lists of weights run as one native
+    call per dtype (MXNet updates them one by one; the numbers are the same).
 
     Parameters
     ----------
@@ -34,31 +35,52 @@ class NAG(MomentumKernelOptimizer):
         The :class:`Optimizer` arguments.
     """
 
-    def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: Any) -> None:
-        """Update ``weight`` in place."""
-        self._update_impl(index, weight, grad, state, master=None)
+    aggregates_by_dtype = False
 
-    def update_multi_precision(
-        self, index: Hashable, weight: np.ndarray, grad: Any, state: Any
-    ) -> None:
-        """Update through the float32 master copy for float16 weights."""
-        mixed = self.multi_precision and getattr(weight, "dtype", None) == np.float16
-        if mixed and isinstance(state, (tuple, list)):
-            mom, master = self._momentum_and_master(state)
-            self._update_impl(index, weight, grad, mom, master=master)
-        else:
-            self._update_impl(index, weight, grad, state, master=None)
+    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(momentum=momentum, **kwargs)
+        self.aggregate_num = _aggregation_size_from_env()
+
+    def update(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
+        """Update one weight (or lists of them) in place."""
+        self._update_impl(index, weight, grad, state, multi_precision=False)
+
+    def update_multi_precision(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
+        """Update through the float32 master copy each float16 weight whose state is a
+        ``(momentum, master)`` pair (MXNet's condition)."""
+        self._update_impl(index, weight, grad, state, multi_precision=self.multi_precision)
 
     def _update_impl(
-        self, index: Hashable, weight: np.ndarray, grad: Any, mom: Any, master: Any
+        self, indices: Any, weights: Any, grads: Any, states: Any, multi_precision: bool
     ) -> None:
-        steps = self._preamble([index])
-        kernel = self._kernel("sgd" if mom is None else "nag_mom", self._hyper())
-        if is_row_sparse(grad):
-            if mom is None and master is None:
-                lazy = True  # sgd_update's default
-                self._run_rows(kernel, lazy, weight, grad, (), *(s[0] for s in steps[:3]))
-                return
-            grad = grad.todense()
-        masters = None if master is None else [master]
-        self._run_dense(kernel, [weight], [grad], _states_tuple(mom), steps, masters)
+        indices, weights, grads, states = as_lists(indices, weights, grads, states)
+        steps = self._sequential_preamble(indices)
+        hyper = self._hyper()
+        # (kernel, dtype, through a master copy) -> positions; each group is one call.
+        groups: Dict[Tuple[str, Any, bool], List[int]] = {}
+        dense_grads, moms, masters = list(grads), list(states), [None] * len(states)
+        rows = []
+        for i, (weight, grad, state) in enumerate(zip(weights, grads, states)):
+            dtype = getattr(weight, "dtype", None)
+            if multi_precision and dtype == np.float16 and isinstance(state, (tuple, list)):
+                moms[i], masters[i] = self._momentum_and_master(state)
+            if is_row_sparse(grad):
+                if moms[i] is None and masters[i] is None:
+                    rows.append(i)  # sgd_update's own row-sparse path
+                    continue
+                dense_grads[i] = grad.todense()
+            kernel = "sgd" if moms[i] is None else "nag_mom"
+            groups.setdefault((kernel, dtype, masters[i] is not None), []).append(i)
+        for (kernel, _, mixed), group in groups.items():
+            self._run_dense(
+                self._kernel(kernel, hyper),
+                [weights[i] for i in group],
+                [dense_grads[i] for i in group],
+                [m for i in group for m in _states_tuple(moms[i])],
+                _pick(steps, group),
+                [masters[i] for i in group] if mixed else None,
+            )
+        for i in rows:
+            lazy = True  # sgd_update's default
+            lr, wd, t = (s[i] for s in steps[:3])
+            self._run_rows(self._kernel("sgd", hyper), lazy, weights[i], grads[i], (), lr, wd, t)
