@@ -121,3 +121,39 @@ def test_multi_precision_state_structure_is_checked(make, bad):
         opt.update_multi_precision(0, w, g, state)
         return
     _untouched(lambda: opt.update_multi_precision(0, w, g, state), arrays, TypeError, "state")
+
+
+def _sparse(rows=4, cols=3, present=(1, 3)):
+    from mxopt.sparse import row_sparse_array
+
+    data = np.ones((len(present), cols), np.float32)
+    return row_sparse_array((data, np.array(present)), shape=(rows, cols))
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: SGD(momentum=0.9), lambda: NAG(), lambda: Adam(), lambda: Adam(wd=0.1)]
+)
+@pytest.mark.parametrize("bad", ["read_only", "shape", "nan_lr", "aliased"])
+def test_split_list_call_writes_nothing_when_a_late_tensor_is_bad(make, bad):
+    # A list mixing row-sparse and dense gradients, or dtypes, runs as several native
+    # calls; all of them are checked before the first one writes.
+    opt = make()
+    weights = [
+        np.ones((4, 3), np.float32),
+        np.ones((4, 3), np.float64),
+        np.ones((4, 3), np.float32),
+    ]
+    grads = [_sparse(), np.ones((4, 3), np.float64), np.ones((4, 3), np.float32)]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    if bad == "read_only":
+        weights[2].flags.writeable = False
+    elif bad == "shape":
+        grads[2] = np.ones((3, 4), np.float32)
+    elif bad == "nan_lr":
+        opt.lr_mult[2] = float("nan")
+    else:
+        grads[2] = weights[0]
+    flat = [s for st in states for s in (st if isinstance(st, tuple) else (st,))]
+    call = lambda: opt.update([0, 1, 2], weights, grads, states)  # noqa: E731
+    match = {"read_only": "read-only", "shape": "shape", "nan_lr": "lr", "aliased": "memory"}[bad]
+    _untouched(call, [*weights, *flat], (TypeError, ValueError), match)

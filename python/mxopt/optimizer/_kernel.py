@@ -7,6 +7,7 @@ multi-precision, row-sparse and aggregated entry points of the native module.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -343,6 +344,7 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
                 masters if mixed else None,
             )
             return
+        precheck(weights, grads, per_weight, masters, steps)
         skip = set(sparse)
         for (_, mixed), group in groups.items():
             group = [i for i in group if i not in skip]
@@ -376,6 +378,71 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
                     rows_kernel, lazy, master, grad32, per_weight[i], lr, wd, t, schedule
                 )
                 weights[i][...] = master
+
+
+def precheck(
+    weights: Sequence[Any],
+    grads: Sequence[Any],
+    states: Sequence[Sequence[Any]],
+    masters: Sequence[Any],
+    steps: Steps,
+) -> None:
+    """Before a call that is split into several native calls (by dtype, precision or
+    gradient storage), check what any of them would reject, so that a bad tensor late in
+    the list leaves every array untouched. The native layer checks again; this only moves
+    the errors before the first write."""
+    spans: List[Tuple[int, int, bool, str]] = []
+
+    def array(name: str, a: Any, written: bool, dtype: Any = None, shape: Any = None) -> None:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: expected a numpy.ndarray, got {_describe(a)}")
+        if a.dtype not in _FLOATS or (dtype is not None and a.dtype != dtype):
+            expected = np.dtype(dtype).name if dtype is not None else "float16/32/64"
+            raise TypeError(f"{name}: expected dtype {expected}, got {a.dtype}")
+        if shape is not None and a.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape} (the weight's), got {a.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name}: expected a C-contiguous array")
+        if written and not a.flags.writeable:
+            raise ValueError(f"{name}: array is read-only; it must be writeable")
+        start = a.__array_interface__["data"][0]
+        spans.append((start, start + a.nbytes, written, name))
+
+    for i, (weight, grad, master) in enumerate(zip(weights, grads, masters)):
+        array(f"weight[{i}]", weight, True)
+        if is_row_sparse(grad):
+            if grad.shape != weight.shape:
+                raise ValueError(f"grad[{i}]: expected shape {weight.shape}, got {grad.shape}")
+            array(f"grad[{i}].data", grad.data, False, weight.dtype)
+            indices = grad.indices
+            rows = weight.shape[0] if weight.ndim else 0
+            if indices.size and (
+                indices.min() < 0 or indices.max() >= rows or np.any(np.diff(indices) <= 0)
+            ):
+                raise ValueError(
+                    f"grad[{i}].indices: expected strictly increasing rows in [0, {rows})"
+                )
+        else:
+            array(f"grad[{i}]", grad, False, weight.dtype, weight.shape)
+        if master is not None:
+            array(f"master[{i}]", master, True, np.float32, weight.shape)
+        for k, state in enumerate(states[i]):
+            if state is not None:
+                array(f"state[{i}][{k}]", state, True)
+    for name, values in (("lr", steps[0]), ("wd", steps[1])):
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} of weight[{i}] must be finite, got {value}")
+    spans.sort()
+    reach: Optional[Tuple[int, int, bool, str]] = None
+    for span in spans:
+        if reach is not None and span[0] < reach[1] and (span[2] or reach[2]):
+            raise ValueError(f"{span[3]}: shares memory with {reach[3]}")
+        if reach is None or span[1] > reach[1]:
+            reach = span
+
+
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _dense(grad: Any) -> Any:

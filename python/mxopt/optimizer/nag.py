@@ -6,7 +6,14 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from ._kernel import MomentumKernelOptimizer, _pick, _states_tuple, as_lists, is_row_sparse
+from ._kernel import (
+    MomentumKernelOptimizer,
+    _pick,
+    _states_tuple,
+    as_lists,
+    is_row_sparse,
+    precheck,
+)
 from .base import _aggregation_size_from_env, register
 
 __all__ = ["NAG"]
@@ -71,6 +78,8 @@ class NAG(MomentumKernelOptimizer):
                 dense_grads[i] = grad.todense()
             kernel = "sgd" if moms[i] is None else "nag_mom"
             groups.setdefault((kernel, dtype, masters[i] is not None), []).append(i)
+        if len(groups) + len(rows) > 1:
+            precheck(weights, grads, [_states_tuple(m) for m in moms], masters, steps)
         for (kernel, _, mixed), group in groups.items():
             self._run_dense(
                 self._kernel(kernel, hyper),

@@ -7,7 +7,7 @@ from typing import Any, Hashable, Sequence, Union
 import numpy as np
 
 from .. import _core
-from ._kernel import MomentumKernelOptimizer, _states_tuple, as_lists, is_row_sparse
+from ._kernel import MomentumKernelOptimizer, _states_tuple, as_lists, is_row_sparse, precheck
 from .base import _aggregation_size_from_env, register
 
 __all__ = ["SGD", "ccSGD"]
@@ -91,6 +91,9 @@ class SGD(MomentumKernelOptimizer):
             self._run_dense(kernel, weights, grads, flat_states, steps, masters)
             return
 
+        if len(weights) > 1:
+            per_weight = [_states_tuple(m) for m in moms]
+            precheck(weights, grads, per_weight, masters or [None] * len(weights), steps)
         lrs, wds, ts, _ = steps
         for i, (weight, grad, mom) in enumerate(zip(weights, grads, moms)):
             # Row-sparse calls pick the kernel by the state, not by the momentum.
