@@ -1,10 +1,9 @@
 //! The element loops. Every update in the crate ends up in [`dense`].
 
 use super::{RowMode, Rows};
-use crate::real::{Elem, Storage};
+use crate::real::{narrow, widen, Elem, Storage};
 use crate::rule::Rule;
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 
 /// Elements converted from/to `f16` per block on the multi-precision path: the block
 /// stays in L1 between the conversion and the rule.
@@ -46,10 +45,10 @@ pub(super) fn mixed<R: Rule<f32, N>, const N: usize>(
     while start < w.len() {
         let end = (start + MIXED_BLOCK).min(w.len());
         let g32 = &mut g32[..end - start];
-        g[start..end].convert_to_f32_slice(g32);
+        widen(&g[start..end], g32);
         let block = s.each_mut().map(|x| &mut x[start..end]);
         dense(rule, &mut master[start..end], g32, block);
-        w[start..end].convert_from_f32_slice(&master[start..end]);
+        narrow(&master[start..end], &mut w[start..end]);
         start = end;
     }
 }
