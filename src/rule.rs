@@ -1,6 +1,6 @@
 //! The contract between an optimizer's maths and the engine that walks arrays.
 
-use crate::real::{Elem, K};
+use crate::real::{pyclip, Elem, K};
 use crate::{Error, Result};
 
 /// The scalars that change per tensor and per call: the learning rate and weight decay
@@ -102,6 +102,34 @@ impl<E: Elem> Rescale<E> {
         match self.clip {
             Some(c) => crate::real::kclip(g * self.rs, c),
             None => g * self.rs,
+        }
+    }
+}
+
+/// The optional clip of MXNet's Python-side optimizers: applied whenever `clip_gradient`
+/// is not `None` (zero and negative bounds included, with [`pyclip`]'s results), its bound
+/// converted to the array type as an NDArray scalar. Spec: optimizers.md §0.4.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PyClip<E>(Option<E>);
+
+impl<E: Elem> PyClip<E> {
+    /// The clip for `clip_gradient`.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when the bound is NaN or not finite in `E`.
+    pub fn new(clip_gradient: Option<f64>) -> Result<PyClip<E>> {
+        clip_gradient
+            .map(|c| scalar("clip_gradient", c))
+            .transpose()
+            .map(PyClip)
+    }
+
+    /// `pyclip(x)`, or `x` without a bound.
+    #[inline(always)]
+    pub fn of(&self, x: E) -> E {
+        match self.0 {
+            Some(bound) => pyclip(x, bound),
+            None => x,
         }
     }
 }
