@@ -45,7 +45,7 @@ class AdaDelta(AdaptiveKernelOptimizer):
     >>> w = np.ones(2, dtype=np.float32)
     >>> opt.update(0, w, np.full(2, 0.5, dtype=np.float32), opt.create_state(0, w))
     >>> w
-    array([0.9936754, 0.9936754], dtype=float32)
+    array([0.9684403, 0.9684403], dtype=float32)
     """
 
     kernel = "adadelta"

@@ -40,8 +40,8 @@ class AdaGrad(AdaptiveKernelOptimizer):
     >>> opt = mxopt.optimizer.AdaGrad(learning_rate=0.1)
     >>> w = np.ones(2, dtype=np.float32)
     >>> opt.update(0, w, np.full(2, 0.5, dtype=np.float32), opt.create_state(0, w))
-    >>> w
-    array([0.9, 0.9], dtype=float32)
+    >>> w  # 0.1·0.5/sqrt(0.25 + 1e-7) is just under 0.1
+    array([0.90000004, 0.90000004], dtype=float32)
     """
 
     kernel = "adagrad"

@@ -48,8 +48,10 @@ class Nadam(AdaptiveKernelOptimizer):
     >>> opt = mxopt.optimizer.Nadam(learning_rate=0.1)
     >>> w = np.ones(2, dtype=np.float32)
     >>> opt.update(0, w, np.full(2, 0.5, dtype=np.float32), opt.create_state(0, w))
+    >>> w
+    array([0.8943548, 0.8943548], dtype=float32)
     >>> round(opt.m_schedule, 6)
-    0.450081
+    0.450073
     """
 
     kernel = "nadam"
