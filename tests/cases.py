@@ -66,9 +66,11 @@ def adam_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     return w
 
 
-def _pyclip(x: np.ndarray, bound: Any) -> np.ndarray:
-    # The NDArray clip of MXNet's Python-side optimizers (bounds -c, c).
-    return np.where(x > bound, bound, np.where(x < -bound, -bound, x))
+def _pyclip(x: np.ndarray, bound: float) -> np.ndarray:
+    # The NDArray clip of MXNet's Python-side optimizers (bounds -c, c, parsed as float32
+    # by the clip operator).
+    c = x.dtype.type(np.float32(bound))
+    return np.where(x > c, c, np.where(x < -c, -c, x))
 
 
 # Python-side optimizers (NDArray operations): Python floats are converted straight to
@@ -96,7 +98,7 @@ def nadam_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
         mu = 0.9 * (1.0 - 0.5 * 0.96 ** (t * 0.004))
         mu_next = 0.9 * (1.0 - 0.5 * 0.96 ** ((t + 1) * 0.004))
         schedule *= mu
-        gh = _pyclip(g * d(1.0) + w * d(WD), d(CLIP))
+        gh = _pyclip(g * d(1.0) + w * d(WD), CLIP)
         m = m * d(0.9)
         m = m + d(1.0 - 0.9) * gh
         v = v * d(0.999)
@@ -113,7 +115,7 @@ def adagrad_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     d = w.dtype.type
     h = np.zeros_like(w)
     for _ in range(steps):
-        gh = _pyclip(g * d(1.0), d(CLIP))
+        gh = _pyclip(g * d(1.0), CLIP)
         h = h + np.square(gh)
         div = gh / np.sqrt(h + d(1e-7))
         w = w + (div + w * d(WD)) * d(-LR)
@@ -124,7 +126,7 @@ def adadelta_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     d = w.dtype.type
     acc_g, acc_delta = np.zeros_like(w), np.zeros_like(w)
     for _ in range(steps):
-        gh = _pyclip(g * d(1.0), d(CLIP))
+        gh = _pyclip(g * d(1.0), CLIP)
         acc_g = acc_g * d(0.9)
         acc_g = acc_g + d(1.0 - 0.9) * gh * gh
         delta = np.sqrt(acc_delta + d(1e-5)) / np.sqrt(acc_g + d(1e-5)) * gh

@@ -2,7 +2,7 @@
 //!
 //! MXNet runs Adamax as a chain of NDArray operations in Python: every operation rounds to
 //! the array type, every Python float reaches the arrays as a straight conversion
-//! ([`scalar`]), and scalar sub-expressions (`1 − β1`, `lr/(1 − β1^t)`) are computed in
+//! ([`scalar`]; the clip bound aside, see [`PyClip`]), and scalar sub-expressions (`1 − β1`, `lr/(1 − β1^t)`) are computed in
 //! `f64` first. Weight decay joins the gradient before the (Python-side) clip. A
 //! coordinate whose `ĝ` is exactly zero at the first step divides `0/0` and becomes NaN,
 //! as in MXNet.
