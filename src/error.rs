@@ -35,6 +35,18 @@ pub enum Error {
         /// The value received.
         value: f64,
     },
+    /// A hyper-parameter value a kernel has no implementation for (MXNet refuses it too).
+    #[error("{name} = {value} is not supported by {kernel}: {why}")]
+    Unsupported {
+        /// The kernel.
+        kernel: &'static str,
+        /// Name of the parameter (MXNet's keyword).
+        name: &'static str,
+        /// The value received.
+        value: f64,
+        /// What the kernel accepts instead.
+        why: &'static str,
+    },
 }
 
 /// Result alias of this crate.

@@ -327,6 +327,22 @@ pub fn kclip<E: Elem>(x: E, hi: E) -> E {
     }
 }
 
+/// The clip of MXNet's Python-side optimizers (the NDArray `clip` op with bounds
+/// `−bound`, `bound`): `bound` if `x > bound`, `−bound` if `x < −bound`, else `x`. Unlike
+/// [`kclip`] it is applied whatever the bound's sign: `0` zeroes every value and a
+/// negative bound swaps the roles of the two tests (spec: optimizers.md §0.4).
+#[inline(always)]
+pub fn pyclip<E: Elem>(x: E, bound: E) -> E {
+    let (lo, hi) = (-bound, bound);
+    if x > hi {
+        hi
+    } else if x < lo {
+        lo
+    } else {
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,5 +445,17 @@ mod tests {
         assert_eq!(kclip(-3.0_f32, 1.0), -1.0);
         assert_eq!(kclip(0.5_f32, 1.0), 0.5);
         assert!(kclip(f32::NAN, 1.0).is_nan());
+    }
+
+    #[test]
+    fn pyclip_zero_and_negative_bounds() {
+        assert_eq!(pyclip(3.0_f32, 1.0), 1.0);
+        assert_eq!(pyclip(-3.0_f32, 1.0), -1.0);
+        assert_eq!(pyclip(0.5_f32, 0.0), 0.0);
+        assert_eq!(pyclip(-0.5_f32, 0.0), 0.0);
+        // With c = −1: every x > −1 becomes −1, every smaller x becomes 1.
+        let clipped = [0.5_f32, -0.5, 3.0, -3.0].map(|x| pyclip(x, -1.0));
+        assert_eq!(clipped, [-1.0, -1.0, -1.0, 1.0]);
+        assert!(pyclip(f32::NAN, 1.0).is_nan());
     }
 }

@@ -1,6 +1,6 @@
 //! The contract between an optimizer's maths and the engine that walks arrays.
 
-use crate::real::{Elem, K};
+use crate::real::{pyclip, Elem, K};
 use crate::{Error, Result};
 
 /// The scalars that change per tensor and per call: the learning rate and weight decay
@@ -103,5 +103,50 @@ impl<E: Elem> Rescale<E> {
             Some(c) => crate::real::kclip(g * self.rs, c),
             None => g * self.rs,
         }
+    }
+}
+
+/// The optional clip of MXNet's Python-side optimizers: applied whenever `clip_gradient`
+/// is not `None` (zero and negative bounds included, with [`pyclip`]'s results). Unlike
+/// the other scalars of those optimizers, the bound is a parameter of the `clip` operator,
+/// which parses it as `f32` ([`param`]): on `f64` arrays `clip(x, −0.1, 0.1)` gives
+/// `±f64(f32(0.1))` (checked against MXNet 1.6.0). Spec: optimizers.md §0.4.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PyClip<E>(Option<E>);
+
+impl<E: Elem> PyClip<E> {
+    /// The clip for `clip_gradient`.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when the bound is NaN or not finite in `E`.
+    pub fn new(clip_gradient: Option<f64>) -> Result<PyClip<E>> {
+        clip_gradient
+            .map(|c| param("clip_gradient", c))
+            .transpose()
+            .map(PyClip)
+    }
+
+    /// `pyclip(x)`, or `x` without a bound.
+    #[inline(always)]
+    pub fn of(&self, x: E) -> E {
+        match self.0 {
+            Some(bound) => pyclip(x, bound),
+            None => x,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_side_clip_parses_its_bound_as_f32() {
+        let clip = PyClip::<f64>::new(Some(0.1)).unwrap();
+        assert_eq!(clip.of(5.0), f64::from(0.1_f32));
+        assert_eq!(clip.of(-5.0), -f64::from(0.1_f32));
+        assert_eq!(PyClip::<f64>::new(Some(0.0)).unwrap().of(5.0), 0.0);
+        assert_eq!(PyClip::<f64>::new(None).unwrap().of(5.0), 5.0);
+        assert!(PyClip::<f32>::new(Some(1e39)).is_err());
     }
 }

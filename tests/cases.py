@@ -66,6 +66,76 @@ def adam_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     return w
 
 
+def _pyclip(x: np.ndarray, bound: float) -> np.ndarray:
+    # The NDArray clip of MXNet's Python-side optimizers (bounds -c, c, parsed as float32
+    # by the clip operator).
+    c = x.dtype.type(np.float32(bound))
+    return np.where(x > c, c, np.where(x < -c, -c, x))
+
+
+# Python-side optimizers (NDArray operations): Python floats are converted straight to
+# the array's dtype, scalar sub-expressions are computed in float64 first.
+
+
+def adamax_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    m, u = np.zeros_like(w), np.zeros_like(w)
+    for t in range(1, steps + 1):
+        lr_t = d(LR / (1.0 - 0.9**t))
+        gh = g * d(1.0) + w * d(WD)
+        m = m * d(0.9)
+        m = m + d(1.0 - 0.9) * gh
+        u = np.maximum(d(0.999) * u, np.abs(gh))
+        w = w - lr_t * m / u
+    return w
+
+
+def nadam_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    schedule = 1.0
+    for t in range(1, steps + 1):
+        mu = 0.9 * (1.0 - 0.5 * 0.96 ** (t * 0.004))
+        mu_next = 0.9 * (1.0 - 0.5 * 0.96 ** ((t + 1) * 0.004))
+        schedule *= mu
+        gh = _pyclip(g * d(1.0) + w * d(WD), CLIP)
+        m = m * d(0.9)
+        m = m + d(1.0 - 0.9) * gh
+        v = v * d(0.999)
+        v = v + d(1.0 - 0.999) * gh * gh
+        g_prime = gh / d(1.0 - schedule)
+        m_prime = m / d(1.0 - schedule * mu_next)
+        v_prime = v / d(1.0 - 0.999**t)
+        m_bar = d(1.0 - mu) * g_prime + d(mu_next) * m_prime
+        w = w - d(LR) * m_bar / (np.sqrt(v_prime) + d(1e-8))
+    return w
+
+
+def adagrad_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    h = np.zeros_like(w)
+    for _ in range(steps):
+        gh = _pyclip(g * d(1.0), CLIP)
+        h = h + np.square(gh)
+        div = gh / np.sqrt(h + d(1e-7))
+        w = w + (div + w * d(WD)) * d(-LR)
+    return w
+
+
+def adadelta_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    acc_g, acc_delta = np.zeros_like(w), np.zeros_like(w)
+    for _ in range(steps):
+        gh = _pyclip(g * d(1.0), CLIP)
+        acc_g = acc_g * d(0.9)
+        acc_g = acc_g + d(1.0 - 0.9) * gh * gh
+        delta = np.sqrt(acc_delta + d(1e-5)) / np.sqrt(acc_g + d(1e-5)) * gh
+        acc_delta = acc_delta * d(0.9)
+        acc_delta = acc_delta + d(1.0 - 0.9) * delta * delta
+        w = w - (delta + w * d(WD))
+    return w
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One optimizer configuration under test."""
@@ -85,6 +155,16 @@ class Case:
     #: both lazy and standard mode (else a sparse kernel associates differently from the
     #: dense one, which shows in the last bit).
     rows_exact: bool = True
+    #: States are float32 whatever the weight's dtype: like MXNet 1.6, the optimizer
+    #: refuses float16 and float64 weights without multi-precision.
+    float32_states: bool = False
+    #: Settings the row-sparse comparison runs with (AdaGrad's sparse kernel refuses
+    #: weight decay).
+    rows_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def accepts(self, dtype: Any) -> bool:
+        """Whether the optimizer takes weights of ``dtype`` without multi-precision."""
+        return not self.float32_states or np.dtype(dtype) == np.float32
 
     def make(self, **overrides: Any) -> Optimizer:
         return create(self.name, **{**self.kwargs, **overrides})
@@ -136,6 +216,31 @@ CASES = [
         True,
         True,
         rows_exact=False,
+    ),
+    Case("adamax", "adamax", {"learning_rate": LR, "wd": WD}, adamax_reference, True),
+    Case(
+        "nadam_clip",
+        "nadam",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP},
+        nadam_reference,
+        True,
+    ),
+    Case(
+        "adagrad_clip",
+        "adagrad",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP},
+        adagrad_reference,
+        True,
+        float32_states=True,
+        rows_overrides={"wd": 0.0},
+    ),
+    Case(
+        "adadelta_clip",
+        "adadelta",
+        {"wd": WD, "clip_gradient": CLIP},
+        adadelta_reference,
+        True,
+        float32_states=True,
     ),
 ]
 BY_ID = {case.id: case for case in CASES}

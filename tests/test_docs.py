@@ -7,7 +7,11 @@ import pytest
 
 MODULES = [
     "mxopt.lr_scheduler",
+    "mxopt.optimizer.adadelta",
+    "mxopt.optimizer.adagrad",
+    "mxopt.optimizer.adamax",
     "mxopt.optimizer.base",
+    "mxopt.optimizer.nadam",
     "mxopt.optimizer.sgd",
     "mxopt.optimizer.updater",
     "mxopt.sparse",

@@ -1,6 +1,10 @@
 //! One module per optimizer: hyper-parameters (`Default` = MXNet 1.6's defaults) and the
 //! [`Rule`](crate::rule::Rule)s of its kernels.
 
+pub mod adadelta;
+pub mod adagrad;
 pub mod adam;
+pub mod adamax;
+pub mod nadam;
 pub mod nag;
 pub mod sgd;

@@ -10,6 +10,7 @@ use super::arrays::{with_dtype, Dtype};
 use super::many::{in_chunks, rules_for, Tensors};
 use super::overlap::{check_disjoint, span, state_spans, Name};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
+use crate::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adamax::Adamax, nadam::Nadam};
 use crate::optim::{adam::Adam, nag::Nag, sgd::Sgd};
 use crate::real::Storage;
 use crate::rule::Step;
@@ -48,6 +49,11 @@ macro_rules! kernel_table {
             Adam "adam" => Adam::at, 2;
             AdamLazy "adam_lazy" => Adam::lazy_at, 2;
             AdamStd "adam_std" => Adam::std_at, 2;
+            Adamax "adamax" => Adamax::at, 2;
+            Nadam "nadam" => Nadam::at, 2;
+            AdaGrad "adagrad" => AdaGrad::at, 1;
+            AdaGradRows "adagrad_rows" => AdaGrad::rows_at, 1;
+            AdaDelta "adadelta" => AdaDelta::at, 2;
         }
     };
 }
@@ -74,6 +80,10 @@ from_kwargs! {
     Sgd { momentum, rescale_grad, clip_gradient }
     Nag { momentum, rescale_grad, clip_gradient }
     Adam { beta1, beta2, epsilon, rescale_grad, clip_gradient }
+    Adamax { beta1, beta2, rescale_grad, clip_gradient }
+    Nadam { beta1, beta2, epsilon, schedule_decay, rescale_grad, clip_gradient }
+    AdaGrad { epsilon, rescale_grad, clip_gradient }
+    AdaDelta { rho, epsilon, rescale_grad, clip_gradient }
 }
 
 macro_rules! define_any_rule {

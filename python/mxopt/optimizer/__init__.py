@@ -1,8 +1,12 @@
 """MXNet 1.6's ``mxnet.optimizer``: the optimizer base class, the registry, the optimizers
 and the :class:`Updater` that drives them."""
 
+from .adadelta import AdaDelta
+from .adagrad import AdaGrad
 from .adam import Adam
+from .adamax import Adamax
 from .base import NDabs, Optimizer, create, register
+from .nadam import Nadam
 from .nag import NAG
 from .sgd import SGD, ccSGD
 from .test import Test
@@ -11,8 +15,12 @@ from .updater import Updater, get_updater
 __all__ = [
     "NAG",
     "SGD",
+    "AdaDelta",
+    "AdaGrad",
     "Adam",
+    "Adamax",
     "NDabs",
+    "Nadam",
     "Optimizer",
     "Test",
     "Updater",

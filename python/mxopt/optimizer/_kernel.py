@@ -288,6 +288,10 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
         """``(kernel name, lazy)`` for row-sparse gradients, or ``None`` to densify them."""
         return None
 
+    def _check_rows_step(self, lr: float, wd: float) -> None:
+        """Raises for a learning rate or weight decay the row-sparse kernel refuses (before
+        any array of the call is written); AdaGrad's refuses weight decay."""
+
     def _steps(self, indices: Sequence[Hashable]) -> Steps:
         """The per-tensor scalars of one call (overridden by Nadam for its schedule)."""
         return self._sequential_preamble(indices)
@@ -328,10 +332,13 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
                     )
             per_weight.append(self._kernel_states(state))
             groups.setdefault((dtype, mixed), []).append(i)
-        steps = self._steps(indices)
+        # Hyper-parameters are checked (by building the kernel) before anything is counted.
         kernel = self._kernel(self.kernel, self._hyper())
+        steps = self._steps(indices)
         rows = self._rows_kernel()
         sparse = [i for i, g in enumerate(grads) if rows is not None and is_row_sparse(g)]
+        for i in sparse:
+            self._check_rows_step(steps[0][i], steps[1][i])
         if len(groups) == 1 and not sparse:
             # The common case: one dtype, dense gradients, one native call.
             ((_, mixed),) = groups

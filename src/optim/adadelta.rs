@@ -1,0 +1,106 @@
+//! AdaDelta (MXNet `adadelta`). Spec: optimizers.md §14.
+//!
+//! A chain of NDArray operations in MXNet's Python (scalars converted straight to the
+//! array type, `1 − ρ` computed in `f64`, the Python-side clip). There is no learning
+//! rate: the step's `lr` is ignored, and weight decay is added to the step unscaled,
+//! after the clip. MXNet also rescales the caller's gradient in place; this rule leaves
+//! inputs alone (the numbers are the same).
+
+use crate::real::Elem;
+use crate::rule::{scalar, PyClip, Rule, Step};
+use crate::Result;
+
+/// AdaDelta's hyper-parameters, with MXNet 1.6's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdaDelta {
+    /// Decay of both running averages, `ρ`.
+    pub rho: f64,
+    /// Added under both square roots.
+    pub epsilon: f64,
+    /// Factor applied to the gradient before anything else.
+    pub rescale_grad: f64,
+    /// Python-side clip bound of `rs·g`, applied whenever it is not `None`.
+    pub clip_gradient: Option<f64>,
+}
+
+impl Default for AdaDelta {
+    fn default() -> Self {
+        AdaDelta {
+            rho: 0.9,
+            epsilon: 1e-5,
+            rescale_grad: 1.0,
+            clip_gradient: None,
+        }
+    }
+}
+
+impl AdaDelta {
+    /// The update of one tensor at one step (`step.lr` and `step.t` are not used).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a hyper-parameter that is NaN or
+    /// not finite in `E`.
+    pub fn at<E: Elem>(&self, step: Step) -> Result<AdaDeltaRule<E>> {
+        Ok(AdaDeltaRule {
+            rs: scalar("rescale_grad", self.rescale_grad)?,
+            clip: PyClip::new(self.clip_gradient)?,
+            rho: scalar("rho", self.rho)?,
+            one_minus_rho: scalar("rho", 1.0 - self.rho)?,
+            epsilon: scalar("epsilon", self.epsilon)?,
+            wd: scalar("wd", step.wd)?,
+        })
+    }
+}
+
+/// `ĝ = clip(rs·g)`; `a' = a·ρ + (1−ρ)·ĝ·ĝ`; `δ = sqrt(d + ε)/sqrt(a' + ε)·ĝ`;
+/// `d' = d·ρ + (1−ρ)·δ·δ`; `w' = w − (δ + w·wd)`.
+#[derive(Clone, Copy, Debug)]
+pub struct AdaDeltaRule<E> {
+    rs: E,
+    clip: PyClip<E>,
+    rho: E,
+    one_minus_rho: E,
+    epsilon: E,
+    wd: E,
+}
+
+impl<E: Elem> Rule<E, 2> for AdaDeltaRule<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, [acc_g, acc_delta]: [E; 2]) -> (E, [E; 2]) {
+        let g = self.clip.of(g * self.rs);
+        let acc_g = acc_g * self.rho + self.one_minus_rho * g * g;
+        let delta = (acc_delta + self.epsilon).sqrt() / (acc_g + self.epsilon).sqrt() * g;
+        let acc_delta = acc_delta * self.rho + self.one_minus_rho * delta * delta;
+        (w - (delta + w * self.wd), [acc_g, acc_delta])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_step_matches_hand_computation() {
+        let r = AdaDelta::default()
+            .at::<f64>(Step::new(0.0, 0.01, 1))
+            .unwrap();
+        let (w, [a, d]) = r.apply(2.0, 0.5, [0.0, 0.0]);
+        let expect_a = (1.0 - 0.9) * 0.5 * 0.5;
+        assert_eq!(a, expect_a);
+        let delta = (1e-5_f64).sqrt() / (expect_a + 1e-5).sqrt() * 0.5;
+        assert_eq!(d, (1.0 - 0.9) * delta * delta);
+        assert_eq!(w, 2.0 - (delta + 2.0 * 0.01));
+    }
+
+    #[test]
+    fn learning_rate_and_count_have_no_effect() {
+        let adadelta = AdaDelta::default();
+        let run = |step| {
+            adadelta
+                .at::<f32>(step)
+                .unwrap()
+                .apply(1.0, 0.5, [0.1, 0.2])
+        };
+        assert_eq!(run(Step::new(0.0, 0.0, 1)), run(Step::new(7.5, 0.0, 9)));
+    }
+}
