@@ -8,6 +8,9 @@ import pytest
 MODULES = [
     "mxopt.lr_scheduler",
     "mxopt.optimizer.base",
+    "mxopt.optimizer.ftml",
+    "mxopt.optimizer.ftrl",
+    "mxopt.optimizer.rmsprop",
     "mxopt.optimizer.sgd",
     "mxopt.optimizer.updater",
     "mxopt.sparse",

@@ -2,5 +2,8 @@
 //! [`Rule`](crate::rule::Rule)s of its kernels.
 
 pub mod adam;
+pub mod ftml;
+pub mod ftrl;
 pub mod nag;
+pub mod rmsprop;
 pub mod sgd;

@@ -9,7 +9,7 @@ use super::arrays::{
 use super::arrays::{with_dtype, Dtype};
 use super::many::{in_chunks, RuleCache, Tensors};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
-use crate::optim::{adam::Adam, nag::Nag, sgd::Sgd};
+use crate::optim::{adam::Adam, ftml::Ftml, ftrl::Ftrl, nag::Nag, rmsprop::RmsProp, sgd::Sgd};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
@@ -47,6 +47,10 @@ macro_rules! kernel_table {
             Adam "adam" => Adam::at, 2;
             AdamLazy "adam_lazy" => Adam::lazy_at, 2;
             AdamStd "adam_std" => Adam::std_at, 2;
+            RmsProp "rmsprop" => RmsProp::at, 1;
+            RmsPropAlex "rmspropalex" => RmsProp::centered_at, 3;
+            Ftml "ftml" => Ftml::at, 3;
+            Ftrl "ftrl" => Ftrl::at, 2;
         }
     };
 }
@@ -73,6 +77,9 @@ from_kwargs! {
     Sgd { momentum, rescale_grad, clip_gradient }
     Nag { momentum, rescale_grad, clip_gradient }
     Adam { beta1, beta2, epsilon, rescale_grad, clip_gradient }
+    RmsProp { gamma1, gamma2, epsilon, rescale_grad, clip_gradient, clip_weights }
+    Ftml { beta1, beta2, epsilon, rescale_grad, clip_gradient }
+    Ftrl { lamda1, beta, rescale_grad, clip_gradient }
 }
 
 macro_rules! define_any_rule {

@@ -3,17 +3,23 @@ and the :class:`Updater` that drives them."""
 
 from .adam import Adam
 from .base import NDabs, Optimizer, create, register
+from .ftml import FTML
+from .ftrl import Ftrl
 from .nag import NAG
+from .rmsprop import RMSProp
 from .sgd import SGD, ccSGD
 from .test import Test
 from .updater import Updater, get_updater
 
 __all__ = [
+    "FTML",
     "NAG",
     "SGD",
     "Adam",
+    "Ftrl",
     "NDabs",
     "Optimizer",
+    "RMSProp",
     "Test",
     "Updater",
     "ccSGD",
