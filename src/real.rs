@@ -325,6 +325,15 @@ mod tests {
     }
 
     #[test]
+    fn half_pow_is_computed_in_f32_and_rounded() {
+        let beta = Half::from_k(K(0.9995));
+        let t = Half::from_f64(3001.0); // 3001 is not an f16: t itself rounds to 3000
+        assert_eq!(t.0, 3000.0);
+        let expect = f16::from_f32(beta.0.powf(3000.0)).to_f32();
+        assert_eq!(beta.powf(t).0, expect);
+    }
+
+    #[test]
     fn kclip_bounds_and_nan() {
         assert_eq!(kclip(3.0_f32, 1.0), 1.0);
         assert_eq!(kclip(-3.0_f32, 1.0), -1.0);

@@ -7,7 +7,7 @@
 //! weights at full precision and `f32`/`f16` weights by one direct conversion.
 
 use crate::real::{kclip, Elem};
-use crate::rule::{param, scalar, Rule, Step};
+use crate::rule::{bound, param, scalar, Rule, Step};
 use crate::Result;
 
 /// FTML's hyper-parameters, with MXNet 1.6's defaults.
@@ -49,11 +49,6 @@ impl Ftml {
         #[allow(clippy::cast_precision_loss)] // static_cast<DType>(int), as MXNet does
         let t = E::from_f64(step.t as f64);
         let lr: E = step.lr()?;
-        let clip = match self.clip_gradient {
-            Some(c) if c >= 0.0 => Some(param("clip_gradient", c)?),
-            Some(c) => param::<E>("clip_gradient", c).map(|_| None)?,
-            None => None,
-        };
         Ok(FtmlRule {
             beta1,
             one_minus_beta1: E::one() - beta1,
@@ -63,7 +58,7 @@ impl Ftml {
             v_correction: E::one() - beta2.powf(t),
             epsilon: scalar("epsilon", self.epsilon)?,
             rs: param("rescale_grad", self.rescale_grad)?,
-            clip,
+            clip: bound("clip_gradient", self.clip_gradient)?,
             wd: step.wd()?,
         })
     }

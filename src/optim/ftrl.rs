@@ -40,9 +40,6 @@ impl Ftrl {
     /// [`Error::NotFinite`](crate::Error::NotFinite) for a hyper-parameter that is NaN or
     /// not finite in `E`.
     pub fn at<E: Elem>(&self, step: Step) -> Result<FtrlRule<E>> {
-        if let Some(c) = self.clip_gradient.filter(|c| *c < 0.0) {
-            param::<E>("clip_gradient", c)?;
-        }
         Ok(FtrlRule {
             lamda1: param("lamda1", self.lamda1)?,
             beta: param("beta", self.beta)?,

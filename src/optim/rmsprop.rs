@@ -7,7 +7,7 @@
 //! multi-precision path runs them on the `f32` master copy).
 
 use crate::real::{kclip, Elem};
-use crate::rule::{param, Rule, Step};
+use crate::rule::{bound, param, Rule, Step};
 use crate::Result;
 
 /// RMSProp's hyper-parameters, with the defaults of MXNet 1.6's `RMSProp` class (the
@@ -38,15 +38,6 @@ impl Default for RmsProp {
             clip_gradient: None,
             clip_weights: None,
         }
-    }
-}
-
-/// A kernel bound that MXNet applies only when it is `≥ 0`.
-fn bound<E: Elem>(name: &'static str, value: Option<f64>) -> Result<Option<E>> {
-    match value {
-        Some(c) if c >= 0.0 => Ok(Some(param(name, c)?)),
-        Some(c) => param::<E>(name, c).map(|_| None),
-        None => Ok(None),
     }
 }
 
