@@ -62,7 +62,7 @@ class Ftrl(AdaptiveKernelOptimizer):
         super().__init__(**kwargs)
         self.lamda1 = lamda1
         self.beta = beta
-        self.lr = learning_rate  # type: ignore[assignment]
+        self.lr = learning_rate
 
     def _hyper(self) -> tuple:
         clip = kernel_clip(self.clip_gradient)

@@ -77,11 +77,11 @@ class RMSProp(AdaptiveKernelOptimizer):
 
     # ``centered`` is read at every call, as MXNet does: the kernel and the state layout
     # follow it.
-    @property  # type: ignore[override]
+    @property
     def kernel(self) -> str:  # type: ignore[override]
         return "rmspropalex" if self.centered else "rmsprop"
 
-    @property  # type: ignore[override]
+    @property
     def state_names(self) -> Tuple[str, ...]:  # type: ignore[override]
         return ("n", "g", "delta") if self.centered else ("n",)
 
