@@ -71,6 +71,10 @@ pub trait Elem:
     fn abs(self) -> Self;
     /// Whether the value is neither NaN nor infinite.
     fn is_finite(self) -> bool;
+    /// `self` raised to `exp`, as MXNet's `power` op computes it: C's `powf` (`pow` for
+    /// `f64`); `f16` operands go through `powf` and the result is rounded to `f16`.
+    #[must_use]
+    fn powf(self, exp: Self) -> Self;
 
     /// MXNet's `maximum`: `self` if `self > other`, else `other` (so a NaN `self` loses).
     #[inline(always)]
@@ -117,6 +121,8 @@ macro_rules! native_elem {
             fn abs(self) -> Self { <$T>::abs(self) }
             #[inline(always)]
             fn is_finite(self) -> bool { <$T>::is_finite(self) }
+            #[inline(always)]
+            fn powf(self, exp: Self) -> Self { <$T>::powf(self, exp) }
         }
     )*};
 }
@@ -201,6 +207,10 @@ impl Elem for Half {
     #[inline(always)]
     fn is_finite(self) -> bool {
         self.0.is_finite()
+    }
+    #[inline(always)]
+    fn powf(self, exp: Self) -> Self {
+        Half::round(self.0.powf(exp.0))
     }
 }
 
@@ -437,6 +447,15 @@ mod tests {
                 expect.to_bits()
             );
         }
+    }
+
+    #[test]
+    fn half_pow_is_computed_in_f32_and_rounded() {
+        let beta = Half::from_k(K(0.9995));
+        let t = Half::from_f64(3001.0); // 3001 is not an f16: t itself rounds to 3000
+        assert_eq!(t.0, 3000.0);
+        let expect = f16::from_f32(beta.0.powf(3000.0)).to_f32();
+        assert_eq!(beta.powf(t).0, expect);
     }
 
     #[test]

@@ -62,6 +62,16 @@ fn finite<E: Elem>(name: &'static str, value: f64, converted: E) -> Result<E> {
     }
 }
 
+/// A kernel bound such as `clip_gradient`: MXNet's kernels apply it only when it is `≥ 0`,
+/// so `None` and negative values give `None`. NaN, or a bound not finite in `E`, is rejected.
+pub fn bound<E: Elem>(name: &'static str, value: Option<f64>) -> Result<Option<E>> {
+    match value {
+        Some(c) if c < 0.0 => Ok(None),
+        Some(c) => param(name, c).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// One optimizer's update of one element, with `N` state buffers (momentum, ...).
 ///
 /// Implementations hold the step's constants and are pure: no slices, no loops. The
@@ -87,13 +97,10 @@ impl<E: Elem> Rescale<E> {
     /// # Errors
     /// [`Error::NotFinite`] when either is NaN or not finite in `E`.
     pub fn new(rescale_grad: f64, clip_gradient: Option<f64>) -> Result<Rescale<E>> {
-        let rs = param("rescale_grad", rescale_grad)?;
-        let clip = match clip_gradient {
-            Some(c) if c < 0.0 => None,
-            Some(c) => Some(param("clip_gradient", c)?),
-            None => None,
-        };
-        Ok(Rescale { rs, clip })
+        Ok(Rescale {
+            rs: param("rescale_grad", rescale_grad)?,
+            clip: bound("clip_gradient", clip_gradient)?,
+        })
     }
 
     /// `kclip(rs·g)` or `rs·g`.
@@ -148,5 +155,15 @@ mod tests {
         assert_eq!(PyClip::<f64>::new(Some(0.0)).unwrap().of(5.0), 0.0);
         assert_eq!(PyClip::<f64>::new(None).unwrap().of(5.0), 5.0);
         assert!(PyClip::<f32>::new(Some(1e39)).is_err());
+    }
+
+    #[test]
+    fn bound_applies_only_from_zero_up_and_rejects_nan() {
+        assert_eq!(bound::<f32>("c", None), Ok(None));
+        assert_eq!(bound::<f32>("c", Some(-1.0)), Ok(None));
+        assert_eq!(bound::<f32>("c", Some(0.0)), Ok(Some(0.0)));
+        assert_eq!(bound::<f64>("c", Some(0.1)), Ok(Some(f64::from(0.1_f32))));
+        assert!(bound::<f32>("c", Some(f64::NAN)).is_err());
+        assert!(bound::<f32>("c", Some(1e39)).is_err());
     }
 }

@@ -136,6 +136,64 @@ def adadelta_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     return w
 
 
+def rmsprop_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    """Plain RMSProp with ``clip_gradient=CLIP`` (``rmsprop_update``)."""
+    d = w.dtype.type
+    lr, wd, _, clip = _kernel_params(d)
+    g1, eps = (d(np.float32(x)) for x in (0.9, 1e-8))
+    n = np.zeros_like(w)
+    for _ in range(steps):
+        gh = np.clip(d(1.0) * g + wd * w, -clip, clip)
+        n = (d(1) - g1) * (gh * gh) + g1 * n
+        w = w - lr * (gh / np.sqrt(n + eps))
+    return w
+
+
+def rmsprop_centered_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    """Centered RMSProp with ``clip_weights=2`` (``rmspropalex_update``)."""
+    d = w.dtype.type
+    lr, wd, _, _ = _kernel_params(d)
+    g1, g2, eps, cw = (d(np.float32(x)) for x in (0.9, 0.9, 1e-8, 2.0))
+    n, mean, delta = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for _ in range(steps):
+        gh = d(1.0) * g + wd * w
+        n = (d(1) - g1) * gh * gh + g1 * n
+        mean = (d(1) - g1) * gh + g1 * mean
+        delta = g2 * delta - lr * gh / np.sqrt((n - mean * mean) + eps)
+        w = np.clip(w + delta, -cw, cw)
+    return w
+
+
+def ftml_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, _, _ = _kernel_params(d)
+    b1, b2 = (d(np.float32(x)) for x in (0.6, 0.999))
+    eps = d(1e-8)  # ftml_update's epsilon is a double: converted once, straight to d
+    dd, v, z = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for t in range(1, steps + 1):
+        gh = d(1.0) * g + wd * w
+        v = b2 * v + (d(1) - b2) * (gh * gh)
+        d_t = (d(1) - b1 ** d(t)) / lr * (np.sqrt(v / (d(1) - b2 ** d(t))) + eps)
+        z = (b1 * z + (d(1) - b1) * gh) - (d_t - b1 * dd) * w
+        dd = d_t
+        w = -z / d_t
+    return w
+
+
+def ftrl_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, _, _ = _kernel_params(d)
+    l1, beta = d(np.float32(0.01)), d(1)
+    z, n = np.zeros_like(w), np.zeros_like(w)
+    for _ in range(steps):
+        gh = g * d(1.0)
+        z = z + (gh - (np.sqrt(n + gh * gh) - np.sqrt(n)) * w / lr)
+        n = n + gh * gh
+        active = (np.abs(z) > l1).astype(w.dtype)
+        w = (np.sign(z) * l1 - z) / ((beta + np.sqrt(n)) / lr + wd) * active
+    return w
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One optimizer configuration under test."""
@@ -239,6 +297,41 @@ CASES = [
         "adadelta",
         {"wd": WD, "clip_gradient": CLIP},
         adadelta_reference,
+        True,
+        float32_states=True,
+    ),
+    Case(
+        "rmsprop_clip",
+        "rmsprop",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP},
+        rmsprop_reference,
+        True,
+        float32_states=True,
+    ),
+    Case(
+        "rmsprop_centered_clipw",
+        "rmsprop",
+        {"learning_rate": LR, "wd": WD, "centered": True, "clip_weights": 2.0},
+        rmsprop_centered_reference,
+        True,
+        float32_states=True,
+    ),
+    Case("ftml", "ftml", {"learning_rate": LR, "wd": WD}, ftml_reference, True),
+    Case(
+        "ftml_clip",
+        "ftml",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP, "beta1": 0.8, "epsilon": 1e-3},
+        None,
+        True,
+    ),
+    Case(
+        "ftrl", "ftrl", {"learning_rate": LR, "wd": WD}, ftrl_reference, True, float32_states=True
+    ),
+    Case(
+        "ftrl_clip",
+        "ftrl",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP, "lamda1": 0.2, "beta": 0.5},
+        None,
         True,
         float32_states=True,
     ),

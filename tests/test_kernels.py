@@ -67,7 +67,6 @@ def test_every_element_is_updated_at_chunk_edges(case_id, dtype, n):
 def test_float16_and_multi_precision_at_chunk_edges(case_id, n):
     case = cases.BY_ID[case_id]
     w16, g16 = _data(n, np.float16)
-    # Without multi-precision every element moves (the gradient is far from zero).
     w = w16.copy()
     if case.accepts(np.float16):
         with pytest.warns(UserWarning, match="multi_precision"):

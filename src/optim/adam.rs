@@ -7,7 +7,7 @@
 //! association: the three differ in the last bit, so each has its constructor.
 
 use crate::real::{kclip, Elem};
-use crate::rule::{param, Rule, Step};
+use crate::rule::{bound, param, Rule, Step};
 use crate::Result;
 
 /// Adam's hyper-parameters, with MXNet 1.6's defaults.
@@ -77,10 +77,7 @@ impl Adam {
         step.lr::<E>()?;
         let beta1: E = param("beta1", self.beta1)?;
         let beta2: E = param("beta2", self.beta2)?;
-        let clip = match self.clip_gradient {
-            Some(c) if c >= 0.0 => Some(param("clip_gradient", c)?),
-            _ => None,
-        };
+        let clip = bound("clip_gradient", self.clip_gradient)?;
         Ok(AdamRule {
             beta1,
             one_minus_beta1: E::one() - beta1,

@@ -11,7 +11,7 @@ use super::many::{in_chunks, rules_for, Tensors};
 use super::overlap::{check_disjoint, span, state_spans, Name};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
 use crate::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adamax::Adamax, nadam::Nadam};
-use crate::optim::{adam::Adam, nag::Nag, sgd::Sgd};
+use crate::optim::{adam::Adam, ftml::Ftml, ftrl::Ftrl, nag::Nag, rmsprop::RmsProp, sgd::Sgd};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
@@ -54,6 +54,10 @@ macro_rules! kernel_table {
             AdaGrad "adagrad" => AdaGrad::at, 1;
             AdaGradRows "adagrad_rows" => AdaGrad::rows_at, 1;
             AdaDelta "adadelta" => AdaDelta::at, 2;
+            RmsProp "rmsprop" => RmsProp::at, 1;
+            RmsPropAlex "rmspropalex" => RmsProp::centered_at, 3;
+            Ftml "ftml" => Ftml::at, 3;
+            Ftrl "ftrl" => Ftrl::at, 2;
         }
     };
 }
@@ -84,6 +88,9 @@ from_kwargs! {
     Nadam { beta1, beta2, epsilon, schedule_decay, rescale_grad, clip_gradient }
     AdaGrad { epsilon, rescale_grad, clip_gradient }
     AdaDelta { rho, epsilon, rescale_grad, clip_gradient }
+    RmsProp { gamma1, gamma2, epsilon, rescale_grad, clip_gradient, clip_weights }
+    Ftml { beta1, beta2, epsilon, rescale_grad, clip_gradient }
+    Ftrl { lamda1, beta, rescale_grad, clip_gradient }
 }
 
 macro_rules! define_any_rule {
