@@ -263,6 +263,22 @@ pub fn kclip<E: Elem>(x: E, hi: E) -> E {
     }
 }
 
+/// The clip of MXNet's Python-side optimizers (`NDArray.clip(-bound, bound)`): `hi` if
+/// `x > hi`, `lo` if `x < lo`, else `x`, with `lo = −bound` and `hi = bound`. Unlike
+/// [`kclip`] it applies to any bound: `0` zeroes everything and a negative bound scrambles
+/// signs (spec §0.4).
+#[inline(always)]
+pub fn pyclip<E: Elem>(x: E, bound: E) -> E {
+    let (lo, hi) = (-bound, bound);
+    if x > hi {
+        hi
+    } else if x < lo {
+        lo
+    } else {
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +336,12 @@ mod tests {
         assert_eq!(kclip(-3.0_f32, 1.0), -1.0);
         assert_eq!(kclip(0.5_f32, 1.0), 0.5);
         assert!(kclip(f32::NAN, 1.0).is_nan());
+    }
+
+    #[test]
+    fn pyclip_negative_bound_scrambles() {
+        let clipped = [0.5_f32, -0.5, 3.0, -3.0].map(|x| pyclip(x, -1.0));
+        assert_eq!(clipped, [-1.0, -1.0, -1.0, 1.0]);
+        assert_eq!(pyclip(2.0_f32, 0.0), 0.0);
     }
 }

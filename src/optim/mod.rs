@@ -2,5 +2,9 @@
 //! [`Rule`](crate::rule::Rule)s of its kernels.
 
 pub mod adam;
+pub mod dcasgd;
+pub mod group_adagrad;
 pub mod nag;
 pub mod sgd;
+pub mod sgld;
+pub mod signum;
