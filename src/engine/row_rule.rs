@@ -32,7 +32,7 @@ fn kahan_mean<E: Elem>(terms: impl Iterator<Item = E>, count: usize) -> E {
     for term in terms {
         let y = term - residual;
         let t = sum + y;
-        let infinite = !t.is_finite() && t == t;
+        let infinite = t.abs().to_f64() == f64::INFINITY;
         residual = if infinite { E::zero() } else { (t - sum) - y };
         sum = t;
     }
