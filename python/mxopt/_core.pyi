@@ -82,6 +82,7 @@ def step_many(
     masters: Optional[Sequence[np.ndarray]] = None,
     schedules: Optional[Sequence[float]] = None,
 ) -> None: ...
+
 # ``step_many`` plus seeded noise: tensor ``i`` gets ``N(0, scales[i]**2)`` from the
 # keystream ``(seeds[i], streams[i])``, the values ``fill_normal`` writes for its dtype/size.
 def step_noisy(
