@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
@@ -71,6 +72,9 @@ class Signum(AdaptiveKernelOptimizer):
         return () if self.momentum == 0.0 else ("momentum",)
 
     def _hyper(self) -> tuple:
+        if not math.isfinite(self.momentum):
+            # MXNet would silently run a NaN momentum as 0 (it passes only momentum > 0).
+            raise ValueError(f"Signum: momentum must be finite, got {self.momentum!r}")
         if self.momentum == 0.0 and self.wd_lh:
             raise ValueError(
                 f"Signum: wd_lh={self.wd_lh!r} needs momentum > 0; signSGD (momentum=0) "
