@@ -8,7 +8,11 @@ import pytest
 MODULES = [
     "mxopt.lr_scheduler",
     "mxopt.optimizer.base",
+    "mxopt.optimizer.contrib",
+    "mxopt.optimizer.dcasgd",
     "mxopt.optimizer.sgd",
+    "mxopt.optimizer.sgld",
+    "mxopt.optimizer.signum",
     "mxopt.optimizer.updater",
     "mxopt.sparse",
 ]

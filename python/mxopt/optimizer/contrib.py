@@ -45,7 +45,7 @@ class GroupAdaGrad(KernelOptimizer):
     >>> h = opt.create_state(0, w)
     >>> opt.update(0, w, np.array([[3, 4], [0, 0]], dtype=np.float32), h)
     >>> h.ravel(), w[0]
-    (array([12.5,  0. ], dtype=float32), array([0.91514647, 0.8868620 ], dtype=float32))
+    (array([12.5,  0. ], dtype=float32), array([0.9151472 , 0.88686293], dtype=float32))
     """
 
     aggregates_by_dtype = False
