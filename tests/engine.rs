@@ -5,7 +5,7 @@
 
 use half::f16;
 use mxopt::engine::{self, Dense, Mixed, RowMode, Rows, MIN_PARALLEL_LEN};
-use mxopt::engine::{Noise, Noisy, RowRule, RowWise, RowWiseSparse};
+use mxopt::engine::{Noise, Noisy, RowRule, RowWise, RowWiseSparse, Walk};
 use mxopt::init::{fill_normal, Element, BLOCK_LEN};
 use mxopt::optim::{group_adagrad::GroupAdaGrad, nag::Nag, sgd::Sgd, sgld::Sgld};
 use mxopt::real::Storage;
@@ -337,9 +337,10 @@ fn noise_equals_fill_normal_over_any_range() {
     assert!(Noise::new(0, 0, -1.0).is_err());
 }
 
-fn check_noisy<T>(rule: &impl Rule<T::Elem, 0>)
+fn check_noisy<T, R>(rule: &R)
 where
     T: Storage + Element + Sample + PartialEq + std::fmt::Debug,
+    R: Rule<T::Elem, 0>,
 {
     for n in [0, 1, 300, BLOCK_LEN, 2 * BLOCK_LEN + 1, 4 * BLOCK_LEN + 3] {
         let g = data::<T>(n, 1);
@@ -359,15 +360,25 @@ where
             pool(threads).install(|| engine::run(rule, walk));
             assert_eq!(w, expected, "n = {n}, threads = {threads}");
         }
+        // A cut inside the first block (no boundary before it) gives the same values.
+        let mut w = data::<T>(n, 2);
+        let walk = Noisy::new(
+            Dense::new(&mut w, &g, []).unwrap(),
+            Noise::new(3, 4, 0.25).unwrap(),
+        );
+        let (left, right) = Walk::<R>::split_at(walk, n.min(1000));
+        left.walk(rule);
+        right.walk(rule);
+        assert_eq!(w, expected, "n = {n}, cut mid-block");
     }
 }
 
 #[test]
 fn noisy_walk_adds_the_fill_to_the_rule_whatever_the_threads() {
     let sgld = Sgld::default();
-    check_noisy::<f32>(&sgld.at(STEP).unwrap());
-    check_noisy::<f64>(&sgld.at(STEP).unwrap());
-    check_noisy::<f16>(&sgld.at(STEP).unwrap());
+    check_noisy::<f32, _>(&sgld.at(STEP).unwrap());
+    check_noisy::<f64, _>(&sgld.at(STEP).unwrap());
+    check_noisy::<f16, _>(&sgld.at(STEP).unwrap());
 }
 
 /// Row by row, element by element: a compensated (`kahan`) or plain mean of the terms.

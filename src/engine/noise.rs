@@ -3,7 +3,7 @@
 //! The noise of element `i` is exactly the value `init::fill_normal(out, 0, scale, seed,
 //! stream)` writes at `out[i]`: blocks of [`BLOCK_LEN`] elements draw from their own
 //! keystream, chunk after chunk. It therefore depends only on `(seed, stream, i)`, never on
-//! how the tensor is cut between threads. [`Noisy`] cuts only at block boundaries so that no
+//! how the tensor is cut between threads. [`Noisy`] cuts at block boundaries so that no
 //! draw is wasted; [`Noise::chunks`] also starts mid-block (it draws the skipped part of
 //! the block and drops it).
 
@@ -67,7 +67,8 @@ impl Noise {
 }
 
 /// A [`Dense`] update followed by `w' += noise` (in the weight's type: one more rounding
-/// for `f16`). Units are noise blocks, so cuts fall on block boundaries.
+/// for `f16`). Walks shorter than two noise blocks are not cut; longer ones are cut on
+/// block boundaries.
 pub struct Noisy<'a, T, const N: usize> {
     dense: Dense<'a, T, N>,
     noise: Noise,
@@ -93,21 +94,22 @@ where
     R: Rule<T::Elem, N>,
 {
     fn units(&self) -> usize {
-        let len = self.dense.w.len();
-        if len == 0 {
-            0
-        } else {
-            (self.first + len - 1) / BLOCK_LEN - self.first / BLOCK_LEN + 1
-        }
+        self.dense.w.len()
     }
     fn min_units(&self) -> usize {
-        1
+        BLOCK_LEN
     }
+    /// Cuts at the last block boundary before `mid` when there is one (always, for the
+    /// engine's halving of walks of two blocks or more), so that no draw is wasted; a cut
+    /// elsewhere is still exact, only slower.
     fn split_at(self, mid: usize) -> (Self, Self) {
-        let block = self.first / BLOCK_LEN + mid;
-        let cut = (block * BLOCK_LEN)
-            .saturating_sub(self.first)
-            .min(self.dense.w.len());
+        let end = self.first + mid;
+        let boundary = end - end % BLOCK_LEN;
+        let cut = if boundary > self.first {
+            boundary - self.first
+        } else {
+            mid
+        };
         let Dense { w, g, s } = self.dense;
         let (w0, w1) = w.split_at_mut(cut);
         let (g0, g1) = g.split_at(cut);
