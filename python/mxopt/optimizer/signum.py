@@ -61,12 +61,12 @@ class Signum(AdaptiveKernelOptimizer):
         self.momentum = momentum
         self.wd_lh = wd_lh
 
-    @property  # type: ignore[override]
+    @property
     def kernel(self) -> str:  # type: ignore[override]
         """``signum`` with momentum, ``signsgd`` without."""
         return "signsgd" if self.momentum == 0.0 else "signum"
 
-    @property  # type: ignore[override]
+    @property
     def state_names(self) -> Tuple[str, ...]:  # type: ignore[override]
         """One (negated) momentum array, or none (a ``None`` state) without momentum."""
         return () if self.momentum == 0.0 else ("momentum",)
