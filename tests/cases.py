@@ -194,6 +194,48 @@ def ftrl_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     return w
 
 
+WD_LH, LAMDA = 0.05, 0.04
+
+
+def signum_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, mu, _ = _kernel_params(d)
+    wd_lh = d(np.float32(WD_LH))
+    m = np.zeros_like(w)
+    for _ in range(steps):
+        # The kernel keeps the negated momentum.
+        m = (mu * m - ((d(1) - mu) * wd) * w) - ((d(1) - mu) * d(1.0)) * g
+        w = (d(1) - lr * wd_lh) * w + lr * np.sign(m)
+    return w
+
+
+def signsgd_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    lr, wd, _, _ = _kernel_params(d)
+    for _ in range(steps):
+        w = (d(1) - lr * wd) * w - lr * np.sign(g)
+    return w
+
+
+def dcasgd_clip_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    # Python-side optimizer: Python floats go straight to the array's dtype.
+    d = w.dtype.type
+    wd, lamda, clip, neg_lr = d(WD), d(LAMDA), d(CLIP), d(-LR)
+    previous = w.copy()
+    for _ in range(steps):
+        gh = np.clip(g * d(1.0), -clip, clip)
+        delta = ((gh + w * wd) + ((gh * lamda) * gh) * (w - previous)) * neg_lr
+        w, previous = w + delta, w
+    return w
+
+
+def sgld_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    d = w.dtype.type
+    for _ in range(steps):
+        w = w + (g * d(1.0) + w * d(WD)) * d(-LR / 2)
+    return w
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     """One optimizer configuration under test."""
@@ -219,13 +261,18 @@ class Case:
     #: Settings the row-sparse comparison runs with (AdaGrad's sparse kernel refuses
     #: weight decay).
     rows_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Attributes set on the optimizer after construction (SGLD's ``add_noise``).
+    attributes: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def accepts(self, dtype: Any) -> bool:
         """Whether the optimizer takes weights of ``dtype`` without multi-precision."""
         return not self.float32_states or np.dtype(dtype) == np.float32
 
     def make(self, **overrides: Any) -> Optimizer:
-        return create(self.name, **{**self.kwargs, **overrides})
+        opt = create(self.name, **{**self.kwargs, **overrides})
+        for name, value in self.attributes.items():
+            setattr(opt, name, value)
+        return opt
 
 
 CASES = [
@@ -334,6 +381,46 @@ CASES = [
         None,
         True,
         float32_states=True,
+    ),
+]
+CASES += [
+    Case(
+        "signum",
+        "signum",
+        {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM, "wd_lh": WD_LH},
+        signum_reference,
+        True,
+    ),
+    Case(
+        "signsgd",
+        "signum",
+        # rescale_grad and clip_gradient are ignored without momentum.
+        {
+            "learning_rate": LR,
+            "wd": WD,
+            "momentum": 0.0,
+            "rescale_grad": -3.0,
+            "clip_gradient": CLIP,
+        },
+        signsgd_reference,
+        True,
+    ),
+    Case(
+        "dcasgd_clip",
+        "dcasgd",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP},
+        dcasgd_clip_reference,
+        True,
+    ),
+    # The deterministic half of SGLD; its noise is covered by test_group_sign_noise.py.
+    # (GroupAdaGrad has no row here: it takes only 2-D float32 weights.)
+    Case(
+        "sgld_no_noise",
+        "sgld",
+        {"learning_rate": LR, "wd": WD},
+        sgld_reference,
+        True,
+        attributes={"add_noise": False},
     ),
 ]
 BY_ID = {case.id: case for case in CASES}

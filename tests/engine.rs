@@ -5,7 +5,9 @@
 
 use half::f16;
 use mxopt::engine::{self, Dense, Mixed, RowMode, Rows, MIN_PARALLEL_LEN};
-use mxopt::optim::{nag::Nag, sgd::Sgd};
+use mxopt::engine::{Noise, Noisy, RowRule, RowWise, RowWiseSparse, Walk};
+use mxopt::init::{fill_normal, Element, BLOCK_LEN};
+use mxopt::optim::{group_adagrad::GroupAdaGrad, nag::Nag, sgd::Sgd, sgld::Sgld};
 use mxopt::real::Storage;
 use mxopt::rule::{Rule, Step};
 use mxopt::Error;
@@ -285,4 +287,218 @@ fn many_equals_one_run_per_tensor_and_is_thread_count_independent() {
             "threads = {threads}"
         );
     }
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// The noise of `Noise::chunks` over `first..first + len`, gathered into one vector.
+fn noise_of<T: Element>(noise: &Noise, first: usize, len: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    noise.chunks::<T>(first, len, |offset, part| {
+        assert_eq!(offset, out.len(), "chunks arrive in order");
+        out.extend_from_slice(part);
+    });
+    out
+}
+
+fn check_noise_is_the_normal_fill<T: Element + Sample + PartialEq + std::fmt::Debug>() {
+    let n = 2 * BLOCK_LEN + 300;
+    let noise = Noise::new(5, 9, 0.3).unwrap();
+    let mut fill = vec![T::of(0.0); n];
+    fill_normal(&mut fill, 0.0, 0.3, 5, 9).unwrap();
+    assert_eq!(noise_of::<T>(&noise, 0, n), fill);
+    // Any sub-range, starting mid-chunk or mid-block, gives the same values.
+    for (first, len) in [
+        (0, 1),
+        (1, 700),
+        (255, 2),
+        (BLOCK_LEN - 3, 10),
+        (BLOCK_LEN + 257, 5000),
+    ] {
+        assert_eq!(
+            noise_of::<T>(&noise, first, len),
+            fill[first..first + len],
+            "{first}+{len}"
+        );
+    }
+}
+
+#[test]
+fn noise_equals_fill_normal_over_any_range() {
+    check_noise_is_the_normal_fill::<f32>();
+    check_noise_is_the_normal_fill::<f64>();
+    check_noise_is_the_normal_fill::<f16>();
+    assert!(Noise::new(0, 0, f64::NAN).is_err());
+    assert!(Noise::new(0, 0, -1.0).is_err());
+}
+
+fn check_noisy<T, R>(rule: &R)
+where
+    T: Storage + Element + Sample + PartialEq + std::fmt::Debug,
+    R: Rule<T::Elem, 0>,
+{
+    for n in [0, 1, 300, BLOCK_LEN, 2 * BLOCK_LEN + 1, 4 * BLOCK_LEN + 3] {
+        let g = data::<T>(n, 1);
+        let mut noise = vec![T::of(0.0); n];
+        fill_normal(&mut noise, 0.0, 0.25, 3, 4).unwrap();
+        let mut expected = data::<T>(n, 2);
+        reference(rule, &mut expected, &g, &mut []);
+        for (w, z) in expected.iter_mut().zip(&noise) {
+            *w = <T as Storage>::store(w.load() + z.load());
+        }
+        for threads in [1, 3] {
+            let mut w = data::<T>(n, 2);
+            let walk = Noisy::new(
+                Dense::new(&mut w, &g, []).unwrap(),
+                Noise::new(3, 4, 0.25).unwrap(),
+            );
+            pool(threads).install(|| engine::run(rule, walk));
+            assert_eq!(w, expected, "n = {n}, threads = {threads}");
+        }
+        // A cut inside the first block (no boundary before it) gives the same values.
+        let mut w = data::<T>(n, 2);
+        let walk = Noisy::new(
+            Dense::new(&mut w, &g, []).unwrap(),
+            Noise::new(3, 4, 0.25).unwrap(),
+        );
+        let (left, right) = Walk::<R>::split_at(walk, n.min(1000));
+        left.walk(rule);
+        right.walk(rule);
+        assert_eq!(w, expected, "n = {n}, cut mid-block");
+    }
+}
+
+#[test]
+fn noisy_walk_adds_the_fill_to_the_rule_whatever_the_threads() {
+    let sgld = Sgld::default();
+    check_noisy::<f32, _>(&sgld.at(STEP).unwrap());
+    check_noisy::<f64, _>(&sgld.at(STEP).unwrap());
+    check_noisy::<f16, _>(&sgld.at(STEP).unwrap());
+}
+
+/// Row by row, element by element: a compensated (`kahan`) or plain mean of the terms.
+fn row_reference<R: RowRule<f32>>(rule: &R, w: &mut [f32], g: &[f32], h: &mut f32, kahan: bool) {
+    let (mut sum, mut c) = (0.0_f32, 0.0_f32);
+    for &x in g {
+        let term = rule.term(rule.grad(x));
+        if kahan {
+            let y = term - c;
+            let t = sum + y;
+            c = (t - sum) - y;
+            sum = t;
+        } else {
+            sum += term;
+        }
+    }
+    *h = rule.row_state(*h, sum / g.len() as f32);
+    for (w, &x) in w.iter_mut().zip(g) {
+        *w = rule.apply(*w, rule.grad(x), *h);
+    }
+}
+
+#[test]
+fn row_wise_dense_and_sparse_against_row_by_row_reference() {
+    let hyper = GroupAdaGrad {
+        clip_gradient: Some(1.5),
+        ..GroupAdaGrad::default()
+    };
+    let dense_rule = hyper.dense_at::<f32>(STEP).unwrap();
+    let sparse_rule = hyper.rows_at::<f32>(STEP).unwrap();
+    for (rows, row_len) in [(1, 1), (3, 7), (65, 100), (2 * MIN_PARALLEL_LEN / 9 + 5, 9)] {
+        let g = data::<f32>(rows * row_len, 1);
+        let w0 = data::<f32>(rows * row_len, 2);
+        let h0: Vec<f32> = (0..rows).map(|r| r as f32 * 0.5).collect();
+        let (mut w_ref, mut h_ref) = (w0.clone(), h0.clone());
+        for ((w, g), h) in w_ref
+            .chunks_exact_mut(row_len)
+            .zip(g.chunks_exact(row_len))
+            .zip(h_ref.iter_mut())
+        {
+            row_reference(&dense_rule, w, g, h, true);
+        }
+        for threads in [1, 4] {
+            let (mut w, mut h) = (w0.clone(), h0.clone());
+            let walk = RowWise::new(&mut w, &g, &mut h, rows).unwrap();
+            pool(threads).install(|| engine::run(&dense_rule, walk));
+            assert_eq!(
+                (&w, &h),
+                (&w_ref, &h_ref),
+                "rows = {rows}, threads = {threads}"
+            );
+        }
+        // Lazy row-sparse: the listed rows follow the plain mean, the others stay.
+        let indices: Vec<i64> = (0..rows as i64).filter(|r| r % 3 != 1).collect();
+        let values: Vec<f32> = indices
+            .iter()
+            .flat_map(|&r| g[r as usize * row_len..][..row_len].to_vec())
+            .collect();
+        let (mut w_ref, mut h_ref) = (w0.clone(), h0.clone());
+        for &r in &indices {
+            let (r, range) = (r as usize, r as usize * row_len..(r as usize + 1) * row_len);
+            row_reference(
+                &sparse_rule,
+                &mut w_ref[range.clone()],
+                &g[range],
+                &mut h_ref[r],
+                false,
+            );
+        }
+        for threads in [1, 4] {
+            let (mut w, mut h) = (w0.clone(), h0.clone());
+            let walk = RowWiseSparse::new(&mut w, &mut h, rows, &indices, &values).unwrap();
+            pool(threads).install(|| engine::run(&sparse_rule, walk));
+            assert_eq!(
+                (&w, &h),
+                (&w_ref, &h_ref),
+                "rows = {rows}, threads = {threads}"
+            );
+        }
+    }
+}
+
+#[test]
+fn row_wise_kahan_mean_differs_from_the_plain_sum() {
+    // One large term then many small ones: a plain f32 sum drops the small ones.
+    let rule = GroupAdaGrad::default()
+        .dense_at::<f32>(Step::new(0.0, 0.0, 1))
+        .unwrap();
+    let mut g = vec![1e-3_f32; 1000];
+    g[0] = 100.0;
+    let (mut w, mut h) = (vec![0.0_f32; 1000], vec![0.0_f32]);
+    engine::run(&rule, RowWise::new(&mut w, &g, &mut h, 1).unwrap());
+    let plain = g.iter().fold(0.0_f32, |s, x| s + x * x) / 1000.0;
+    let exact = g.iter().map(|&x| f64::from(x * x)).sum::<f64>() / 1000.0;
+    assert_ne!(h[0], plain);
+    assert!((f64::from(h[0]) - exact).abs() <= (f64::from(plain) - exact).abs());
+}
+
+#[test]
+fn row_wise_walks_validate_before_running() {
+    let (mut w, g, mut h) = (vec![0.0_f32; 6], vec![0.0_f32; 6], vec![0.0_f32; 2]);
+    assert!(matches!(
+        RowWise::new(&mut w, &g, &mut h, 3),
+        Err(Error::Length {
+            what: "row state",
+            ..
+        })
+    ));
+    let mut h = vec![0.0_f32; 3];
+    assert!(matches!(
+        RowWise::new(&mut w, &g[..4], &mut h, 3),
+        Err(Error::Length { what: "grad", .. })
+    ));
+    let values = vec![0.0_f32; 4];
+    assert_eq!(
+        RowWiseSparse::new(&mut w, &mut h, 3, &[2, 1], &values).err(),
+        Some(Error::RowsUnsorted { at: 1 })
+    );
+    assert_eq!(
+        RowWiseSparse::new(&mut w, &mut h, 3, &[0, 3], &values).err(),
+        Some(Error::RowOutOfRange { index: 3, rows: 3 })
+    );
 }

@@ -15,7 +15,11 @@ MODULES = [
     "mxopt.optimizer.ftml",
     "mxopt.optimizer.ftrl",
     "mxopt.optimizer.rmsprop",
+    "mxopt.optimizer.contrib",
+    "mxopt.optimizer.dcasgd",
     "mxopt.optimizer.sgd",
+    "mxopt.optimizer.sgld",
+    "mxopt.optimizer.signum",
     "mxopt.optimizer.updater",
     "mxopt.sparse",
 ]

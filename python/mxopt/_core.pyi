@@ -12,8 +12,10 @@ __all__ = [
     "fill_normal",
     "fill_uniform",
     "step",
+    "step_group_adagrad",
     "step_many",
     "step_mixed",
+    "step_noisy",
     "step_rows",
 ]
 
@@ -79,6 +81,34 @@ def step_many(
     ts: Sequence[int],
     masters: Optional[Sequence[np.ndarray]] = None,
     schedules: Optional[Sequence[float]] = None,
+) -> None: ...
+
+# ``step_many`` plus seeded noise: tensor ``i`` gets ``N(0, scales[i]**2)`` from the
+# keystream ``(seeds[i], streams[i])``, the values ``fill_normal`` writes for its dtype/size.
+def step_noisy(
+    kernel: Kernel,
+    weights: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    states: Sequence[np.ndarray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    scales: Sequence[float],
+    seeds: Sequence[int],
+    streams: Sequence[int],
+) -> None: ...
+
+# GroupAdaGrad of a 2-D weight and its (rows, 1) history: dense ``grad`` (Python-op maths,
+# pyclip, Kahan row mean), or with ``indices`` the row-sparse values (kernel maths, kclip).
+def step_group_adagrad(
+    weight: np.ndarray,
+    grad: np.ndarray,
+    history: np.ndarray,
+    lr: float,
+    epsilon: float,
+    rescale_grad: float,
+    clip_gradient: Optional[float],
+    indices: Optional[np.ndarray] = None,
 ) -> None: ...
 def fill_uniform(out: np.ndarray, low: float, high: float, seed: int, stream: int) -> None:
     """Fill ``out`` in place with U[low, high) draws; depends only on (seed, stream, size)."""

@@ -9,6 +9,8 @@
 //! results never depend on the thread count.
 
 mod chunk;
+mod noise;
+mod row_rule;
 mod split;
 
 use crate::real::Storage;
@@ -17,6 +19,8 @@ use crate::{Error, Result};
 use half::f16;
 use rayon::prelude::*;
 
+pub use noise::{Noise, Noisy};
+pub use row_rule::{RowRule, RowWise, RowWiseSparse};
 pub use split::MIN_PARALLEL_LEN;
 
 /// Something the engine can cut in two and walk with a rule.
@@ -65,6 +69,19 @@ fn check_states<T, const N: usize>(expected: usize, states: &[&mut [T]; N]) -> R
     states
         .iter()
         .try_for_each(|s| check_len("state", expected, s.len()))
+}
+
+/// Checks that row indices are in range and strictly increasing.
+fn check_rows(indices: &[i64], rows: usize) -> Result<()> {
+    for (at, &index) in indices.iter().enumerate() {
+        if index < 0 || index as u64 >= rows as u64 {
+            return Err(Error::RowOutOfRange { index, rows });
+        }
+        if at > 0 && index <= indices[at - 1] {
+            return Err(Error::RowsUnsorted { at });
+        }
+    }
+    Ok(())
 }
 
 /// Cuts each of `N` slices at `mid`.
@@ -220,14 +237,7 @@ impl<'a, T, const N: usize> Rows<'a, T, N> {
         check_len("weight", rows * row_len, w.len())?;
         check_len("gradient values", indices.len() * row_len, values.len())?;
         check_states(w.len(), &s)?;
-        for (at, &index) in indices.iter().enumerate() {
-            if index < 0 || index as u64 >= rows as u64 {
-                return Err(Error::RowOutOfRange { index, rows });
-            }
-            if at > 0 && index <= indices[at - 1] {
-                return Err(Error::RowsUnsorted { at });
-            }
-        }
+        check_rows(indices, rows)?;
         Ok(Rows {
             w,
             s,

@@ -85,26 +85,57 @@ pub fn fill_normal<T: Element>(
     if scale < 0.0 {
         return Err(FillError::NegativeScale(scale));
     }
-    let (loc32, scale32) = (loc as f32, scale as f32);
-    let narrow = !T::WIDE && loc32.is_finite() && scale32.is_finite();
+    let normal = Normal::new::<T>(loc, scale);
     drive(out, seed, stream, |rng, block| {
-        let mut buf = [0.0f64; CHUNK];
-        let mut buf32 = [0.0f32; CHUNK];
         for part in block.chunks_mut(CHUNK) {
-            if narrow {
-                let vals = &mut buf32[..part.len()];
-                rng.standard_normals_f32(vals);
-                vals.iter_mut().for_each(|v| *v = loc32 + scale32 * *v);
-                T::store_f32(part, vals);
-            } else {
-                let vals = &mut buf[..part.len()];
-                vals.iter_mut()
-                    .for_each(|v| *v = loc + scale * rng.standard_normal());
-                T::store(part, vals);
-            }
+            normal.fill_chunk(rng, part);
         }
     });
     Ok(())
+}
+
+/// `loc + scale·z` in the precision [`fill_normal`] uses for its element type; shared with
+/// the engine's noise walk, which must reproduce a fill's values exactly.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Normal {
+    loc: f64,
+    scale: f64,
+    loc32: f32,
+    scale32: f32,
+    narrow: bool,
+}
+
+impl Normal {
+    /// Parameters for filling `T` elements (checked finite by the caller).
+    pub(crate) fn new<T: Element>(loc: f64, scale: f64) -> Normal {
+        let (loc32, scale32) = (loc as f32, scale as f32);
+        Normal {
+            loc,
+            scale,
+            loc32,
+            scale32,
+            narrow: !T::WIDE && loc32.is_finite() && scale32.is_finite(),
+        }
+    }
+
+    /// Fills `part` (at most [`CHUNK`] elements) with the next draws of `rng`. A shorter
+    /// `part` receives a prefix of what a full chunk would.
+    pub(crate) fn fill_chunk<T: Element>(&self, rng: &mut BlockRng, part: &mut [T]) {
+        if self.narrow {
+            let mut buf32 = [0.0f32; CHUNK];
+            let vals = &mut buf32[..part.len()];
+            rng.standard_normals_f32(vals);
+            vals.iter_mut()
+                .for_each(|v| *v = self.loc32 + self.scale32 * *v);
+            T::store_f32(part, vals);
+        } else {
+            let mut buf = [0.0f64; CHUNK];
+            let vals = &mut buf[..part.len()];
+            vals.iter_mut()
+                .for_each(|v| *v = self.loc + self.scale * rng.standard_normal());
+            T::store(part, vals);
+        }
+    }
 }
 
 fn finite(name: &'static str, value: f64) -> Result<(), FillError> {

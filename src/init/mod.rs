@@ -22,7 +22,9 @@ mod fill;
 mod rng;
 
 pub use element::Element;
+pub(crate) use fill::Normal;
 pub use fill::{fill_normal, fill_uniform, BLOCK_LEN};
+pub(crate) use rng::{block_rng, CHUNK};
 
 /// Why a fill was refused. Nothing is written when a fill returns an error.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

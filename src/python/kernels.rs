@@ -9,9 +9,10 @@ use super::arrays::{
 use super::arrays::{with_dtype, Dtype};
 use super::many::{in_chunks, rules_for, Tensors};
 use super::overlap::{check_disjoint, span, state_spans, Name};
-use crate::engine::{self, Dense, Mixed, RowMode, Rows};
+use crate::engine::{self, Dense, Mixed, Noise, Noisy, RowMode, RowWise, RowWiseSparse, Rows};
 use crate::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adamax::Adamax, nadam::Nadam};
 use crate::optim::{adam::Adam, ftml::Ftml, ftrl::Ftrl, nag::Nag, rmsprop::RmsProp, sgd::Sgd};
+use crate::optim::{dcasgd::Dcasgd, group_adagrad::GroupAdaGrad, sgld::Sgld, signum::Signum};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
@@ -58,6 +59,10 @@ macro_rules! kernel_table {
             RmsPropAlex "rmspropalex" => RmsProp::centered_at, 3;
             Ftml "ftml" => Ftml::at, 3;
             Ftrl "ftrl" => Ftrl::at, 2;
+            Signum "signum" => Signum::at, 1;
+            SignSgd "signsgd" => Signum::sign_at, 0;
+            Dcasgd "dcasgd" => Dcasgd::at, 1;
+            Sgld "sgld" => Sgld::at, 0;
         }
     };
 }
@@ -91,6 +96,9 @@ from_kwargs! {
     RmsProp { gamma1, gamma2, epsilon, rescale_grad, clip_gradient, clip_weights }
     Ftml { beta1, beta2, epsilon, rescale_grad, clip_gradient }
     Ftrl { lamda1, beta, rescale_grad, clip_gradient }
+    Signum { momentum, wd_lh, rescale_grad, clip_gradient }
+    Dcasgd { lamda, rescale_grad, clip_gradient }
+    Sgld { rescale_grad, clip_gradient }
 }
 
 macro_rules! define_any_rule {
@@ -464,11 +472,152 @@ fn step_many(
     }
 }
 
+/// [`step_many`] followed by seeded Gaussian noise (SGLD): tensor `i` receives
+/// `N(0, scales[i]²)` drawn from the keystream `(seeds[i], streams[i])`, exactly the values
+/// `fill_normal` would write into an array of the weight's dtype and size.
+#[pyfunction]
+#[pyo3(signature = (kernel, weights, grads, states, lrs, wds, ts, scales, seeds, streams))]
+#[allow(clippy::too_many_arguments)]
+fn step_noisy(
+    py: Python<'_>,
+    kernel: &Kernel,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<u64>,
+    scales: Vec<f64>,
+    seeds: Vec<u64>,
+    streams: Vec<u64>,
+) -> PyResult<()> {
+    let n = weights.len();
+    let grads = per_tensor("grads", grads, n)?;
+    let keystreams: Vec<(f64, (u64, u64))> = per_tensor("scales", scales, n)?
+        .into_iter()
+        .zip(
+            per_tensor("seeds", seeds, n)?
+                .into_iter()
+                .zip(per_tensor("streams", streams, n)?),
+        )
+        .collect();
+    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
+        .into_iter()
+        .zip(per_tensor("wds", wds, n)?)
+        .zip(per_tensor("ts", ts, n)?)
+        .map(|((lr, wd), t)| Step::new(lr, wd, t))
+        .collect();
+    let Some(first) = weights.first() else {
+        return Ok(());
+    };
+    let tensors = Tensors {
+        weights: &weights,
+        grads: &grads,
+        states: &states,
+    };
+    with_dtype!(Dtype::of("weights[0]", first)?, T => {
+        with_rule!(kernel.rule, <T as Storage>::Elem, |at, N| {
+            // Every rule is built before the first tensor is written.
+            let rules = steps.iter().map(|&s| at(s)).collect::<crate::Result<Vec<_>>>()?;
+            let noises = keystreams
+                .iter()
+                .map(|&(scale, (seed, stream))| Noise::new(seed, stream, scale))
+                .collect::<crate::Result<Vec<_>>>()?;
+            in_chunks::<T, T>(&tensors, None, N, |chunk| {
+                let elements = chunk.iter().map(|b| b.w.len()).sum();
+                let mut jobs = Vec::with_capacity(chunk.len());
+                for b in chunk.iter_mut() {
+                    let s = state_slices::<T, N>(&mut b.s);
+                    let dense = Dense::new(slice_mut(&mut b.w), slice(&b.g), s)?;
+                    jobs.push((rules[b.index], Noisy::new(dense, noises[b.index])));
+                }
+                compute(py, elements, || engine::run_many(jobs));
+                Ok(())
+            })
+        })
+    })
+}
+
+/// GroupAdaGrad of one 2-D weight with its `(rows, 1)` accumulator `history`: a dense
+/// gradient runs MXNet's Python-op maths; with `indices`, `grad` holds the listed rows of a
+/// row-sparse gradient and only those rows are updated (MXNet's sparse kernel).
+#[pyfunction]
+#[pyo3(signature = (weight, grad, history, lr, epsilon, rescale_grad, clip_gradient, indices = None))]
+#[allow(clippy::too_many_arguments)]
+fn step_group_adagrad(
+    py: Python<'_>,
+    weight: &Bound<'_, PyAny>,
+    grad: &Bound<'_, PyAny>,
+    history: &Bound<'_, PyAny>,
+    lr: f64,
+    epsilon: f64,
+    rescale_grad: f64,
+    clip_gradient: Option<f64>,
+    indices: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let hyper = GroupAdaGrad {
+        epsilon,
+        rescale_grad,
+        clip_gradient,
+    };
+    let step = Step::new(lr, 0.0, 1);
+    with_dtype!(Dtype::of("weight", weight)?, T => {
+        let mut w = writable::<T>("weight", weight)?;
+        let &[rows, cols] = w.shape() else {
+            return Err(PyValueError::new_err(format!(
+                "weight: GroupAdaGrad needs a 2-d weight, got shape {:?}",
+                w.shape()
+            )));
+        };
+        let mut h = writable::<T>("history", history)?;
+        if h.shape() != [rows, 1] {
+            return Err(PyValueError::new_err(format!(
+                "history: expected shape {:?} (one value per weight row), got {:?}",
+                [rows, 1],
+                h.shape()
+            )));
+        }
+        let elements = w.len();
+        match indices {
+            None => {
+                let g = readonly::<T>("grad", grad)?;
+                same_shape("grad", w.shape(), g.shape())?;
+                let rule = hyper.dense_at::<<T as Storage>::Elem>(step)?;
+                let walk = RowWise::new(slice_mut(&mut w), slice(&g), slice_mut(&mut h), rows)?;
+                compute(py, elements, || engine::run(&rule, walk));
+            }
+            Some(indices) => {
+                let idx = readonly::<i64>("indices", indices)?;
+                let v = readonly::<T>("values", grad)?;
+                let expected = [idx.shape().first().copied().unwrap_or(0), cols];
+                if idx.shape().len() != 1 || v.shape() != expected {
+                    return Err(PyValueError::new_err(format!(
+                        "values: expected shape {expected:?} (one weight row per index), got {:?}",
+                        v.shape()
+                    )));
+                }
+                let rule = hyper.rows_at::<<T as Storage>::Elem>(step)?;
+                let walk = RowWiseSparse::new(
+                    slice_mut(&mut w),
+                    slice_mut(&mut h),
+                    rows,
+                    slice(&idx),
+                    slice(&v),
+                )?;
+                compute(py, elements, || engine::run(&rule, walk));
+            }
+        }
+    });
+    Ok(())
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Kernel>()?;
     m.add_function(wrap_pyfunction!(step, m)?)?;
     m.add_function(wrap_pyfunction!(step_mixed, m)?)?;
     m.add_function(wrap_pyfunction!(step_rows, m)?)?;
     m.add_function(wrap_pyfunction!(step_many, m)?)?;
+    m.add_function(wrap_pyfunction!(step_noisy, m)?)?;
+    m.add_function(wrap_pyfunction!(step_group_adagrad, m)?)?;
     Ok(())
 }

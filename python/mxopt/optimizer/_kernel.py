@@ -241,6 +241,9 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
     #: ``create_state`` returns a tuple (else the single array itself, or a 1-tuple when
     #: ``state_tuple`` is true and there is one state: RMSProp).
     state_tuple: ClassVar[bool] = True
+    #: Slots of ``state_names`` that are always ``None`` in the state tuple (DCASGD's
+    #: unused momentum): kept for MXNet's state layout, never passed to the kernel.
+    absent_states: ClassVar[Tuple[str, ...]] = ()
     #: States are float32 whatever the weight's dtype; MXNet 1.6 then accepts only
     #: float32 weights without multi-precision.
     float32_states: ClassVar[bool] = False
@@ -253,20 +256,29 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
         self.aggregate_num = _aggregation_size_from_env()
 
     def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
-        """Zero states of the weight's shape (float32 or the weight's dtype)."""
+        """Zero states of the weight's shape (float32 or the weight's dtype); ``None``
+        for an optimizer without states."""
         dtype = np.float32 if self.float32_states else weight.dtype
-        states = tuple(np.zeros(weight.shape, dtype=dtype) for _ in self.state_names)
-        return states if self.state_tuple else states[0]
+        states = tuple(
+            None if name in self.absent_states else np.zeros(weight.shape, dtype=dtype)
+            for name in self.state_names
+        )
+        if self.state_tuple:
+            return states
+        return states[0] if states else None
 
     def _kernel_states(self, state: Any) -> Tuple[Any, ...]:
         """The state arrays of one weight, after checking the state object's structure."""
         if self.state_tuple:
             if isinstance(state, tuple) and len(state) == len(self.state_names):
-                return state
+                slots = zip(self.state_names, state)
+                if all((a is None) == (n in self.absent_states) for n, a in slots):
+                    return tuple(a for a in state if a is not None)
         elif isinstance(state, np.ndarray) or (len(self.state_names) == 0 and state is None):
             return (state,) if self.state_names else ()
         expected = (
             f"a tuple of {len(self.state_names)} arrays {self.state_names}"
+            + (f" with None for {self.absent_states}" if self.absent_states else "")
             if self.state_tuple
             else f"one array ({self.state_names[0]})"
         )

@@ -1,0 +1,89 @@
+//! DCASGD, delay-compensated SGD (MXNet `dcasgd`). Spec: optimizers.md §9.
+//!
+//! A Python-side optimizer in MXNet: every operation is one NDArray op in the weight's
+//! dtype with Python floats converted straight to it, and the clip is `pyclip`. Its one
+//! state array is the previous weight. MXNet 1.6 fails for any non-zero momentum, so
+//! there is no momentum rule here (the Python class rejects it).
+
+use crate::real::{pyclip, Elem};
+use crate::rule::{scalar, Rule, Step};
+use crate::Result;
+
+/// DCASGD's hyper-parameters, with MXNet 1.6's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dcasgd {
+    /// Strength `λ` of the delay compensation `λ·ĝ²·(w − w_prev)`.
+    pub lamda: f64,
+    /// Factor applied to the gradient before anything else.
+    pub rescale_grad: f64,
+    /// `pyclip` bound of `rs·g`; any value (zero and negatives included) clips.
+    pub clip_gradient: Option<f64>,
+}
+
+impl Default for Dcasgd {
+    fn default() -> Self {
+        Dcasgd {
+            lamda: 0.04,
+            rescale_grad: 1.0,
+            clip_gradient: None,
+        }
+    }
+}
+
+impl Dcasgd {
+    /// The update for one tensor and step.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a hyper-parameter that is NaN or
+    /// not finite in `E`.
+    pub fn at<E: Elem>(&self, step: Step) -> Result<DcasgdRule<E>> {
+        let clip = self
+            .clip_gradient
+            .map(|c| scalar("clip_gradient", c))
+            .transpose()?;
+        Ok(DcasgdRule {
+            rs: scalar("rescale_grad", self.rescale_grad)?,
+            clip,
+            lamda: scalar("lamda", self.lamda)?,
+            neg_lr: scalar("lr", -step.lr)?,
+            wd: scalar("wd", step.wd)?,
+        })
+    }
+}
+
+/// `ĝ = pyclip(g·rs)`; `w' = w + ((ĝ + w·wd) + ((ĝ·λ)·ĝ)·(w − w_prev))·(−lr)`;
+/// `w_prev' = w`.
+#[derive(Clone, Copy, Debug)]
+pub struct DcasgdRule<E> {
+    rs: E,
+    clip: Option<E>,
+    lamda: E,
+    neg_lr: E,
+    wd: E,
+}
+
+impl<E: Elem> Rule<E, 1> for DcasgdRule<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, [previous]: [E; 1]) -> (E, [E; 1]) {
+        let mut g = g * self.rs;
+        if let Some(c) = self.clip {
+            g = pyclip(g, c);
+        }
+        let compensation = (g * self.lamda * g) * (w - previous);
+        let delta = ((g + w * self.wd) + compensation) * self.neg_lr;
+        (w + delta, [w])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_weight_becomes_the_pre_update_weight() {
+        let rule = Dcasgd::default().at::<f64>(Step::new(0.1, 0.0, 1)).unwrap();
+        let (w, [previous]) = rule.apply(2.0, 0.5, [1.0]);
+        assert_eq!(previous, 2.0);
+        assert_eq!(w, 2.0 + (0.5 + (0.5 * 0.04 * 0.5) * 1.0) * -0.1);
+    }
+}

@@ -1,0 +1,87 @@
+//! SGLD, stochastic gradient Langevin dynamics (MXNet `sgld`). Spec: optimizers.md §10.
+//!
+//! A Python-side optimizer in MXNet (NDArray ops in the weight's dtype, `pyclip`). The
+//! rule here is the deterministic half of the step; the Langevin noise `N(0, sqrt(lr))`
+//! is added afterwards by the engine's seeded noise walk
+//! ([`Noisy`](crate::engine::Noisy)), drawn in the weight's dtype as MXNet does.
+
+use crate::real::{pyclip, Elem};
+use crate::rule::{scalar, Rule, Step};
+use crate::Result;
+
+/// SGLD's hyper-parameters (it has none of its own), with MXNet 1.6's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgld {
+    /// Factor applied to the gradient before anything else.
+    pub rescale_grad: f64,
+    /// `pyclip` bound of `rs·g`; any value (zero and negatives included) clips.
+    pub clip_gradient: Option<f64>,
+}
+
+impl Default for Sgld {
+    fn default() -> Self {
+        Sgld {
+            rescale_grad: 1.0,
+            clip_gradient: None,
+        }
+    }
+}
+
+impl Sgld {
+    /// The deterministic part of the update for one tensor and step.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a hyper-parameter that is NaN or
+    /// not finite in `E`.
+    pub fn at<E: Elem>(&self, step: Step) -> Result<SgldRule<E>> {
+        let clip = self
+            .clip_gradient
+            .map(|c| scalar("clip_gradient", c))
+            .transpose()?;
+        Ok(SgldRule {
+            rs: scalar("rescale_grad", self.rescale_grad)?,
+            clip,
+            // MXNet computes `-lr/2` in Python f64 before it meets the array.
+            neg_half_lr: scalar("lr", -step.lr / 2.0)?,
+            wd: scalar("wd", step.wd)?,
+        })
+    }
+
+    /// The standard deviation of the Langevin noise: `sqrt(lr)`, in Python `f64`.
+    #[must_use]
+    pub fn noise_scale(step: Step) -> f64 {
+        step.lr.sqrt()
+    }
+}
+
+/// `ĝ = pyclip(g·rs)`; `w' = w + (ĝ + w·wd)·(−lr/2)` (noise follows, see the module).
+#[derive(Clone, Copy, Debug)]
+pub struct SgldRule<E> {
+    rs: E,
+    clip: Option<E>,
+    neg_half_lr: E,
+    wd: E,
+}
+
+impl<E: Elem> Rule<E, 0> for SgldRule<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, _: [E; 0]) -> (E, [E; 0]) {
+        let mut g = g * self.rs;
+        if let Some(c) = self.clip {
+            g = pyclip(g, c);
+        }
+        (w + (g + w * self.wd) * self.neg_half_lr, [])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_step_against_the_gradient() {
+        let rule = Sgld::default().at::<f64>(Step::new(0.1, 0.0, 1)).unwrap();
+        assert_eq!(rule.apply(1.0, 0.5, []).0, 1.0 + 0.5 * -0.05);
+        assert_eq!(Sgld::noise_scale(Step::new(0.01, 0.0, 1)), 0.1);
+    }
+}
