@@ -2,5 +2,7 @@
 //! [`Rule`](crate::rule::Rule)s of its kernels.
 
 pub mod adam;
+pub mod lamb;
+pub mod lars;
 pub mod nag;
 pub mod sgd;

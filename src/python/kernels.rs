@@ -9,7 +9,7 @@ use super::arrays::{
 use super::arrays::{with_dtype, Dtype};
 use super::many::{in_chunks, RuleCache, Tensors};
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
-use crate::optim::{adam::Adam, nag::Nag, sgd::Sgd};
+use crate::optim::{adam::Adam, lamb::Lamb, lars::Lars, nag::Nag, sgd::Sgd};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
@@ -24,7 +24,7 @@ use pyo3::types::{PyDict, PyDictMethods};
 const RELEASE_GIL_LEN: usize = 1 << 14;
 
 /// Runs `f`, releasing the GIL when the update is large enough for that to pay.
-fn compute<F: Ungil + FnOnce()>(py: Python<'_>, elements: usize, f: F) {
+pub(super) fn compute<F: Ungil + FnOnce()>(py: Python<'_>, elements: usize, f: F) {
     if elements >= RELEASE_GIL_LEN {
         py.detach(f);
     } else {
@@ -52,7 +52,7 @@ macro_rules! kernel_table {
 }
 
 /// Hyper-parameters read from keyword arguments; an absent key keeps MXNet's default.
-trait FromKwargs: Sized {
+pub(super) trait FromKwargs: Sized {
     fn from_kwargs(kwargs: &Kwargs<'_>) -> PyResult<Self>;
 }
 
@@ -73,6 +73,22 @@ from_kwargs! {
     Sgd { momentum, rescale_grad, clip_gradient }
     Nag { momentum, rescale_grad, clip_gradient }
     Adam { beta1, beta2, epsilon, rescale_grad, clip_gradient }
+    Lars { eta, eps, momentum, rescale_grad, clip_gradient }
+    Lamb { beta1, beta2, epsilon, rescale_grad, clip_gradient, bias_correction, lower_bound, upper_bound }
+}
+
+/// Reads the hyper-parameters `H` of `what` from keyword arguments, rejecting unknown keys.
+pub(super) fn hyper_from_kwargs<H: FromKwargs>(
+    what: &str,
+    hyper: Option<&Bound<'_, PyDict>>,
+) -> PyResult<H> {
+    let kwargs = Kwargs {
+        kernel: what.to_owned(),
+        dict: hyper.map(|d| d.copy()).transpose()?,
+    };
+    let parsed = H::from_kwargs(&kwargs)?;
+    kwargs.done()?;
+    Ok(parsed)
 }
 
 macro_rules! define_any_rule {
@@ -121,7 +137,7 @@ macro_rules! with_rule_arms {
 }
 
 /// Keyword hyper-parameters, consumed one by one so leftovers can be reported.
-struct Kwargs<'py> {
+pub(super) struct Kwargs<'py> {
     kernel: String,
     dict: Option<Bound<'py, PyDict>>,
 }
@@ -331,7 +347,7 @@ fn step_rows(
     Ok(())
 }
 
-fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>> {
+pub(super) fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>> {
     match values.len() {
         len if len == n => Ok(values),
         _ => Err(PyValueError::new_err(format!(
