@@ -121,11 +121,34 @@ fn sum_sq(py: Python<'_>, arrays: Vec<Bound<'_, PyAny>>, exact: bool) -> PyResul
 }
 
 /// `‖a‖₂` of each array as MXNet's `NDArray.norm()` computes it, in the array's dtype
-/// (returned widened to a float; `0` for an empty array, where MXNet fails).
+/// (returned widened to a float; `0` for an empty array, where MXNet fails). With
+/// `row_sparse=True` the arrays are the stored values of row-sparse `float32` arrays,
+/// whose norm MXNet computes with a BLAS dot product instead.
 #[pyfunction]
-#[pyo3(signature = (arrays, exact = true))]
-fn norm(py: Python<'_>, arrays: Vec<Bound<'_, PyAny>>, exact: bool) -> PyResult<Vec<f64>> {
+#[pyo3(signature = (arrays, exact = true, row_sparse = false))]
+fn norm(
+    py: Python<'_>,
+    arrays: Vec<Bound<'_, PyAny>>,
+    exact: bool,
+    row_sparse: bool,
+) -> PyResult<Vec<f64>> {
     let how = reduction(exact);
+    if row_sparse {
+        let values = arrays
+            .iter()
+            .enumerate()
+            .map(|(i, a)| readonly::<f32>(Item("arrays", i), a))
+            .collect::<PyResult<Vec<_>>>()?;
+        let views: Vec<&[f32]> = values.iter().map(slice).collect();
+        let elements = views.iter().map(|v| v.len()).sum();
+        let mut out = Vec::new();
+        compute(py, elements, || {
+            out = reduce::each(&views, elements, |v| {
+                f64::from(reduce::row_sparse_norm(v, how))
+            });
+        });
+        return Ok(out);
+    }
     reduce_all(py, &arrays, |a| match a {
         Reduced::F16(a) => reduce::norm(a, how).to_f64(),
         Reduced::F32(a) => reduce::norm(a, how).to_f64(),

@@ -199,12 +199,12 @@ class LARS(MomentumKernelOptimizer):
         weight and of ``rescale_grad·g`` in float32, ratio in Python floats."""
         if layer_name(self, index).endswith(EXCLUDED_SUFFIXES):
             return lr
-        values = grad.data if is_row_sparse(grad) else grad
-        scaled_grad = values.astype(np.float32) * np.float32(self.rescale_grad)
-        w_norm, g_norm = _core.norm(
-            [np.ascontiguousarray(weight, dtype=np.float32), scaled_grad],
-            exact=self.exact_norms,
-        )
+        exact = self.exact_norms
+        (w_norm,) = _core.norm([np.ascontiguousarray(weight, dtype=np.float32)], exact=exact)
+        sparse = is_row_sparse(grad)
+        values = (grad.data if sparse else grad).astype(np.float32) * np.float32(self.rescale_grad)
+        # MXNet's norm of a row-sparse array follows another recipe than a dense one's.
+        (g_norm,) = _core.norm([values], exact=exact, row_sparse=sparse)
         if w_norm > 0.0 and g_norm > 0.0:
             return self.eta * w_norm / (g_norm + wd * w_norm + self.eps) * lr
         return lr
