@@ -85,6 +85,11 @@ class Case:
     #: both lazy and standard mode (else a sparse kernel associates differently from the
     #: dense one, which shows in the last bit).
     rows_exact: bool = True
+    #: Learning rates depend on per-tensor norms that MXNet takes in the arrays' own
+    #: precision (the float16 weight and gradient under multi-precision; float32 copies on
+    #: the row-sparse path), so the master copy does not follow a float32 update, and
+    #: float64 rows match the dense update only to float32 precision (LARS).
+    layerwise: bool = False
 
     def make(self, **overrides: Any) -> Optimizer:
         return create(self.name, **{**self.kwargs, **overrides})
@@ -136,6 +141,31 @@ CASES = [
         True,
         rows_exact=False,
     ),
+    # LARS's dense path scales each tensor's rate by norms computed natively; its sparse
+    # path computes them otherwise (BLAS dot of the rows), so rows equal dense only nearly.
+    Case(
+        "lars_mom",
+        "lars",
+        {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM, "eta": 0.5, "eps": 1e-3},
+        None,
+        True,
+        True,
+        False,
+        rows_exact=False,
+        layerwise=True,
+    ),
+    Case(
+        "lars_clip_fast_norms",
+        "lars",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP, "eta": 0.5, "exact_norms": False},
+        None,
+        True,
+        True,
+        False,
+        rows_exact=False,
+        layerwise=True,
+    ),
+    Case("lbsgd_mom", "lbsgd", {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM}, None, True),
 ]
 BY_ID = {case.id: case for case in CASES}
 
