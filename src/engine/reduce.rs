@@ -299,7 +299,9 @@ mod tests {
 
     #[test]
     fn fast_matches_exact_closely_and_ignores_thread_count() {
-        let a: Vec<f32> = (0..100_003).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+        let a: Vec<f32> = (0..100_003)
+            .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
         let exact = sum_sq(&a, Reduction::Exact);
         let fast = sum_sq(&a, Reduction::Fast);
         assert!((exact - fast).abs() / exact < 1e-5);

@@ -128,12 +128,9 @@ impl Lamb {
         // The kernel raises the f32 betas to the integer power in double.
         #[allow(clippy::cast_possible_truncation)]
         let power = |beta: f32| f64::from(beta).powf(step.t as f64) as f32;
-        let correction = self.bias_correction.then(|| {
-            (
-                1.0 - f64::from(power(beta1)),
-                1.0 - power(beta2),
-            )
-        });
+        let correction = self
+            .bias_correction
+            .then(|| (1.0 - f64::from(power(beta1)), 1.0 - power(beta2)));
         bound("lower_bound", self.lower_bound)?;
         bound("upper_bound", self.upper_bound)?;
         let clip = match self.clip_gradient {
@@ -158,7 +155,13 @@ impl Lamb {
     /// Phase 2 given the norms `r1 = ‖w‖` and `r2 = ‖u‖`: `lr* = lr·r1*/r2`, with `r1*`
     /// bounded (bounds are ignored when absent or negative) and `lr* = lr` when either
     /// norm is zero.
-    pub fn step_at(&self, step: Step, direction: LambDirection, r1: f32, r2: f32) -> Result<LambStep> {
+    pub fn step_at(
+        &self,
+        step: Step,
+        direction: LambDirection,
+        r1: f32,
+        r2: f32,
+    ) -> Result<LambStep> {
         let lr: f32 = param("lr", step.lr)?;
         let mut r1 = r1;
         // std::max / std::min argument order: a NaN r1 survives both.
@@ -206,13 +209,20 @@ mod tests {
             ..Lamb::default()
         };
         let dir = lamb.direction_at(Step::new(1.0, 0.0, 1), false).unwrap();
-        let lr = |r1, r2| lamb.step_at(Step::new(1.0, 0.0, 1), dir, r1, r2).unwrap().lr;
+        let lr = |r1, r2| {
+            lamb.step_at(Step::new(1.0, 0.0, 1), dir, r1, r2)
+                .unwrap()
+                .lr
+        };
         assert_eq!(lr(1.0, 2.0), 2.0);
         assert_eq!(lr(9.0, 2.0), 2.5);
         assert_eq!(lr(0.0, 2.0), 2.0); // bounded r1 = 4, so not "zero"
         assert_eq!(lr(3.0, 0.0), 1.0);
         let unbounded = Lamb::default();
-        let lr0 = unbounded.step_at(Step::new(1.0, 0.0, 1), dir, 0.0, 2.0).unwrap().lr;
+        let lr0 = unbounded
+            .step_at(Step::new(1.0, 0.0, 1), dir, 0.0, 2.0)
+            .unwrap()
+            .lr;
         assert_eq!(lr0, 1.0);
         let nan = Lamb {
             beta1: f64::NAN,

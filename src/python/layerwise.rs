@@ -57,7 +57,9 @@ fn reduce_all<R: Send>(
     let views: Vec<Reduced<'_>> = guards.iter().map(Guard::view).collect();
     let elements = views.iter().map(Reduced::len).sum();
     let mut out = Vec::new();
-    compute(py, elements, || out = reduce::each(&views, elements, |v| f(*v)));
+    compute(py, elements, || {
+        out = reduce::each(&views, elements, |v| f(*v))
+    });
     Ok(out)
 }
 
@@ -392,7 +394,12 @@ fn lamb_many(
                 for b in chunk.iter_mut() {
                     let master = b.master.as_ref().map(|m| m.as_slice().unwrap_or_default());
                     let s = state_slices::<f32, 2>(&mut b.s);
-                    sweeps.push((directions[b.index], master.unwrap_or_default(), slice(&b.g), s));
+                    sweeps.push((
+                        directions[b.index],
+                        master.unwrap_or_default(),
+                        slice(&b.g),
+                        s,
+                    ));
                 }
                 let norms = phase1(py, elements, how, sweeps);
                 let mut jobs = Vec::with_capacity(chunk.len());
@@ -402,7 +409,14 @@ fn lamb_many(
                     let master = b.master.as_mut().map(slice_mut).unwrap_or_default();
                     let s = state_slices::<f32, 2>(&mut b.s);
                     let walk = Mixed::new(slice_mut(&mut b.w), slice(&b.g), master, s)?;
-                    jobs.push((step, if write_master { walk } else { walk.keeping_master() }));
+                    jobs.push((
+                        step,
+                        if write_master {
+                            walk
+                        } else {
+                            walk.keeping_master()
+                        },
+                    ));
                 }
                 compute(py, elements, || engine::run_many(jobs));
                 Ok(())

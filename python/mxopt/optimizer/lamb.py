@@ -110,7 +110,9 @@ class LAMB(KernelOptimizer):
             and all(isinstance(s, np.ndarray) for s in state)
         ):
             return state
-        raise TypeError(f"state: expected a tuple (mean, var) of arrays, got {describe(state)}{where}")
+        raise TypeError(
+            f"state: expected a tuple (mean, var) of arrays, got {describe(state)}{where}"
+        )
 
     def _update_impl(
         self, indices: Any, weights: Any, grads: Any, states: Any, multi_precision: bool
@@ -118,7 +120,13 @@ class LAMB(KernelOptimizer):
         if not isinstance(indices, (list, tuple)):
             indices, weights, grads, states = [indices], [weights], [grads], [states]
         check_kernel_params(
-            self, "beta1", "beta2", "epsilon", "lower_bound", "upper_bound", "rescale_grad",
+            self,
+            "beta1",
+            "beta2",
+            "epsilon",
+            "lower_bound",
+            "upper_bound",
+            "rescale_grad",
             "clip_gradient",
         )
         groups: Dict[Tuple[Any, bool], List[int]] = {}
@@ -129,7 +137,11 @@ class LAMB(KernelOptimizer):
             dtype = getattr(weight, "dtype", None)
             mixed = multi_precision and dtype == np.float16
             if mixed:
-                if not (isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], np.ndarray)):
+                if not (
+                    isinstance(state, tuple)
+                    and len(state) == 2
+                    and isinstance(state[0], np.ndarray)
+                ):
                     raise TypeError(
                         "state: expected (float32 master, (mean, var)) for a float16 weight "
                         f"with multi_precision, got {describe(state)}{where}"

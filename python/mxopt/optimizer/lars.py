@@ -194,7 +194,9 @@ class LARS(MomentumKernelOptimizer):
             else:
                 _core.step(kernel, weight, grad, kernel_states, lr, wds[i], ts[i])
 
-    def _get_lars(self, index: Hashable, weight: np.ndarray, grad: Any, lr: float, wd: float) -> float:
+    def _get_lars(
+        self, index: Hashable, weight: np.ndarray, grad: Any, lr: float, wd: float
+    ) -> float:
         """The row-sparse path's scaled rate (MXNet's ``_get_lars``): norms of the float32
         weight and of ``rescale_grad·g`` in float32, ratio in Python floats."""
         if layer_name(self, index).endswith(EXCLUDED_SUFFIXES):

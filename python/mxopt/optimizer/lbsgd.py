@@ -10,10 +10,10 @@ from typing import Any, Dict, Hashable
 import numpy as np
 
 from .. import _core
+from ..sparse import RowSparseNDArray
 from ._kernel import KernelOptimizer, MomentumKernelOptimizer, is_row_sparse
 from ._layerwise import check_kernel_params, describe
 from .base import register, warn_float16_without_multi_precision
-from ..sparse import RowSparseNDArray
 
 __all__ = ["LBSGD"]
 
@@ -185,7 +185,10 @@ class LBSGD(KernelOptimizer):
         """Add ``grad`` to ``index``'s accumulator; a fresh one holds ``grad`` itself."""
         cgrad = self.cumgrads.get(index)
         if cgrad and cgrad["num_cums"] > 0:
-            cgrad = {"cum_grad": _accumulate(cgrad["cum_grad"], grad), "num_cums": cgrad["num_cums"] + 1}
+            cgrad = {
+                "cum_grad": _accumulate(cgrad["cum_grad"], grad),
+                "num_cums": cgrad["num_cums"] + 1,
+            }
         else:
             cgrad = {"cum_grad": grad, "num_cums": self.init_updates + 1}
         self.cumgrads[index] = cgrad
