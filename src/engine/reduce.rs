@@ -314,4 +314,38 @@ mod tests {
         assert_eq!(at(2), one);
         assert_eq!(at(7), one);
     }
+
+    /// Doubles the state and yields `w + g`.
+    struct Probe;
+    impl Sweep<f32, 1> for Probe {
+        fn sweep(&self, w: f32, g: f32, [s]: [f32; 1]) -> ([f32; 1], f32) {
+            ([2.0 * s], w + g)
+        }
+    }
+
+    #[test]
+    fn sweep_writes_states_and_reduces_in_both_modes() {
+        let n = 3 * FAST_BLOCK + 5;
+        let w: Vec<f32> = (0..n).map(|i| (i % 13) as f32 - 6.0).collect();
+        let g: Vec<f16> = (0..n).map(|i| f16::from_f32((i % 5) as f32)).collect();
+        let u: Vec<f32> = w.iter().zip(&g).map(|(w, g)| w + g.to_f32()).collect();
+        for how in [Reduction::Exact, Reduction::Fast] {
+            let mut s = vec![1.0_f32; n];
+            let at = |threads| {
+                let mut s = s.clone();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+                let norms = pool
+                    .expect("pool")
+                    .install(|| sweep(&Probe, &w, &g, [&mut s], how));
+                (norms, s)
+            };
+            let (one, two, seven) = (at(1), at(2), at(7));
+            assert_eq!(one, two);
+            assert_eq!(one, seven);
+            let norms = sweep(&Probe, &w, &g, [&mut s], how);
+            assert!(s.iter().all(|&x| x == 2.0));
+            assert_eq!(norms.weight, norm(&w, how));
+            assert_eq!(norms.swept, norm(&u, how));
+        }
+    }
 }

@@ -230,4 +230,35 @@ mod tests {
         };
         assert!(nan.direction_at(Step::new(1.0, 0.0, 1), false).is_err());
     }
+
+    #[test]
+    fn mixed_phase2_can_keep_or_write_the_master_copy() {
+        use crate::engine::{self, Mixed};
+        let lamb = Lamb::default();
+        let step = Step::new(0.1, 0.0, 1);
+        let dir = lamb.direction_at(step, true).unwrap();
+        let rule = lamb.step_at(step, dir, 1.0, 1.0).unwrap();
+        let n = 1000;
+        let g = vec![f16::from_f32(0.5); n];
+        for write in [false, true] {
+            let mut w = vec![f16::from_f32(1.0); n];
+            let mut master = vec![1.0_f32; n];
+            let (mut m, mut v) = (vec![0.1_f32; n], vec![0.2_f32; n]);
+            let walk = Mixed::new(&mut w, &g, &mut master, [&mut m, &mut v]).unwrap();
+            let walk = if write { walk } else { walk.keeping_master() };
+            engine::run(&rule, walk);
+            let (expected, []) = Rule::<f32, 0>::apply(&Plain(rule), 1.0, 0.0, []);
+            assert!(w.iter().all(|x| *x == f16::from_f32(expected)));
+            let master_now = if write { expected } else { 1.0 };
+            assert!(master.iter().all(|x| *x == master_now));
+        }
+    }
+
+    /// Phase 2 on fixed moments, for the check above.
+    struct Plain(LambStep);
+    impl Rule<f32, 0> for Plain {
+        fn apply(&self, w: f32, g: f32, []: [f32; 0]) -> (f32, [f32; 0]) {
+            (self.0.apply(w, g, [0.1, 0.2]).0, [])
+        }
+    }
 }

@@ -3,14 +3,14 @@ Spec: optimizers.md §8."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
 from .. import _core
 from ._kernel import KernelOptimizer, is_row_sparse, kernel_clip
 from ._layerwise import check_kernel_params, describe
-from .base import register
+from .base import _aggregation_size_from_env, register
 
 __all__ = ["LAMB"]
 
@@ -63,6 +63,10 @@ class LAMB(KernelOptimizer):
         The :class:`Optimizer` arguments.
     """
 
+    #: The Updater passes lists in the caller's order: the preamble runs index by index,
+    #: as MXNet's one-call-per-weight does.
+    aggregates_by_dtype: ClassVar[bool] = False
+
     def __init__(
         self,
         learning_rate: float = 0.001,
@@ -85,6 +89,9 @@ class LAMB(KernelOptimizer):
         self.bias_correction = bias_correction
         self.exact_norms = exact_norms
         self.update_master_copy = update_master_copy
+        # MXNet updates LAMB one weight at a time; mxopt's Updater hands it lists (one
+        # native call, the same numbers).
+        self.aggregate_num = _aggregation_size_from_env()
 
     def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
         """``(mean, var)``, float32 zeros of the weight's shape."""
