@@ -10,10 +10,11 @@ use super::kernels::{compute, hyper_from_kwargs, per_tensor};
 use super::many::{in_chunks, Borrowed, RuleCache, Tensors};
 use crate::engine::reduce::{self, Reduction};
 use crate::engine::{self, Dense, Mixed};
-use crate::optim::lamb::Lamb;
-use crate::optim::lars::Lars;
+use crate::optim::lamb::{Lamb, LambDirection};
+use crate::optim::lars::{Lars, TrustRatio};
+use crate::optim::sgd::{F32Lr, MultiSgd};
 use crate::real::{Elem, Storage};
-use crate::rule::{param, Step};
+use crate::rule::{param, Rule, Step};
 use half::f16;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -160,8 +161,8 @@ fn norm(
 
 /// LARS's dense update of a list, in one call: the sums of squares of the weights and raw
 /// gradients of the `scaled` tensors, their trust-ratio learning rates (`multi_lars`), and
-/// SGD's preloaded multi-tensor update. `states` holds one momentum array per weight when
-/// `momentum > 0`, none otherwise. With `masters` the weights are `f16` (norms are taken
+/// SGD's preloaded multi-tensor update. `states` holds one momentum array per weight for
+/// the momentum kernel, none for the plain one. With `masters` the weights are `f16` (norms are taken
 /// of the `f16` weights and gradients) and the update runs on the `f32` master copies.
 #[pyfunction]
 #[pyo3(signature = (weights, grads, states, lrs, wds, ts, scaled, masters = None, exact_norms = true, **hyper))]
@@ -185,7 +186,8 @@ fn lars_many(
     let scaled = per_tensor("scaled", scaled, n)?;
     let steps = steps(lrs, wds, ts, n)?;
     let trust = lars.trust()?;
-    lars.update_at::<f32>(Step::new(0.0, 0.0, 1))?; // momentum, rescale_grad, clip
+    // Reject a bad momentum, rescale_grad or clip_gradient before anything is written.
+    lars.update_at::<f32>(Step::new(0.0, 0.0, 1))?;
     let Some(first) = weights.first() else {
         return Ok(());
     };
@@ -225,7 +227,7 @@ fn lars_many(
 
 struct LarsRun<'a> {
     lars: Lars,
-    trust: crate::optim::lars::TrustRatio,
+    trust: TrustRatio,
     scaled: &'a [bool],
     steps: &'a [Step],
     how: Reduction,
@@ -283,8 +285,7 @@ impl LarsRun<'_> {
         tensors: &Tensors<'_, '_>,
     ) -> PyResult<()>
     where
-        crate::optim::sgd::MultiSgd<T::Elem, crate::optim::sgd::F32Lr>:
-            crate::rule::Rule<T::Elem, N>,
+        MultiSgd<T::Elem, F32Lr>: Rule<T::Elem, N>,
     {
         let mut rules = RuleCache::new(|s| self.lars.update_at::<T::Elem>(s));
         in_chunks::<T, T>(tensors, None, N, |chunk| {
@@ -308,7 +309,7 @@ impl LarsRun<'_> {
         masters: &[Bound<'_, PyAny>],
     ) -> PyResult<()>
     where
-        crate::optim::sgd::MultiSgd<f32, crate::optim::sgd::F32Lr>: crate::rule::Rule<f32, N>,
+        MultiSgd<f32, F32Lr>: Rule<f32, N>,
     {
         let mut rules = RuleCache::new(|s| self.lars.update_at::<f32>(s));
         in_chunks::<f16, f32>(tensors, Some(masters), N, |chunk| {
@@ -425,12 +426,7 @@ fn lamb_many(
     }
 }
 
-type Phase1<'a, G> = (
-    crate::optim::lamb::LambDirection,
-    &'a [f32],
-    &'a [G],
-    [&'a mut [f32]; 2],
-);
+type Phase1<'a, G> = (LambDirection, &'a [f32], &'a [G], [&'a mut [f32]; 2]);
 
 /// LAMB's phase 1 over a chunk: exact norms run one tensor per core, fast norms split
 /// each tensor into blocks.

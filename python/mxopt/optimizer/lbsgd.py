@@ -28,16 +28,12 @@ def _accumulate(cum: Any, grad: Any) -> Any:
         return grad + zero
     if is_row_sparse(cum) and is_row_sparse(grad):
         rows = np.union1d(cum.indices, grad.indices)
-        data = np.zeros((rows.size, *cum.shape[1:]), dtype=cum.dtype)
-        in_cum = np.isin(rows, cum.indices)
-        in_grad = np.isin(rows, grad.indices)
-        both = in_cum & in_grad
-        data[in_cum & ~in_grad] = cum.data[np.isin(cum.indices, rows[in_cum & ~in_grad])]
-        data[in_grad & ~in_cum] = grad.data[np.isin(grad.indices, rows[in_grad & ~in_cum])]
-        data[both] = (
-            cum.data[np.isin(cum.indices, rows[both])]
-            + grad.data[np.isin(grad.indices, rows[both])]
-        )
+        data = np.empty((rows.size, *cum.shape[1:]), dtype=cum.dtype)
+        data[np.searchsorted(rows, cum.indices)] = cum.data
+        shared = np.isin(grad.indices, cum.indices)
+        at = np.searchsorted(rows, grad.indices)
+        data[at[~shared]] = grad.data[~shared]
+        data[at[shared]] += grad.data[shared]
         return RowSparseNDArray(data, rows, cum.shape)
     dense = [x.todense() if is_row_sparse(x) else x for x in (cum, grad)]
     return dense[0] + dense[1]
