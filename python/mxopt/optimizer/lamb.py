@@ -137,7 +137,7 @@ class LAMB(KernelOptimizer):
             "clip_gradient",
         )
         groups: Dict[Tuple[Any, bool], List[int]] = {}
-        masters: List[Optional[np.ndarray]] = []
+        masters: List[Any] = []
         moments: List[Tuple[np.ndarray, np.ndarray]] = []
         for i, (weight, state) in enumerate(zip(weights, states)):
             where = f" at position {i}" if len(weights) > 1 else ""
@@ -165,7 +165,7 @@ class LAMB(KernelOptimizer):
             moments.append(self._moments(state, where))
             groups.setdefault((dtype, mixed), []).append(i)
         lrs, wds, ts, _ = self._sequential_preamble(indices)
-        hyper = {
+        hyper: Dict[str, Any] = {
             "beta1": self.beta1,
             "beta2": self.beta2,
             "epsilon": self.epsilon,

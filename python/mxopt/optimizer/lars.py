@@ -84,7 +84,7 @@ class LARS(MomentumKernelOptimizer):
         """Learning rates, remembering this and the previous call's scheduler rate."""
         if self.cur_lr is not None:
             self.last_lr = self.cur_lr
-        lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        lr: float = self.learning_rate  # the scheduler's rate at num_update, else lr
         if self.cur_lr is None:
             self.last_lr = lr
         self.cur_lr = lr
@@ -108,10 +108,10 @@ class LARS(MomentumKernelOptimizer):
 
     def _split_states(
         self, weights: Sequence[Any], states: Sequence[Any], multi_precision: bool
-    ) -> Tuple[List[Any], List[Optional[np.ndarray]]]:
+    ) -> Tuple[List[Any], List[Any]]:
         """``(momentum or None, master or None)`` per weight, structure checked."""
         moms: List[Any] = []
-        masters: List[Optional[np.ndarray]] = []
+        masters: List[Any] = []
         for i, (weight, state) in enumerate(zip(weights, states)):
             where = f" at position {i}" if len(weights) > 1 else ""
             mixed = multi_precision and getattr(weight, "dtype", None) == np.float16

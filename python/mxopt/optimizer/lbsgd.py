@@ -11,9 +11,9 @@ import numpy as np
 
 from .. import _core
 from ..sparse import RowSparseNDArray
-from ._kernel import KernelOptimizer, MomentumKernelOptimizer, is_row_sparse
+from ._kernel import MomentumKernelOptimizer, is_row_sparse
 from ._layerwise import check_kernel_params, describe
-from .base import register, warn_float16_without_multi_precision
+from .base import Optimizer, register, warn_float16_without_multi_precision
 
 __all__ = ["LBSGD"]
 
@@ -66,7 +66,7 @@ def _check_arrays(weight: Any, grad: Any) -> None:
 
 
 @register
-class LBSGD(KernelOptimizer):
+class LBSGD(MomentumKernelOptimizer):
     """SGD for large batches: gradients accumulated over ``batch_scale`` calls, and a
     learning-rate multiplier that warms up over ``warmup_epochs·updates_per_epoch`` steps.
 
@@ -118,7 +118,7 @@ class LBSGD(KernelOptimizer):
         num_epochs: int = 60,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(momentum=momentum, **kwargs)
         logging.info("Running Large-Batch SGD Algorithm")
         logging.info(
             "(Batch_scale=%f, warmup_epochs=%d, warmup_strategy=%s, updates_per_epoch=%d)",
@@ -127,7 +127,6 @@ class LBSGD(KernelOptimizer):
             warmup_strategy,
             updates_per_epoch,
         )
-        self.momentum = momentum
         self.multi_precision = multi_precision
         self.warmup_strategy = warmup_strategy
         self.warmup_epochs = warmup_epochs
@@ -140,8 +139,8 @@ class LBSGD(KernelOptimizer):
         self.adaptive = False
         self.admult = 1
 
-    kernel_hyper = MomentumKernelOptimizer.kernel_hyper
-    _hyper = MomentumKernelOptimizer._hyper
+    # MXNet's LBSGD keeps the base class's generic layout ``(master, state)`` here.
+    create_state_multi_precision = Optimizer.create_state_multi_precision
 
     def create_state(self, index: Hashable, weight: np.ndarray) -> Any:
         """Momentum (or ``None``); ``(momentum or None, float32 master)`` for a float16
