@@ -263,6 +263,11 @@ class Case:
     rows_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
     #: Attributes set on the optimizer after construction (SGLD's ``add_noise``).
     attributes: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Learning rates depend on per-tensor norms that MXNet takes in the arrays' own
+    #: precision (the float16 weight and gradient under multi-precision; float32 copies on
+    #: the row-sparse path), so the master copy does not follow a float32 update, and
+    #: float64 rows match the dense update only to float32 precision (LARS).
+    layerwise: bool = False
 
     def accepts(self, dtype: Any) -> bool:
         """Whether the optimizer takes weights of ``dtype`` without multi-precision."""
@@ -422,6 +427,31 @@ CASES += [
         True,
         attributes={"add_noise": False},
     ),
+    # LARS's dense path scales each tensor's rate by norms computed natively; its sparse
+    # path computes them otherwise (BLAS dot of the rows), so rows equal dense only nearly.
+    Case(
+        "lars_mom",
+        "lars",
+        {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM, "eta": 0.5, "eps": 1e-3},
+        None,
+        True,
+        True,
+        False,
+        rows_exact=False,
+        layerwise=True,
+    ),
+    Case(
+        "lars_clip_fast_norms",
+        "lars",
+        {"learning_rate": LR, "wd": WD, "clip_gradient": CLIP, "eta": 0.5, "exact_norms": False},
+        None,
+        True,
+        True,
+        False,
+        rows_exact=False,
+        layerwise=True,
+    ),
+    Case("lbsgd_mom", "lbsgd", {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM}, None, True),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -83,6 +83,9 @@ def test_float16_and_multi_precision_at_chunk_edges(case_id, n):
     w = w16.copy()
     state = _run(case.make(multi_precision=True), w, g16)
     master = state[0] if case.master_first else state[1]
+    np.testing.assert_array_equal(w, master.astype(np.float16))
+    if case.layerwise:
+        return
     w32 = w16.astype(np.float32)
     _run(case.make(), w32, g16.astype(np.float32))
     np.testing.assert_array_equal(master, w32)
@@ -142,7 +145,11 @@ def test_row_sparse_with_every_row_equals_dense(case_id, lazy, dtype):
         state = opt.create_state(0, weight)
         opt.update(0, weight, grad, state)
         results.append(weight)
-    if not case.rows_exact:
+    if case.layerwise and dtype == np.float64:
+        # Norms and trust ratio in float32 on one path, float64 steps on the other.
+        scale = np.finfo(np.float32).eps * np.abs(results[1]).max()
+        np.testing.assert_allclose(results[0], results[1], rtol=0, atol=8 * scale)
+    elif not case.rows_exact:
         # The sparse kernel associates differently from the dense one: equal up to the
         # last bit.
         ulp = np.finfo(dtype).eps * np.abs(results[1]).max()

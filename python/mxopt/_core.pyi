@@ -11,12 +11,16 @@ __all__ = [
     "__version__",
     "fill_normal",
     "fill_uniform",
+    "lamb_many",
+    "lars_many",
+    "norm",
     "step",
     "step_group_adagrad",
     "step_many",
     "step_mixed",
     "step_noisy",
     "step_rows",
+    "sum_sq",
 ]
 
 __version__: str
@@ -27,7 +31,8 @@ FILL_BLOCK_LEN: int
 class Kernel:
     """A kernel with its hyper-parameters: ``Kernel("multi_sgd_mom", momentum=0.9, ...)``.
 
-    Names: ``sgd`` (``sgd_update``), ``multi_sgd``, ``multi_sgd_mom``, ``nag_mom``.
+    Names: ``sgd`` (``sgd_update``), ``multi_sgd``, ``multi_sgd_mom``, ``nag_mom``,
+    ``adam``, ``adam_lazy``, ``adam_std``.
     Hyper-parameters: ``momentum``, ``rescale_grad``, ``clip_gradient`` (``None`` or
     negative: no clipping). Unknown names or keys raise; NaN values raise ``ValueError``.
     """
@@ -115,3 +120,60 @@ def fill_uniform(out: np.ndarray, low: float, high: float, seed: int, stream: in
 
 def fill_normal(out: np.ndarray, loc: float, scale: float, seed: int, stream: int) -> None:
     """Fill ``out`` in place with N(loc, scale²) draws; depends only on (seed, stream, size)."""
+
+# Reductions: one result per array, arrays reduced in parallel. ``exact=True`` follows
+# MXNet 1.6's sequential recipes bit for bit; ``exact=False`` sums in float64 over fixed
+# blocks (same result at any thread count, not MXNet's last bit).
+def sum_sq(arrays: Sequence[np.ndarray], exact: bool = True) -> list[float]:
+    """``multi_sum_sq``: ``Σ v²`` per array as a float32 value (0 for an empty array)."""
+
+def norm(arrays: Sequence[np.ndarray], exact: bool = True, row_sparse: bool = False) -> list[float]:
+    """``NDArray.norm()`` per array, in the array's dtype (0 for an empty array); with
+    ``row_sparse=True``, the norm MXNet takes of a row-sparse float32 array's stored
+    values (a BLAS dot product)."""
+
+def lars_many(
+    weights: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    states: Sequence[np.ndarray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    scaled: Sequence[bool],
+    masters: Optional[Sequence[np.ndarray]] = None,
+    exact_norms: bool = True,
+    *,
+    eta: float = 0.001,
+    eps: float = 0.0,
+    momentum: float = 0.0,
+    rescale_grad: float = 1.0,
+    clip_gradient: Optional[float] = None,
+) -> None:
+    """LARS's dense update of a list (one dtype): trust-ratio rates of the ``scaled``
+    tensors from the sums of squares of weights and raw gradients, then SGD's preloaded
+    update. ``states``: one momentum array per weight, or none (no momentum kernel).
+    With ``masters`` the weights are float16 with float32 master copies."""
+
+def lamb_many(
+    weights: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    states: Sequence[np.ndarray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    masters: Optional[Sequence[np.ndarray]] = None,
+    exact_norms: bool = True,
+    write_master: bool = False,
+    *,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-6,
+    rescale_grad: float = 1.0,
+    clip_gradient: Optional[float] = None,
+    bias_correction: bool = True,
+    lower_bound: Optional[float] = None,
+    upper_bound: Optional[float] = None,
+) -> None:
+    """LAMB's update of a list of float32 weights (or float16 weights with float32
+    ``masters``); ``states`` is flat, ``(mean, var)`` per weight, float32. MXNet 1.6 never
+    writes the master copy; ``write_master=True`` does."""

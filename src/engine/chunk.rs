@@ -32,23 +32,33 @@ pub(super) fn dense<T: Storage, R: Rule<T::Elem, N>, const N: usize>(
 }
 
 /// The multi-precision walk: per block, widen the gradient, run the `f32` rule on the
-/// master copy, narrow the master into the weight.
+/// master copy (or a copy of it, when the master is kept), narrow the result into the
+/// weight.
 pub(super) fn mixed<R: Rule<f32, N>, const N: usize>(
     rule: &R,
     w: &mut [f16],
     g: &[f16],
     master: &mut [f32],
     mut s: [&mut [f32]; N],
+    write_master: bool,
 ) {
     let mut g32 = [0.0_f32; MIXED_BLOCK];
+    let mut scratch = [0.0_f32; MIXED_BLOCK];
     let mut start = 0;
     while start < w.len() {
         let end = (start + MIXED_BLOCK).min(w.len());
         let g32 = &mut g32[..end - start];
         widen(&g[start..end], g32);
         let block = s.each_mut().map(|x| &mut x[start..end]);
-        dense(rule, &mut master[start..end], g32, block);
-        narrow(&master[start..end], &mut w[start..end]);
+        let out = if write_master {
+            &mut master[start..end]
+        } else {
+            let scratch = &mut scratch[..end - start];
+            scratch.copy_from_slice(&master[start..end]);
+            scratch
+        };
+        dense(rule, out, g32, block);
+        narrow(out, &mut w[start..end]);
         start = end;
     }
 }

@@ -10,6 +10,7 @@
 
 mod chunk;
 mod noise;
+pub mod reduce;
 mod row_rule;
 mod split;
 
@@ -153,6 +154,7 @@ pub struct Mixed<'a, const N: usize> {
     g: &'a [f16],
     master: &'a mut [f32],
     s: [&'a mut [f32]; N],
+    write_master: bool,
 }
 
 impl<'a, const N: usize> Mixed<'a, N> {
@@ -166,7 +168,23 @@ impl<'a, const N: usize> Mixed<'a, N> {
         check_len("grad", w.len(), g.len())?;
         check_len("master weight", w.len(), master.len())?;
         check_states(w.len(), &s)?;
-        Ok(Mixed { w, g, master, s })
+        Ok(Mixed {
+            w,
+            g,
+            master,
+            s,
+            write_master: true,
+        })
+    }
+
+    /// Leaves the master copy as it was: only the `f16` weight (and the states) receive
+    /// the result. MXNet 1.6's `mp_lamb_update_phase2` behaves so.
+    #[must_use]
+    pub fn keeping_master(self) -> Self {
+        Mixed {
+            write_master: false,
+            ..self
+        }
     }
 }
 
@@ -188,17 +206,19 @@ impl<R: Rule<f32, N>, const N: usize> Walk<R> for Mixed<'_, N> {
                 g: g0,
                 master: m0,
                 s: s0,
+                write_master: self.write_master,
             },
             Mixed {
                 w: w1,
                 g: g1,
                 master: m1,
                 s: s1,
+                write_master: self.write_master,
             },
         )
     }
     fn walk(self, rule: &R) {
-        chunk::mixed(rule, self.w, self.g, self.master, self.s);
+        chunk::mixed(rule, self.w, self.g, self.master, self.s, self.write_master);
     }
 }
 

@@ -9,6 +9,8 @@ pub mod dcasgd;
 pub mod ftml;
 pub mod ftrl;
 pub mod group_adagrad;
+pub mod lamb;
+pub mod lars;
 pub mod nadam;
 pub mod nag;
 pub mod rmsprop;

@@ -30,20 +30,48 @@ impl Default for Sgd {
     }
 }
 
+/// How a kernel multiplies by its learning rate.
+pub trait LrFactor<E>: Copy + Send + Sync {
+    /// `x·lr`.
+    fn times(self, x: E) -> E;
+}
+
+/// The learning rate converted to the compute type, as MXNet's per-call kernels hold it.
+impl<E: Elem> LrFactor<E> for E {
+    #[inline(always)]
+    fn times(self, x: E) -> E {
+        x * self
+    }
+}
+
+/// A learning rate kept in `f32`, as the `preloaded_multi_*` kernels read it from their
+/// `f32` array: `x·lr` is computed with the `f32` promoted to the wider operand's type and
+/// rounded once to the compute type (for `f16`, `lr` itself is never rounded to `f16`).
+#[derive(Clone, Copy, Debug)]
+pub struct F32Lr(f32);
+
+impl<E: Elem> LrFactor<E> for F32Lr {
+    #[inline(always)]
+    fn times(self, x: E) -> E {
+        // Exact in f64 for every compute type, so this rounds once (f16: via f32, exact).
+        E::from_f64(x.to_f64() * f64::from(self.0))
+    }
+}
+
 /// `G`, the lr-scaled gradient step: `lr·kclip(rs·g)` when clipping, `(lr·rs)·g` otherwise.
 #[derive(Clone, Copy, Debug)]
-struct LrGrad<E> {
-    lr: E,
+struct LrGrad<E, L> {
+    lr: L,
     lr_rs: E,
     rescale: Rescale<E>,
 }
 
-impl<E: Elem> LrGrad<E> {
-    fn new(hyper: &Sgd, lr: E) -> Result<LrGrad<E>> {
+impl<E: Elem, L: LrFactor<E>> LrGrad<E, L> {
+    fn new(hyper: &Sgd, lr: L) -> Result<LrGrad<E, L>> {
         let rescale = Rescale::new(hyper.rescale_grad, hyper.clip_gradient)?;
         Ok(LrGrad {
             lr,
-            lr_rs: lr * rescale.rs,
+            lr_rs: lr.times(rescale.rs),
             rescale,
         })
     }
@@ -51,7 +79,7 @@ impl<E: Elem> LrGrad<E> {
     #[inline(always)]
     fn of(&self, g: E) -> E {
         match self.rescale.clip {
-            Some(_) => self.rescale.of(g) * self.lr,
+            Some(_) => self.lr.times(self.rescale.of(g)),
             None => g * self.lr_rs,
         }
     }
@@ -68,6 +96,19 @@ impl Sgd {
         })
     }
 
+    /// The `preloaded_multi_[mp_]sgd[_mom]_update` kernel (LARS): `step.lr` and `step.wd`
+    /// are read as `f32`, and `lr` and `lr·wd` (computed in `f32`) stay `f32` in their
+    /// products with elements. For `f32` weights this equals [`Sgd::multi_at`].
+    pub fn preloaded_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E, F32Lr>> {
+        let lr: f32 = step.lr()?;
+        let wd: f32 = step.wd()?;
+        Ok(MultiSgd {
+            momentum: param("momentum", self.momentum)?,
+            lr_wd: F32Lr(lr * wd),
+            grad: LrGrad::new(self, F32Lr(lr))?,
+        })
+    }
+
     /// The single-tensor momentum-free kernel (`[mp_]sgd_update`) for one tensor and step.
     pub fn single_at<E: Elem>(&self, step: Step) -> Result<SgdUpdate<E>> {
         let lr: E = step.lr()?;
@@ -80,27 +121,27 @@ impl Sgd {
 
 /// `m' = ((μ·m) − ((lr·wd)·w)) − G`, `w' = w + m'`; without momentum `m = 0`.
 #[derive(Clone, Copy, Debug)]
-pub struct MultiSgd<E> {
+pub struct MultiSgd<E, L = E> {
     momentum: E,
-    lr_wd: E,
-    grad: LrGrad<E>,
+    lr_wd: L,
+    grad: LrGrad<E, L>,
 }
 
-impl<E: Elem> MultiSgd<E> {
+impl<E: Elem, L: LrFactor<E>> MultiSgd<E, L> {
     #[inline(always)]
     fn velocity(&self, w: E, g: E, m: E) -> E {
-        (m * self.momentum - w * self.lr_wd) - self.grad.of(g)
+        (m * self.momentum - self.lr_wd.times(w)) - self.grad.of(g)
     }
 }
 
-impl<E: Elem> Rule<E, 0> for MultiSgd<E> {
+impl<E: Elem, L: LrFactor<E>> Rule<E, 0> for MultiSgd<E, L> {
     #[inline(always)]
     fn apply(&self, w: E, g: E, []: [E; 0]) -> (E, [E; 0]) {
         (w + self.velocity(w, g, E::zero()), [])
     }
 }
 
-impl<E: Elem> Rule<E, 1> for MultiSgd<E> {
+impl<E: Elem, L: LrFactor<E>> Rule<E, 1> for MultiSgd<E, L> {
     #[inline(always)]
     fn apply(&self, w: E, g: E, [m]: [E; 1]) -> (E, [E; 1]) {
         let m = self.velocity(w, g, m);
@@ -112,7 +153,7 @@ impl<E: Elem> Rule<E, 1> for MultiSgd<E> {
 #[derive(Clone, Copy, Debug)]
 pub struct SgdUpdate<E> {
     decay: E,
-    grad: LrGrad<E>,
+    grad: LrGrad<E, E>,
 }
 
 impl<E: Elem> Rule<E, 0> for SgdUpdate<E> {

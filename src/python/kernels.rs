@@ -13,6 +13,7 @@ use crate::engine::{self, Dense, Mixed, Noise, Noisy, RowMode, RowWise, RowWiseS
 use crate::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adamax::Adamax, nadam::Nadam};
 use crate::optim::{adam::Adam, ftml::Ftml, ftrl::Ftrl, nag::Nag, rmsprop::RmsProp, sgd::Sgd};
 use crate::optim::{dcasgd::Dcasgd, group_adagrad::GroupAdaGrad, sgld::Sgld, signum::Signum};
+use crate::optim::{lamb::Lamb, lars::Lars};
 use crate::real::Storage;
 use crate::rule::Step;
 use half::f16;
@@ -27,7 +28,7 @@ use pyo3::types::{PyDict, PyDictMethods};
 const RELEASE_GIL_LEN: usize = 1 << 14;
 
 /// Runs `f`, releasing the GIL when the update is large enough for that to pay.
-fn compute<F: Ungil + FnOnce()>(py: Python<'_>, elements: usize, f: F) {
+pub(super) fn compute<F: Ungil + FnOnce()>(py: Python<'_>, elements: usize, f: F) {
     if elements >= RELEASE_GIL_LEN {
         py.detach(f);
     } else {
@@ -68,7 +69,7 @@ macro_rules! kernel_table {
 }
 
 /// Hyper-parameters read from keyword arguments; an absent key keeps MXNet's default.
-trait FromKwargs: Sized {
+pub(super) trait FromKwargs: Sized {
     fn from_kwargs(kwargs: &Kwargs<'_>) -> PyResult<Self>;
 }
 
@@ -99,6 +100,22 @@ from_kwargs! {
     Signum { momentum, wd_lh, rescale_grad, clip_gradient }
     Dcasgd { lamda, rescale_grad, clip_gradient }
     Sgld { rescale_grad, clip_gradient }
+    Lars { eta, eps, momentum, rescale_grad, clip_gradient }
+    Lamb { beta1, beta2, epsilon, rescale_grad, clip_gradient, bias_correction, lower_bound, upper_bound }
+}
+
+/// Reads the hyper-parameters `H` of `what` from keyword arguments, rejecting unknown keys.
+pub(super) fn hyper_from_kwargs<H: FromKwargs>(
+    what: &str,
+    hyper: Option<&Bound<'_, PyDict>>,
+) -> PyResult<H> {
+    let kwargs = Kwargs {
+        kernel: what.to_owned(),
+        dict: hyper.map(|d| d.copy()).transpose()?,
+    };
+    let parsed = H::from_kwargs(&kwargs)?;
+    kwargs.done()?;
+    Ok(parsed)
 }
 
 macro_rules! define_any_rule {
@@ -147,7 +164,7 @@ macro_rules! with_rule_arms {
 }
 
 /// Keyword hyper-parameters, consumed one by one so leftovers can be reported.
-struct Kwargs<'py> {
+pub(super) struct Kwargs<'py> {
     kernel: String,
     dict: Option<Bound<'py, PyDict>>,
 }
@@ -379,7 +396,7 @@ fn step_rows(
     Ok(())
 }
 
-fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>> {
+pub(super) fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>> {
     match values.len() {
         len if len == n => Ok(values),
         _ => Err(PyValueError::new_err(format!(

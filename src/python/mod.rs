@@ -4,6 +4,7 @@
 mod arrays;
 mod init;
 mod kernels;
+mod layerwise;
 mod many;
 mod overlap;
 
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MIN_PARALLEL_LEN", crate::engine::MIN_PARALLEL_LEN)?;
     kernels::register(m)?;
+    layerwise::register(m)?;
     init::register(m)?;
     Ok(())
 }

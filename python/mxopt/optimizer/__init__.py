@@ -11,6 +11,9 @@ from .contrib import GroupAdaGrad
 from .dcasgd import DCASGD
 from .ftml import FTML
 from .ftrl import Ftrl
+from .lamb import LAMB
+from .lars import LARS
+from .lbsgd import LBSGD
 from .nadam import Nadam
 from .nag import NAG
 from .rmsprop import RMSProp
@@ -23,6 +26,9 @@ from .updater import Updater, get_updater
 __all__ = [
     "DCASGD",
     "FTML",
+    "LAMB",
+    "LARS",
+    "LBSGD",
     "NAG",
     "SGD",
     "SGLD",

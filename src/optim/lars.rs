@@ -1,0 +1,125 @@
+//! LARS, layer-wise adaptive rate scaling (MXNet `lars`). Spec: optimizers.md §6.
+//!
+//! The dense path of MXNet 1.6 scales each layer's learning rate by its trust ratio
+//! (`multi_sum_sq` of weights and raw gradients, then `multi_lars`, all in `f32`) and
+//! runs SGD's `preloaded_multi_*` kernels ([`Sgd::preloaded_at`]) with the scaled rates.
+//! The row-sparse path computes its ratio in Python (`_get_lars`) and is not here.
+
+use crate::optim::sgd::{F32Lr, MultiSgd, Sgd};
+use crate::real::Elem;
+use crate::rule::{param, Step};
+use crate::Result;
+
+/// LARS's hyper-parameters, with MXNet 1.6's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lars {
+    /// Trust coefficient `η`.
+    pub eta: f64,
+    /// Added to the denominator of the trust ratio.
+    pub eps: f64,
+    /// Momentum, already corrected by `cur_lr/last_lr` where MXNet does so.
+    pub momentum: f64,
+    /// Factor applied to the gradient (and to the gradient norm in the ratio).
+    pub rescale_grad: f64,
+    /// Kernel clip bound: `None` or negative disables clipping.
+    pub clip_gradient: Option<f64>,
+}
+
+impl Default for Lars {
+    fn default() -> Self {
+        let sgd = Sgd::default();
+        Lars {
+            eta: 0.001,
+            eps: 0.0,
+            momentum: sgd.momentum,
+            rescale_grad: sgd.rescale_grad,
+            clip_gradient: sgd.clip_gradient,
+        }
+    }
+}
+
+/// `multi_lars` for one layer, all `f32`: with `wn = √wss`, the rate becomes
+/// `((lr·η)·wn) / (((√gss·rs) + (wd·wn)) + eps)` when `wn > 0` and `gss > 0`.
+#[derive(Clone, Copy, Debug)]
+pub struct TrustRatio {
+    eta: f32,
+    eps: f32,
+    rs: f32,
+}
+
+impl TrustRatio {
+    /// The scaled learning rate of a layer with weight and gradient sums of squares
+    /// `wss`, `gss` (the gradient not rescaled).
+    #[must_use]
+    pub fn lr(&self, lr: f32, wd: f32, wss: f32, gss: f32) -> f32 {
+        let wn = wss.sqrt();
+        if wn > 0.0 && gss > 0.0 {
+            ((lr * self.eta) * wn) / (((gss.sqrt() * self.rs) + (wd * wn)) + self.eps)
+        } else {
+            lr
+        }
+    }
+}
+
+impl Lars {
+    /// The trust-ratio computation, hyper-parameters checked.
+    pub fn trust(&self) -> Result<TrustRatio> {
+        Ok(TrustRatio {
+            eta: param("eta", self.eta)?,
+            eps: param("eps", self.eps)?,
+            rs: param("rescale_grad", self.rescale_grad)?,
+        })
+    }
+
+    /// SGD's preloaded multi-tensor kernel for one layer; `step.lr` is the scaled rate.
+    pub fn update_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E, F32Lr>> {
+        self.sgd().preloaded_at(step)
+    }
+
+    fn sgd(&self) -> Sgd {
+        Sgd {
+            momentum: self.momentum,
+            rescale_grad: self.rescale_grad,
+            clip_gradient: self.clip_gradient,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::real::Half;
+    use crate::rule::Rule;
+    use half::f16;
+
+    #[test]
+    fn trust_ratio_by_hand_and_degenerate_layers() {
+        let lars = Lars {
+            eta: 0.5,
+            eps: 0.25,
+            rescale_grad: 2.0,
+            ..Lars::default()
+        };
+        let trust = lars.trust().unwrap();
+        // wn = 2, gn = 3: (1·0.5·2) / (3·2 + 0.5·2 + 0.25).
+        assert_eq!(trust.lr(1.0, 0.5, 4.0, 9.0), 1.0 / 7.25);
+        assert_eq!(trust.lr(1.0, 0.5, 0.0, 9.0), 1.0);
+        assert_eq!(trust.lr(1.0, 0.5, 4.0, 0.0), 1.0);
+        let bad = Lars {
+            eta: f64::NAN,
+            ..lars
+        };
+        assert!(bad.trust().is_err());
+    }
+
+    #[test]
+    fn f16_keeps_lr_in_f32() {
+        // lr = 0.1 is not an f16: the preloaded kernel multiplies by the f32 value.
+        let lars = Lars::default();
+        let rule = lars.update_at::<Half>(Step::new(0.1, 0.0, 1)).unwrap();
+        let g = Half::from(f16::from_f32(3.0));
+        let (w, []) = Rule::<Half, 0>::apply(&rule, Half::zero(), g, []);
+        let expected = f16::from_f32(-(f16::from_f32(0.1_f32 * 1.0).to_f32() * 3.0));
+        assert_eq!(f16::from(w), expected);
+    }
+}
