@@ -44,6 +44,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import random as _random
+from .lr_scheduler import _CheckError
 
 __all__ = [
     "Bilinear",
@@ -472,10 +473,13 @@ class Load:
     def __call__(self, name: str, arr: np.ndarray) -> None:
         if name in self.param:
             src = self.param[name]
-            assert arr.shape == src.shape, (
-                f"cannot load parameter {name}: target shape {arr.shape} but the loaded "
-                f"array has shape {src.shape}"
-            )
+            if arr.shape != src.shape:
+                # A real check (an assert would vanish under ``python -O`` and let NumPy
+                # broadcast into the target); still an AssertionError, as in MXNet.
+                raise _CheckError(
+                    f"cannot load parameter {name}: target shape {arr.shape} but the loaded "
+                    f"array has shape {src.shape}"
+                )
             arr[...] = src
             if self.verbose:
                 logging.info("Initialized %s from the loaded parameters", name)
@@ -731,10 +735,16 @@ class LSTMBias(Initializer):
         super().__init__(forget_bias=forget_bias)
         self.forget_bias = forget_bias
 
-    def _init_weight(self, _: str, arr: np.ndarray) -> None:
-        arr[...] = 0.0
+    def _init_weight(self, name: str, arr: np.ndarray) -> None:
+        # Check the shape before writing anything (MXNet zeroed a 0-d array, then failed).
+        if arr.ndim < 1:
+            raise _ShapeIndexError(
+                f"LSTMBias needs an array of at least 1 dimension; {name} has shape {arr.shape}"
+            )
         num_hidden = int(arr.shape[0] / 4)
-        arr[num_hidden : 2 * num_hidden] = self.forget_bias
+        bias = np.zeros(arr.shape, dtype=arr.dtype)
+        bias[num_hidden : 2 * num_hidden] = self.forget_bias
+        arr[...] = bias
 
 
 _RNN_GATES = {
