@@ -23,6 +23,7 @@ from mxopt.optimizer import SGD, Test, Updater
 from mxopt.optimizer.updater import _numpy_reconstructor
 
 _RECONSTRUCT = _numpy_reconstructor("multiarray", "_reconstruct")
+_EMPTY = (np.ndarray, (0,), b"b")  # what ndarray.__reduce__ passes to _reconstruct
 _SCALAR = _numpy_reconstructor("multiarray", "scalar")
 _FROMBUFFER = _numpy_reconstructor("numeric", "_frombuffer")
 MiB = 1 << 20
@@ -87,9 +88,9 @@ def test_bytearray_of_an_int_is_refused_without_allocating():
             (np.ndarray, (0,), b"b"),
             (1, (1 << 32, 1 << 32), np.dtype("f4"), False, b""),
         ),
-        _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (-1,), np.dtype("f4"), False, b"")),
+        _Reduce(_RECONSTRUCT, _EMPTY, (1, (-1,), np.dtype("f4"), False, b"")),
         # object arrays are rebuilt from a list: the shape alone allocates
-        _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (1 << 28,), np.dtype("O"), False, [])),
+        _Reduce(_RECONSTRUCT, _EMPTY, (1, (1 << 28,), np.dtype("O"), False, [])),
         # _reconstruct itself with a huge shape
         _Reduce(_RECONSTRUCT, (np.ndarray, (1 << 40,), b"b")),
         _Reduce(_RECONSTRUCT, (np.ndarray, (1 << 28,), b"b")),
