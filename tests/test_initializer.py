@@ -603,3 +603,36 @@ def test_params_name_that_is_not_utf8(tmp_path):
     blob += struct.pack("<QQ", 1, 2) + b"\xff\xfe"
     with pytest.raises(ValueError, match="UTF-8"):
         _load_bytes(tmp_path, blob)
+
+
+def test_write_then_fail_checks_survive_python_dash_O():
+    import subprocess
+
+    script = """
+import warnings
+import numpy as np
+from mxopt import initializer as ini
+warnings.simplefilter("ignore")
+results = []
+arr = np.full((2, 6), 7.0)
+try:
+    ini.Zero()("stn_loc_bias", arr)
+except AssertionError:
+    results.append((arr == 7.0).all())
+target = np.full((2, 3), 7.0)
+try:
+    ini.Load({"w": np.arange(3.0)})("w", target)
+except AssertionError:
+    results.append((target == 7.0).all())
+rnn = np.full(10, 7.0)
+try:
+    ini.FusedRNN(ini.One(), num_hidden=2, num_layers=1, mode="lstm")(ini.InitDesc("r_weight"), rnn)
+except AssertionError:
+    results.append((rnn == 7.0).all())
+print(len(results), all(results))
+"""
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "True"]

@@ -237,7 +237,11 @@ class Initializer:
 
     def _init_loc_bias(self, _: str, arr: np.ndarray) -> None:
         # Identity affine transform for a spatial transformer's localisation net.
-        assert arr.shape[0] == 6, f"stn_loc bias needs 6 elements, got shape {arr.shape}"
+        if arr.ndim == 0:
+            raise _ShapeIndexError(f"stn_loc bias needs 6 elements, got shape {arr.shape}")
+        # A real check: under ``python -O`` an assert would let (k, 6) arrays broadcast.
+        if arr.shape[0] != 6:
+            raise _CheckError(f"stn_loc bias needs 6 elements, got shape {arr.shape}")
         arr[...] = np.array([1.0, 0, 0, 0, 1.0, 0])
 
     def _init_zero(self, _: str, arr: np.ndarray) -> None:
@@ -806,10 +810,11 @@ def _fused_rnn_layout(
             pieces += [(f"{d}{layer}_i2h{g}_bias", (h,)) for g in gates]
             pieces += [(f"{d}{layer}_h2h{g}_bias", (h,)) for g in gates]
     total = sum(int(np.prod(s)) for _, s in pieces)
-    assert ni > 0 and total == size, (
-        f"FusedRNN: a parameter vector of {size} elements does not fit mode={mode!r}, "
-        f"num_hidden={num_hidden}, num_layers={num_layers}, bidirectional={bidirectional}"
-    )
+    if not (ni > 0 and total == size):  # an assert in MXNet; kept under ``python -O``
+        raise _CheckError(
+            f"FusedRNN: a parameter vector of {size} elements does not fit mode={mode!r}, "
+            f"num_hidden={num_hidden}, num_layers={num_layers}, bidirectional={bidirectional}"
+        )
     return pieces
 
 
