@@ -475,3 +475,8 @@ def test_factor_huge_num_update_is_immediate():
     assert decaying(10**12) == 1e-8 and decaying.count == 10**12 - 1
     assert decaying(10**18) == 1e-8
     assert time.perf_counter() - start < 1.0
+
+
+def test_factor_infinite_num_update_raises_instead_of_spinning():
+    with pytest.raises(ValueError, match="finite"):
+        FactorScheduler(step=1, factor=0.5)(math.inf)

@@ -181,6 +181,9 @@ class FactorScheduler(LRScheduler):
         """Learning rate after ``num_update`` updates, applying any decays now due."""
         if num_update < self.warmup_steps:
             return self.get_warmup_lr(num_update)
+        if isinstance(num_update, float) and math.isinf(num_update):
+            # MXNet's loop would never end.
+            raise ValueError(f"num_update must be finite, got {num_update}")
         decays = self._decays_due(num_update)
         if decays is None:
             # Non-integral steps or counters: MXNet's loop, float sums and all.
