@@ -136,6 +136,11 @@ class FactorScheduler(LRScheduler):
     first call with ``num_update > k * step``. The rate never drops below
     ``stop_factor_lr``.
 
+    The number of decays due is computed directly (for integral ``step``); the
+    multiplications then run one by one, exactly as MXNet's loop, but stop as soon as the
+    rate no longer changes (floor reached, underflow, ``factor == 1``), so a call with a
+    huge ``num_update`` returns at once. NaN or infinite arguments raise ``ValueError``.
+
     Parameters
     ----------
     step : int
@@ -241,9 +246,18 @@ class FactorScheduler(LRScheduler):
         so they are skipped. Only a zero's sign can still alternate (a negative factor
         times ±0), and that is a matter of the parity of the iterations left.
         """
+        logs = True
+        factor, floor = self.factor, self.stop_factor_lr
         for done in range(1, decays + 1):
             before = self.base_lr
-            self._decay(num_update)
+            if logs:
+                self._decay(num_update)
+                # Once INFO is off (checked after logging.info has set up logging, as
+                # MXNet's call would), the same arithmetic runs without the logging calls.
+                logs = logging.getLogger().isEnabledFor(logging.INFO)
+            else:
+                after = before * factor
+                self.base_lr = floor if after < floor else after
             after = self.base_lr
             if after != after and before != before:  # NaN stays NaN
                 return
