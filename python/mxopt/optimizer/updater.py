@@ -13,6 +13,7 @@ import io
 import math
 import pickle
 import re
+import reprlib
 from codecs import encode as codecs_encode
 from typing import Any, Callable, ClassVar, Dict, Hashable, List, Tuple
 
@@ -85,7 +86,7 @@ def _check_dtype(dtype: Any, what: str) -> np.dtype:
         or dtype.names is not None
         or dtype.subdtype is not None
     ):
-        raise _refuse(f"{what} has an unsupported dtype {dtype!r}")
+        raise _refuse(f"{what} has an unsupported dtype {reprlib.repr(dtype)}")
     return dtype
 
 
@@ -96,7 +97,7 @@ def _check_shape(shape: Any, what: str) -> int:
         or len(shape) > _MAX_NDIM
         or any(type(dim) is not int or dim < 0 for dim in shape)
     ):
-        raise _refuse(f"{what} has an invalid shape {shape!r}")
+        raise _refuse(f"{what} has an invalid shape {reprlib.repr(shape)}")
     return math.prod(shape)
 
 
@@ -121,7 +122,7 @@ def _args_dtype(obj: Any, align: Any = False, copy: Any = True) -> None:
     if not (isinstance(obj, str) and _DTYPE_SPEC.fullmatch(obj)) or not (
         isinstance(align, bool) and isinstance(copy, bool)
     ):
-        raise _refuse(f"numpy.dtype{(obj, align, copy)!r} is not a plain numeric dtype")
+        raise _refuse(f"numpy.dtype{reprlib.repr((obj, align, copy))} is not a plain numeric dtype")
 
 
 def _args_reconstruct(subtype: Any, shape: Any, typecode: Any) -> None:
@@ -140,7 +141,7 @@ def _args_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> None:
     _check_dtype(dtype, "an array")
     _check_data(_check_shape(shape, "an array"), dtype, buf, "an array")
     if order not in ("C", "F"):
-        raise _refuse(f"array order must be 'C' or 'F', got {order!r}")
+        raise _refuse(f"array order must be 'C' or 'F', got {reprlib.repr(order)}")
 
 
 def _args_bytearray(*args: Any) -> None:
@@ -264,7 +265,7 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
         # By identity: dtypes compare equal to Python types (dtype('c16') == complex).
         check = next((c for f, c in _REDUCE_CHECKS.items() if f is func), None)
         if check is None or type(args) is not tuple:
-            raise _refuse(f"it calls {func!r}, which only a trusted blob may call")
+            raise _refuse(f"it calls {reprlib.repr(func)}, which only a trusted blob may call")
         check(*args)
         value = func(*args)
         if func is _RECONSTRUCT:
@@ -286,13 +287,16 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
     def _new(cls: Any, args: Any, kwargs: Any) -> Any:
         cls_any: Any = cls
         if type(args) is not tuple or kwargs:
-            raise _refuse(f"unexpected arguments to create {cls!r}")
+            raise _refuse(f"unexpected arguments to create {reprlib.repr(cls)}")
         if cls is complex:
             _args_complex(*args)
             return complex(*args)
         if any(cls is klass for klass in _allowed_classes()) and args == ():
             return cls_any.__new__(cls_any)
-        raise _refuse(f"it creates {cls!r}{args!r}, which only a trusted blob may create")
+        raise _refuse(
+            f"it creates {reprlib.repr(cls)}{reprlib.repr(args)}, which only a trusted blob "
+            "may create"
+        )
 
     def load_build(self) -> None:
         stack = self.stack
@@ -311,7 +315,7 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
                 and state[1] in _DTYPE_STATE_ORDERS
                 and state[2:] == (None, None, None, -1, -1, 0)
             ):
-                raise _refuse(f"unsupported dtype state {state!r}")
+                raise _refuse(f"unsupported dtype state {reprlib.repr(state)}")
             dtype_any: Any = inst
             dtype_any.__setstate__(state)
         elif type(inst) in _allowed_classes():
