@@ -180,7 +180,7 @@ class FactorScheduler(LRScheduler):
         self.step = step
         self.factor = factor
         self.stop_factor_lr = stop_factor_lr
-        self.count = 0
+        self.count: float = 0  # an int unless step is a float
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates, applying any decays now due."""
