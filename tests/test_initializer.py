@@ -471,3 +471,168 @@ def test_xavier_messages():
 def test_create_unknown_name_message():
     with pytest.raises(AssertionError, match="nope"):
         ini.create("NoPe")
+
+
+# --- reliability: write-then-fail, damaged .params files -----------------------------------
+
+
+def test_lstmbias_checks_the_shape_before_writing():
+    arr = np.array(7.0, dtype=np.float32)
+    with pytest.raises(IndexError, match="LSTMBias"):
+        ini.LSTMBias()(ini.InitDesc("x", attrs={"__init__": "lstmbias"}), arr)
+    with pytest.raises(ValueError, match="LSTMBias"):
+        ini.LSTMBias()._init_weight("x", arr)
+    assert arr == 7.0
+    ok = np.full(8, 5.0)
+    ini.LSTMBias(forget_bias=2.5)._init_weight("x", ok)
+    assert ok.tolist() == [0, 0, 2.5, 2.5, 0, 0, 0, 0]
+
+
+def test_load_shape_mismatch_writes_nothing_even_broadcastable():
+    load = ini.Load({"w": np.arange(3.0)})
+    target = np.full((2, 3), -1.0)
+    with pytest.raises(AssertionError, match="shape"):
+        load("w", target)
+    assert (target == -1.0).all()
+
+
+def _mx_record(shape, dtype_flag=0, payload=None, magic=0xF993FAC9):
+    import struct
+
+    head = struct.pack("<Iii", magic, 0, len(shape)) + struct.pack(f"<{len(shape)}q", *shape)
+    body = struct.pack("<iii", 1, 0, dtype_flag)
+    if payload is None:
+        size = 4
+        for dim in shape:
+            size *= max(dim, 0)
+        payload = b"\0" * size
+    return head + body + payload
+
+
+def _mx_file(records, names, count=None, nnames=None, lengths=None):
+    import struct
+
+    out = struct.pack("<QQQ", 0x112, 0, len(records) if count is None else count)
+    out += b"".join(records)
+    out += struct.pack("<Q", len(names) if nnames is None else nnames)
+    for i, name in enumerate(names):
+        raw = name.encode()
+        out += struct.pack("<Q", len(raw) if lengths is None else lengths[i]) + raw
+    return out
+
+
+def _load_bytes(tmp_path, blob):
+    path = tmp_path / "bad.params"
+    path.write_bytes(blob)
+    return ini._read_mx_params(str(path))
+
+
+def test_params_reader_round_trips_its_own_records(tmp_path):
+    scalar = _mx_record((), payload=b"\0\0\x80?", magic=0xF993FACA)  # V3: 0-d
+    empty = _mx_record((), payload=b"")[:12]  # V2 with ndim 0: an empty NDArray
+    blob = _mx_file([_mx_record((2, 3)), scalar, empty], ["a", "b", "c"])
+    got = _load_bytes(tmp_path, blob)
+    assert got["a"].shape == (2, 3) and got["b"].shape == () and got["b"] == 1.0
+    assert got["c"].shape == (0,)
+
+
+def test_params_truncated_at_every_byte_is_a_value_error(tmp_path):
+    import time
+
+    with open(os.path.join(GOLDEN, "mx_saved.params"), "rb") as fh:
+        full = fh.read()
+    path = tmp_path / "cut.params"
+    start = time.perf_counter()
+    for cut in range(len(full)):
+        path.write_bytes(full[:cut])
+        with pytest.raises(ValueError, match=r"cut\.params"):
+            ini._read_mx_params(str(path))
+    path.write_bytes(full)
+    assert sorted(ini._read_mx_params(str(path))) == [
+        "arg:fc1_bias",
+        "arg:fc1_weight",
+        "aux:bn_moving_var",
+        "plain_int",
+    ]
+    assert time.perf_counter() - start < 10
+
+
+def test_params_trailing_garbage_is_a_value_error(tmp_path):
+    with open(os.path.join(GOLDEN, "mx_saved.params"), "rb") as fh:
+        full = fh.read()
+    for extra in (b"\0", b"garbage", b"\0" * 8):
+        with pytest.raises(ValueError, match="unexpected bytes"):
+            _load_bytes(tmp_path, full + extra)
+
+
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (_mx_file([_mx_record((-1, 4), payload=b"")], ["a"]), "negative dimension"),
+        (_mx_file([_mx_record((2, -8), payload=b"")], ["a"]), "negative dimension"),
+        (_mx_file([_mx_record((1 << 62, 4), payload=b"")], ["a"]), "needs"),
+        (_mx_file([_mx_record((1 << 32, 1 << 32), payload=b"")], ["a"]), "needs"),
+        (_mx_file([_mx_record((1 << 31,) * 8, payload=b"")], ["a"]), "needs"),
+        (_mx_file([_mx_record((3,))], ["a"], count=1 << 62), "announces"),
+        (_mx_file([_mx_record((3,))], ["a"], count=(1 << 64) - 1), "announces"),
+        (_mx_file([_mx_record((3,))], ["a"], nnames=1 << 60), "name for every array"),
+        (_mx_file([_mx_record((3,))], ["a"], lengths=[1 << 60]), "long"),
+        (_mx_file([_mx_record((3,))], ["a"], lengths=[(1 << 64) - 1]), "long"),
+        (_mx_file([_mx_record((3,))], ["a"], lengths=[2]), "long"),
+        (_mx_file([_mx_record((3,), dtype_flag=99)], ["a"]), "dtype"),
+        (_mx_file([_mx_record((1,) * 40)], ["a"]), "dimensions"),
+        (_mx_file([b"\xc9\xfa\x93\xf9\0\0\0\0\xfe\xff\xff\xff"], ["a"]), "dimensions"),
+        (_mx_file([_mx_record((3,), magic=0x1234)], ["a"]), "record format"),
+        (_mx_file([_mx_record((3,))], ["a", "b"]), "name for every array"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_params_crafted_files_fail_fast(tmp_path, blob, message):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=message):
+        _load_bytes(tmp_path, blob)
+    assert time.perf_counter() - start < 1
+
+
+def test_params_name_that_is_not_utf8(tmp_path):
+    import struct
+
+    blob = _mx_file([_mx_record((3,))], [])[:-8]
+    blob += struct.pack("<QQ", 1, 2) + b"\xff\xfe"
+    with pytest.raises(ValueError, match="UTF-8"):
+        _load_bytes(tmp_path, blob)
+
+
+def test_write_then_fail_checks_survive_python_dash_O():
+    import subprocess
+
+    script = """
+import warnings
+import numpy as np
+from mxopt import initializer as ini
+warnings.simplefilter("ignore")
+results = []
+arr = np.full((2, 6), 7.0)
+try:
+    ini.Zero()("stn_loc_bias", arr)
+except AssertionError:
+    results.append((arr == 7.0).all())
+target = np.full((2, 3), 7.0)
+try:
+    ini.Load({"w": np.arange(3.0)})("w", target)
+except AssertionError:
+    results.append((target == 7.0).all())
+rnn = np.full(10, 7.0)
+try:
+    ini.FusedRNN(ini.One(), num_hidden=2, num_layers=1, mode="lstm")(ini.InitDesc("r_weight"), rnn)
+except AssertionError:
+    results.append((rnn == 7.0).all())
+print(len(results), all(results))
+"""
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "True"]

@@ -296,9 +296,9 @@ def test_decay_errors_and_zero_division(klass):
     assert sched.max_steps == 0
     with pytest.raises(ZeroDivisionError):
         sched(3)
-    negative = klass(max_update=2, base_lr=0.5, warmup_steps=5)
-    assert negative.max_steps == -3
-    assert negative(6) == 0.5
+    # A negative span (MXNet accepted it silently) is refused.
+    with pytest.raises(ValueError, match=r"max_update \(2\) must not be lower than warmup_steps"):
+        klass(max_update=2, base_lr=0.5, warmup_steps=5)
 
 
 @pytest.mark.parametrize("klass", [PolyScheduler, CosineScheduler])
@@ -315,3 +315,168 @@ def test_warmup_targets_constructor_base_lr_after_override():
     sched = FactorScheduler(step=100, base_lr=0.5, warmup_steps=2)
     Optimizer(learning_rate=4.0, lr_scheduler=sched)
     assert [sched(0), sched(1), sched(2)] == [0.0, 0.25, 4.0]
+
+
+# ------------------------------------------------------------------ reliability checks
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: FactorScheduler(step=2, factor=NAN), "factor"),
+        (lambda: FactorScheduler(step=NAN), "step"),
+        (lambda: FactorScheduler(step=2, stop_factor_lr=NAN), "stop_factor_lr"),
+        (lambda: FactorScheduler(step=2, base_lr=NAN), "base_lr"),
+        (lambda: FactorScheduler(step=2, factor=-math.inf), "factor"),
+        (lambda: LRScheduler(base_lr=math.inf), "base_lr"),
+        (lambda: LRScheduler(warmup_begin_lr=NAN), "warmup_begin_lr"),
+        (lambda: MultiFactorScheduler(step=[1, NAN]), r"step\[1\]"),
+        (lambda: MultiFactorScheduler(step=[NAN]), r"step\[0\]"),
+        (lambda: MultiFactorScheduler(step=[1], factor=NAN), "factor"),
+        (lambda: PolyScheduler(max_update=4, pwr=NAN), "pwr"),
+        (lambda: PolyScheduler(max_update=4, base_lr=NAN), "base_lr"),
+        (lambda: PolyScheduler(max_update=4, final_lr=NAN), "final_lr"),
+        (lambda: CosineScheduler(max_update=4, final_lr=NAN), "final_lr"),
+        (lambda: CosineScheduler(max_update=3, warmup_steps=4), "max_update"),
+    ],
+)
+def test_nan_and_inconsistent_arguments_are_rejected(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_non_numbers_are_type_errors():
+    with pytest.raises(TypeError, match="step\\[1\\]"):
+        MultiFactorScheduler(step=[1, None])
+    with pytest.raises(TypeError, match="pwr"):
+        PolyScheduler(max_update=4, pwr="2")
+
+
+def test_mxnet_asserts_are_assertion_and_value_errors():
+    for make in (
+        lambda: LRScheduler(warmup_steps=2.0),
+        lambda: MultiFactorScheduler(step=(1, 2)),
+        lambda: PolyScheduler(max_update=4.0),
+        lambda: LRScheduler(base_lr=1.0, warmup_steps=2).get_warmup_lr(2),
+    ):
+        with pytest.raises(AssertionError) as info:
+            make()
+        assert isinstance(info.value, ValueError)
+
+
+def test_checks_survive_python_dash_O():
+    import subprocess
+    import sys
+
+    script = """
+from mxopt.lr_scheduler import (LRScheduler, MultiFactorScheduler, PolyScheduler,
+                                FactorScheduler)
+from mxopt.optimizer.base import Optimizer
+checks = [
+    lambda: LRScheduler(warmup_steps=2.0),
+    lambda: MultiFactorScheduler(step=(1, 2)),
+    lambda: PolyScheduler(max_update=4.0),
+    lambda: LRScheduler(base_lr=1.0, warmup_steps=2).get_warmup_lr(2),
+    lambda: FactorScheduler(step=2, factor=float("nan")),
+    lambda: Optimizer(param_idx2name=[1, 2]),
+]
+caught = 0
+for check in checks:
+    try:
+        check()
+    except AssertionError:
+        caught += 1
+    except ValueError:
+        caught += 1
+stripped = True
+try:
+    assert False
+except AssertionError:
+    stripped = False
+print(stripped, caught, len(checks))
+"""
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "6", "6"]
+
+
+def _factor_loop(sched, num_update):
+    """MXNet's FactorScheduler loop, verbatim (the reference for the closed form)."""
+    while num_update > sched.count + sched.step:
+        sched.count += sched.step
+        sched.base_lr *= sched.factor
+        if sched.base_lr < sched.stop_factor_lr:
+            sched.base_lr = sched.stop_factor_lr
+    return sched.base_lr
+
+
+def _same_float(a, b):
+    return (a != a and b != b) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
+
+
+@pytest.mark.parametrize(
+    "factor, stop",
+    [
+        (0.5, 1e-8),
+        (0.9, 1e-8),
+        (0.3, 0.0),
+        (0.999, 1e-3),
+        (1.0, 1e-8),
+        (0.0, 1e-8),
+        (0.0, 0.0),
+        (-0.5, 0.0),
+        (-0.5, -1.0),
+        (-1.0, -2.0),
+        (-0.0, 0.0),
+        (0.7, -1e-3),
+        (1e-200, 0.0),
+    ],
+)
+def test_factor_closed_form_matches_the_loop_bit_for_bit(factor, stop):
+    for step in (1, 2, 3, 7):
+        for base in (1.0, 0.01, 3e-300):
+            fast = FactorScheduler(step=step, factor=factor, stop_factor_lr=stop, base_lr=base)
+            slow = FactorScheduler(step=step, factor=factor, stop_factor_lr=stop, base_lr=base)
+            for n in (0, 1, 2, 3, 5, 8, 13, 40, 41, 97, 400, 1201, 1202, 5000):
+                got, want = fast(n), _factor_loop(slow, n)
+                assert _same_float(got, want), (step, base, n, got, want)
+                assert fast.count == slow.count and type(fast.count) is type(slow.count)
+            # One huge jump from a fresh scheduler lands on the same value too.
+            fresh = FactorScheduler(step=step, factor=factor, stop_factor_lr=stop, base_lr=base)
+            ref = FactorScheduler(step=step, factor=factor, stop_factor_lr=stop, base_lr=base)
+            assert _same_float(fresh(4999), _factor_loop(ref, 4999))
+            assert fresh.count == ref.count
+
+
+def test_factor_closed_form_with_float_steps_and_float_updates():
+    for step in (2.0, 3):
+        for n in (7.5, 8.0, 9.0, 30.25):
+            fast = FactorScheduler(step=step, factor=0.5, base_lr=1.0)
+            slow = FactorScheduler(step=step, factor=0.5, base_lr=1.0)
+            assert fast(n) == _factor_loop(slow, n)
+            assert fast.count == slow.count and type(fast.count) is type(slow.count)
+    # A non-integral step keeps MXNet's loop (float sums included).
+    fast = FactorScheduler(step=1.3, factor=0.5, base_lr=1.0)
+    slow = FactorScheduler(step=1.3, factor=0.5, base_lr=1.0)
+    assert fast(10) == _factor_loop(slow, 10) and fast.count == slow.count
+
+
+def test_factor_huge_num_update_is_immediate():
+    import time
+
+    start = time.perf_counter()
+    sched = FactorScheduler(step=1)
+    assert sched(10**9) == 0.01 and sched.count == 10**9 - 1
+    decaying = FactorScheduler(step=1, factor=0.5, base_lr=1.0)
+    assert decaying(10**12) == 1e-8 and decaying.count == 10**12 - 1
+    assert decaying(10**18) == 1e-8
+    assert time.perf_counter() - start < 1.0
+
+
+def test_factor_infinite_num_update_raises_instead_of_spinning():
+    with pytest.raises(ValueError, match="finite"):
+        FactorScheduler(step=1, factor=0.5)(math.inf)

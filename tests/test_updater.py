@@ -387,3 +387,109 @@ def test_safe_loader_reads_numpy1_pickles(blob):
     array, scalar = updater.states[0]
     assert array.dtype == np.float32 and array.tolist() == [0.0, 1.0, 2.0]
     assert type(scalar) is np.float64 and scalar == 2.5
+
+
+# --------------------------------------------------------- failed updates, Test optimizer
+
+
+class DtypeStrict(Optimizer):
+    """State of the weight's dtype; refuses integer weights after creating their state."""
+
+    def create_state(self, index, weight):
+        return np.zeros_like(weight)
+
+    def update(self, index, weight, grad, state):
+        if weight.dtype.kind != "f" or state.dtype != weight.dtype:
+            raise TypeError(f"weight {weight.dtype} / state {state.dtype}")
+        state[...] += grad
+        weight[...] -= state
+
+
+def test_failed_first_update_leaves_no_state_behind():
+    updater = Updater(DtypeStrict())
+    with pytest.raises(TypeError):
+        updater(0, np.ones(2, np.int64), np.ones(2, np.int64))
+    assert 0 not in updater.states and 0 not in updater.states_synced
+    weight = np.ones(2)
+    updater(0, np.ones(2), weight)  # a fresh float64 state, not the int64 one
+    assert weight.tolist() == [0.0, 0.0] and updater.states[0].dtype == np.float64
+
+
+def test_failed_list_update_keeps_completed_and_existing_states():
+    updater = Updater(DtypeStrict())
+    updater(5, np.ones(2), np.ones(2))
+    existing = updater.states[5]
+    with pytest.raises(TypeError):
+        updater(
+            [0, 5, 1],
+            [np.ones(2), np.ones(2), np.ones(2, np.int8)],
+            [np.ones(2), np.ones(2), np.ones(2, np.int8)],
+        )
+    assert 0 in updater.states  # its update completed
+    assert updater.states[5] is existing  # not created by this call
+    assert 1 not in updater.states
+
+
+def test_failed_aggregated_update_drops_only_unfinished_chunks():
+    class Chunky(DtypeStrict):
+        aggregate_num = 2
+
+        def update_multi_precision(self, index, weight, grad, state):
+            for i, w, g, s in zip(index, weight, grad, state):
+                self.update(i, w, g, s)
+
+    opt = Chunky()
+    opt.aggregate_num = 2
+    updater = Updater(opt)
+    assert updater.aggregate_updates
+    weights = [np.ones(2), np.ones(2), np.ones(2), np.ones(2, np.int16)]
+    with pytest.raises(TypeError):
+        updater([0, 1, 2, 3], [w.copy() for w in weights], weights)
+    # float64 chunk [0, 1] completed, [2] completed, the int16 group [3] failed
+    assert sorted(updater.states) == [0, 1, 2]
+
+
+def test_test_optimizer_validates_before_writing():
+    from mxopt.optimizer import Test
+    from mxopt.sparse import RowSparseNDArray
+
+    opt = Test(rescale_grad=0.5)
+    weight = np.ones((2, 3), np.float32)
+    state = np.zeros((2, 3), np.float32)
+    bad = [
+        ((weight, np.ones((2, 3), np.int32), state), ValueError, "grad"),
+        ((weight, np.ones((2, 3), np.float64), state), ValueError, "grad"),
+        ((weight, np.ones(3, np.float32), state), ValueError, "grad"),  # broadcastable
+        ((weight, [[1.0] * 3] * 2, state), TypeError, "grad"),
+        ((weight, np.ones((2, 3), np.float32), np.zeros((2, 3))), ValueError, "state"),
+        ((weight, np.ones((2, 3), np.float32), np.zeros(3, np.float32)), ValueError, "state"),
+        ((weight, np.ones((2, 3), np.float32), None), TypeError, "state"),
+        ((weight, RowSparseNDArray([[1.0] * 3], [0], (3, 3)), state), ValueError, "grad"),
+        ((np.ones((2, 3), np.int32), np.ones((2, 3), np.int32), state), TypeError, "weight"),
+        ((np.ones((3, 2), np.float32).T, np.ones((2, 3), np.float32), state), ValueError, "weight"),
+        (([[1.0] * 3] * 2, np.ones((2, 3), np.float32), state), TypeError, "weight"),
+    ]
+    readonly = np.ones((2, 3), np.float32)
+    readonly.flags.writeable = False
+    bad.append(((readonly, np.ones((2, 3), np.float32), state), ValueError, "weight"))
+    for args, exc, name in bad:
+        before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+        with pytest.raises(exc, match=name or "grad"):
+            opt.update(0, *args)
+        for a, b in zip(args, before):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)
+    opt.update(0, weight, RowSparseNDArray([[2.0] * 3], [1], (2, 3)), state)
+    assert weight.tolist() == [[1.0] * 3, [2.0] * 3] and np.array_equal(state, weight)
+
+
+def test_test_optimizer_through_updater_recovers_after_a_bad_call():
+    from mxopt.optimizer import Test
+
+    updater = Updater(Test())
+    weight = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="grad"):
+        updater(0, np.ones(3, np.float64), weight)
+    assert weight.tolist() == [1.0] * 3 and 0 not in updater.states
+    updater(0, np.ones(3, np.float32), weight)
+    assert weight.tolist() == [2.0] * 3

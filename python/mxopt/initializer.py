@@ -44,6 +44,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import random as _random
+from .lr_scheduler import _CheckError
 
 __all__ = [
     "Bilinear",
@@ -236,7 +237,11 @@ class Initializer:
 
     def _init_loc_bias(self, _: str, arr: np.ndarray) -> None:
         # Identity affine transform for a spatial transformer's localisation net.
-        assert arr.shape[0] == 6, f"stn_loc bias needs 6 elements, got shape {arr.shape}"
+        if arr.ndim == 0:
+            raise _ShapeIndexError(f"stn_loc bias needs 6 elements, got shape {arr.shape}")
+        # A real check: under ``python -O`` an assert would let (k, 6) arrays broadcast.
+        if arr.shape[0] != 6:
+            raise _CheckError(f"stn_loc bias needs 6 elements, got shape {arr.shape}")
         arr[...] = np.array([1.0, 0, 0, 0, 1.0, 0])
 
     def _init_zero(self, _: str, arr: np.ndarray) -> None:
@@ -371,61 +376,91 @@ _MX_DTYPES = {
 }
 
 
+# MXNet's TShape holds at most this many dimensions in practice; NumPy allows 64.
+_MX_MAX_NDIM = 32
+
+
 def _read_mx_params(path: str) -> Dict[str, np.ndarray]:
     """Read MXNet's binary NDArray-list format (``mx.nd.save`` / ``.params``) with NumPy.
 
     Supports dense arrays of the V2/V3 record format (MXNet >= 0.9) of the dtypes in
-    ``_MX_DTYPES``; anything else raises ``ValueError``.
+    ``_MX_DTYPES``; anything else raises ``ValueError``. Every count, length and shape is
+    checked against the bytes that remain before it is used, so a damaged or crafted file
+    raises one ``ValueError`` naming the file and the problem, quickly and without
+    allocating more than the file's size; trailing bytes after the names are an error.
     """
     with open(path, "rb") as fh:
         data = fh.read()
     pos = 0
 
-    def take(fmt: str) -> Tuple[Any, ...]:
+    def fail(what: str) -> ValueError:
+        return ValueError(f"{path}: not a valid MXNet parameter file: {what} (at byte {pos})")
+
+    def take(fmt: str, what: str) -> Tuple[Any, ...]:
         nonlocal pos
         size = struct.calcsize(fmt)
-        if pos + size > len(data):
-            raise ValueError(f"{path}: truncated MXNet parameter file")
+        if size > len(data) - pos:
+            raise fail(f"truncated while reading {what}")
         vals = struct.unpack_from(fmt, data, pos)
         pos += size
         return vals
 
-    magic, _reserved, count = take("<QQQ")
-    if magic != _MX_LIST_MAGIC:
+    if len(data) < 8 or struct.unpack_from("<Q", data)[0] != _MX_LIST_MAGIC:
         raise ValueError(f"{path}: neither a .npz archive nor an MXNet NDArray file")
+    _magic, _reserved, count = take("<QQQ", "the header")
+    # The smallest record (magic, storage type, ndim) takes 12 bytes.
+    if count > (len(data) - pos) // 12:
+        raise fail(f"the header announces {count} arrays, more than the file can hold")
     arrays: List[np.ndarray] = []
-    for _ in range(count):
-        (rec_magic,) = take("<I")
+    for i in range(count):
+        (rec_magic,) = take("<I", f"the header of array {i}")
         if rec_magic not in _MX_ND_MAGICS:
-            raise ValueError(f"{path}: unsupported NDArray record format {rec_magic:#x}")
-        (stype,) = take("<i")
+            raise fail(f"unsupported NDArray record format {rec_magic:#x} (array {i})")
+        (stype,) = take("<i", f"the storage type of array {i}")
         if stype != 0:
-            raise ValueError(f"{path}: only dense arrays are supported (storage type {stype})")
-        (ndim,) = take("<i")
-        if ndim < 0 or (ndim == 0 and rec_magic == _MX_ND_MAGICS[0]):
+            raise fail(f"only dense arrays are supported (array {i} has storage type {stype})")
+        (ndim,) = take("<i", f"the number of dimensions of array {i}")
+        if ndim == -1 or (ndim == 0 and rec_magic == _MX_ND_MAGICS[0]):
             # An empty (V2) or shape-less (V3) NDArray: the record stops here.
             arrays.append(np.zeros((0,), dtype=np.float32))
             continue
-        shape = take(f"<{ndim}q")
-        _dev_type, _dev_id, type_flag = take("<iii")
+        if not 0 <= ndim <= _MX_MAX_NDIM:
+            raise fail(f"array {i} has {ndim} dimensions")
+        shape = take(f"<{ndim}q", f"the shape of array {i}")
+        if any(dim < 0 for dim in shape):
+            raise fail(f"array {i} has a negative dimension in its shape {shape}")
+        _dev_type, _dev_id, type_flag = take("<iii", f"the context and dtype of array {i}")
         if type_flag not in _MX_DTYPES:
-            raise ValueError(f"{path}: unsupported MXNet dtype flag {type_flag}")
+            raise fail(f"unsupported MXNet dtype flag {type_flag} (array {i})")
         dtype = np.dtype(_MX_DTYPES[type_flag]).newbyteorder("<")
-        n = int(np.prod(shape, dtype=np.int64))
-        nbytes = n * dtype.itemsize
-        if pos + nbytes > len(data):
-            raise ValueError(f"{path}: truncated MXNet parameter file")
+        nbytes = dtype.itemsize
+        for dim in shape:  # Python ints: no overflow
+            nbytes *= dim
+        if nbytes > len(data) - pos:
+            raise fail(
+                f"array {i} of shape {shape} needs {nbytes} bytes but only {len(data) - pos} remain"
+            )
+        n = nbytes // dtype.itemsize
         raw = np.frombuffer(data, dtype, n, pos)
         arrays.append(raw.reshape(shape).astype(dtype.newbyteorder("=")))
         pos += nbytes
-    (nnames,) = take("<Q")
-    names = []
-    for _ in range(nnames):
-        (length,) = take("<Q")
-        names.append(data[pos : pos + length].decode("utf-8"))
-        pos += length
+    (nnames,) = take("<Q", "the number of names")
     if nnames != count:
-        raise ValueError(f"{path}: a parameter file needs a name for every array")
+        raise fail(
+            f"a parameter file needs a name for every array ({count} arrays, {nnames} names)"
+        )
+    names = []
+    for i in range(nnames):
+        (length,) = take("<Q", f"the length of name {i}")
+        if length > len(data) - pos:
+            raise fail(f"name {i} is {length} bytes long but only {len(data) - pos} remain")
+        try:
+            names.append(data[pos : pos + length].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise fail(f"name {i} is not UTF-8 ({exc.reason})") from None
+        pos += length
+    if pos != len(data):
+        raise fail(f"{len(data) - pos} unexpected bytes after the last name")
     return dict(zip(names, arrays))
 
 
@@ -472,10 +507,13 @@ class Load:
     def __call__(self, name: str, arr: np.ndarray) -> None:
         if name in self.param:
             src = self.param[name]
-            assert arr.shape == src.shape, (
-                f"cannot load parameter {name}: target shape {arr.shape} but the loaded "
-                f"array has shape {src.shape}"
-            )
+            if arr.shape != src.shape:
+                # A real check (an assert would vanish under ``python -O`` and let NumPy
+                # broadcast into the target); still an AssertionError, as in MXNet.
+                raise _CheckError(
+                    f"cannot load parameter {name}: target shape {arr.shape} but the loaded "
+                    f"array has shape {src.shape}"
+                )
             arr[...] = src
             if self.verbose:
                 logging.info("Initialized %s from the loaded parameters", name)
@@ -731,10 +769,16 @@ class LSTMBias(Initializer):
         super().__init__(forget_bias=forget_bias)
         self.forget_bias = forget_bias
 
-    def _init_weight(self, _: str, arr: np.ndarray) -> None:
-        arr[...] = 0.0
+    def _init_weight(self, name: str, arr: np.ndarray) -> None:
+        # Check the shape before writing anything (MXNet zeroed a 0-d array, then failed).
+        if arr.ndim < 1:
+            raise _ShapeIndexError(
+                f"LSTMBias needs an array of at least 1 dimension; {name} has shape {arr.shape}"
+            )
         num_hidden = int(arr.shape[0] / 4)
-        arr[num_hidden : 2 * num_hidden] = self.forget_bias
+        bias = np.zeros(arr.shape, dtype=arr.dtype)
+        bias[num_hidden : 2 * num_hidden] = self.forget_bias
+        arr[...] = bias
 
 
 _RNN_GATES = {
@@ -766,10 +810,11 @@ def _fused_rnn_layout(
             pieces += [(f"{d}{layer}_i2h{g}_bias", (h,)) for g in gates]
             pieces += [(f"{d}{layer}_h2h{g}_bias", (h,)) for g in gates]
     total = sum(int(np.prod(s)) for _, s in pieces)
-    assert ni > 0 and total == size, (
-        f"FusedRNN: a parameter vector of {size} elements does not fit mode={mode!r}, "
-        f"num_hidden={num_hidden}, num_layers={num_layers}, bidirectional={bidirectional}"
-    )
+    if not (ni > 0 and total == size):  # an assert in MXNet; kept under ``python -O``
+        raise _CheckError(
+            f"FusedRNN: a parameter vector of {size} elements does not fit mode={mode!r}, "
+            f"num_hidden={num_hidden}, num_layers={num_layers}, bidirectional={bidirectional}"
+        )
     return pieces
 
 

@@ -9,8 +9,10 @@ All arithmetic is Python float.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from math import cos, pi
-from typing import List
+from typing import Any, List, Optional
 
 __all__ = [
     "CosineScheduler",
@@ -21,6 +23,40 @@ __all__ = [
 ]
 
 _WARMUP_MODES = ("linear", "constant")
+# Beyond this, float sums of integers may round, so the closed form for Factor's counter
+# would stop matching MXNet's repeated ``count += step``.
+_EXACT_FLOAT_INT = 2**53
+
+
+class _CheckError(AssertionError, ValueError):
+    """A failed argument check where MXNet used ``assert``.
+
+    Raised explicitly, so it survives ``python -O``; still caught by ``except
+    AssertionError`` (as MXNet's users wrote) and by ``except ValueError``.
+    """
+
+
+def _check(condition: bool, message: str) -> None:
+    """MXNet's ``assert condition, message`` as a check that ``python -O`` keeps."""
+    if not condition:
+        raise _CheckError(message)
+
+
+def _check_real(name: str, value: Any, finite: bool = True) -> None:
+    """Reject non-numbers (``TypeError``) and NaN or, when ``finite``, infinities."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+
+
+def _as_exact_int(value: Any) -> Optional[int]:
+    """``value`` as an int when it is an integer (or an integral float) below 2**53."""
+    if isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()):
+        result = int(value)
+    else:
+        return None
+    return result if abs(result) < _EXACT_FLOAT_INT else None
 
 
 class LRScheduler:
@@ -58,7 +94,9 @@ class LRScheduler:
         warmup_mode: str = "linear",
     ) -> None:
         self.base_lr = base_lr
-        assert isinstance(warmup_steps, int), "warmup_steps must be an int."
+        _check(isinstance(warmup_steps, int), "warmup_steps must be an int.")
+        _check_real("base_lr", base_lr)
+        _check_real("warmup_begin_lr", warmup_begin_lr)
         self.warmup_steps = warmup_steps
         self.warmup_final_lr = base_lr
         self.warmup_begin_lr = warmup_begin_lr
@@ -74,7 +112,7 @@ class LRScheduler:
 
     def get_warmup_lr(self, num_update: int) -> float:
         """Learning rate at warmup step ``num_update`` (which must be below ``warmup_steps``)."""
-        assert num_update < self.warmup_steps, "num_update is past the warmup."
+        _check(num_update < self.warmup_steps, "num_update is past the warmup.")
         if self.warmup_mode == "linear":
             increase = (
                 (self.warmup_final_lr - self.warmup_begin_lr)
@@ -97,6 +135,11 @@ class FactorScheduler(LRScheduler):
     The decay counter starts at update 0 regardless of warmup: the k-th decay happens at the
     first call with ``num_update > k * step``. The rate never drops below
     ``stop_factor_lr``.
+
+    The number of decays due is computed directly (for integral ``step``); the
+    multiplications then run one by one, exactly as MXNet's loop, but stop as soon as the
+    rate no longer changes (floor reached, underflow, ``factor == 1``), so a call with a
+    huge ``num_update`` returns at once. NaN or infinite arguments raise ``ValueError``.
 
     Parameters
     ----------
@@ -131,28 +174,100 @@ class FactorScheduler(LRScheduler):
             raise ValueError(f"step must be at least 1, got {step}")
         if factor > 1.0:
             raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
+        _check_real("step", step)
+        _check_real("factor", factor)
+        _check_real("stop_factor_lr", stop_factor_lr)
         self.step = step
         self.factor = factor
         self.stop_factor_lr = stop_factor_lr
-        self.count = 0
+        self.count: float = 0  # an int unless step is a float
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates, applying any decays now due."""
         if num_update < self.warmup_steps:
             return self.get_warmup_lr(num_update)
-        while num_update > self.count + self.step:
-            self.count += self.step
-            self.base_lr *= self.factor
-            if self.base_lr < self.stop_factor_lr:
-                self.base_lr = self.stop_factor_lr
-                logging.info(
-                    "Update[%d]: learning rate reached its floor %0.5e and stays there",
-                    num_update,
-                    self.base_lr,
-                )
-            else:
-                logging.info("Update[%d]: learning rate is now %0.5e", num_update, self.base_lr)
+        if isinstance(num_update, float) and math.isinf(num_update):
+            # MXNet's loop would never end.
+            raise ValueError(f"num_update must be finite, got {num_update}")
+        decays = self._decays_due(num_update)
+        if decays is None:
+            # Non-integral steps or counters: MXNet's loop, float sums and all.
+            while num_update > self.count + self.step:
+                self.count += self.step
+                self._decay(num_update)
+            return self.base_lr
+        if decays:
+            step, count = _as_exact_int(self.step), _as_exact_int(self.count)
+            assert step is not None and count is not None  # checked by _decays_due
+            new_count = count + decays * step
+            # ``count += step`` keeps an int only if both were ints.
+            floats = isinstance(self.count, float) or isinstance(self.step, float)
+            self.count = float(new_count) if floats else new_count
+            self._apply_decays(decays, num_update)
         return self.base_lr
+
+    def _decays_due(self, num_update: Any) -> Optional[int]:
+        """How many times MXNet's ``while num_update > count + step`` loop would run.
+
+        None when the counter, the step or ``num_update`` is not an exact integer (the
+        loop then runs as in MXNet).
+        """
+        step, count = _as_exact_int(self.step), _as_exact_int(self.count)
+        if step is None or count is None or step < 1:
+            return None
+        if isinstance(num_update, numbers.Integral):
+            # count + i*step < num_update  <=>  count + i*step <= num_update - 1
+            bound = int(num_update) - 1
+        elif isinstance(num_update, float) and math.isfinite(num_update):
+            bound = math.ceil(num_update) - 1
+        else:
+            return None
+        # The number of i >= 1 with count + i*step <= bound.
+        return max(0, (bound - count) // step)
+
+    def _decay(self, num_update: Any) -> None:
+        """One iteration of MXNet's decay loop: multiply, clamp, log."""
+        self.base_lr *= self.factor
+        if self.base_lr < self.stop_factor_lr:
+            self.base_lr = self.stop_factor_lr
+            logging.info(
+                "Update[%d]: learning rate reached its floor %0.5e and stays there",
+                num_update,
+                self.base_lr,
+            )
+        else:
+            logging.info("Update[%d]: learning rate is now %0.5e", num_update, self.base_lr)
+
+    def _apply_decays(self, decays: int, num_update: Any) -> None:
+        """``decays`` iterations of :meth:`_decay`, bit for bit, without spinning.
+
+        The same multiplications run one by one until the rate stops changing (the floor,
+        an underflow to zero, factor 1, NaN); the remaining iterations would reproduce it,
+        so they are skipped. Only a zero's sign can still alternate (a negative factor
+        times ±0), and that is a matter of the parity of the iterations left.
+        """
+        logs = True
+        factor, floor = self.factor, self.stop_factor_lr
+        for done in range(1, decays + 1):
+            before = self.base_lr
+            if logs:
+                self._decay(num_update)
+                # Once INFO is off (checked after logging.info has set up logging, as
+                # MXNet's call would), the same arithmetic runs without the logging calls.
+                logs = logging.getLogger().isEnabledFor(logging.INFO)
+            else:
+                after = before * factor
+                self.base_lr = floor if after < floor else after
+            after = self.base_lr
+            if after != after and before != before:  # NaN stays NaN
+                return
+            if after == before:
+                left = decays - done
+                if after == 0 and left % 2 == 1 and math.copysign(1.0, self.factor) < 0:
+                    # One more multiplication by the negative factor flips the zero's sign;
+                    # ±0 never falls below a floor that let a zero through.
+                    self.base_lr = after * self.factor
+                return
 
 
 class MultiFactorScheduler(LRScheduler):
@@ -187,14 +302,16 @@ class MultiFactorScheduler(LRScheduler):
         warmup_mode: str = "linear",
     ) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
-        assert isinstance(step, list) and len(step) >= 1, "step must be a non-empty list."
+        _check(isinstance(step, list) and len(step) >= 1, "step must be a non-empty list.")
         for i, milestone in enumerate(step):
+            _check_real(f"step[{i}]", milestone)
             if i > 0 and step[i] <= step[i - 1]:
                 raise ValueError(f"step must be strictly increasing, got {step}")
             if milestone < 1:
                 raise ValueError(f"every step must be at least 1, got {milestone}")
         if factor > 1.0:
             raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
+        _check_real("factor", factor)
         self.step = step
         self.cur_step_ind = 0
         self.factor = factor
@@ -227,15 +344,22 @@ class _DecayToFinalScheduler(LRScheduler):
         warmup_mode: str,
     ) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
-        assert isinstance(max_update, int), "max_update must be an int."
+        _check(isinstance(max_update, int), "max_update must be an int.")
         if max_update < 1:
             raise ValueError(f"max_update must be at least 1, got {max_update}")
+        if max_update < self.warmup_steps:
+            raise ValueError(
+                f"max_update ({max_update}) must not be lower than warmup_steps "
+                f"({self.warmup_steps}): the decay would run over a negative span"
+            )
+        _check_real("final_lr", final_lr)
         # The decay always starts from the constructor value, even if an optimizer later
         # overwrites base_lr.
         self.base_lr_orig = self.base_lr
         self.max_update = max_update
         self.final_lr = final_lr
-        # Not validated: warmup_steps >= max_update gives 0 or a negative span.
+        # warmup_steps == max_update (a span of 0) divides by zero at n == max_update, as
+        # in MXNet.
         self.max_steps = max_update - self.warmup_steps
 
     def __call__(self, num_update: int) -> float:
@@ -286,6 +410,7 @@ class PolyScheduler(_DecayToFinalScheduler):
         warmup_mode: str = "linear",
     ) -> None:
         super().__init__(max_update, base_lr, final_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        _check_real("pwr", pwr)
         self.power = pwr
 
     def _decayed(self, done: int) -> float:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
 
 import numpy as np
 
-from ..lr_scheduler import LRScheduler
+from ..lr_scheduler import LRScheduler, _CheckError
 
 __all__ = ["NDabs", "Optimizer", "create", "register"]
 
@@ -165,9 +165,8 @@ class Optimizer:
 
         if param_idx2name is None:
             param_idx2name = {}
-        assert isinstance(param_idx2name, dict), (
-            "param_idx2name must be a dict mapping parameter indices to names."
-        )
+        if not isinstance(param_idx2name, dict):  # an assert in MXNet; kept under -O
+            raise _CheckError("param_idx2name must be a dict mapping parameter indices to names.")
         self.idx2name = param_idx2name.copy()
         self.sym_info = _symbol_info(sym) if sym is not None else ()
         self.param_dict = param_dict if param_dict else {}

@@ -7,11 +7,15 @@ restricted loader for state blobs from untrusted sources.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import io
+import math
 import pickle
+import re
+import reprlib
 from codecs import encode as codecs_encode
-from typing import Any, Callable, Dict, Hashable, List, Tuple
+from typing import Any, Callable, ClassVar, Dict, Hashable, List, Tuple
 
 import numpy as np
 
@@ -29,17 +33,13 @@ _NUMPY_RECONSTRUCTORS = {
 _NUMPY_TYPES = {"ndarray": np.ndarray, "dtype": np.dtype}
 # Builtins that pickles of plain containers and numbers may name (protocol 2 names the
 # module ``__builtin__``; ``_codecs.encode`` rebuilds bytes in protocol-2 pickles).
-_SAFE_BUILTINS = {
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): bytearray,
-    ("__builtin__", "set"): set,
-    ("__builtin__", "frozenset"): frozenset,
-    ("__builtin__", "complex"): complex,
-    ("__builtin__", "bytearray"): bytearray,
+_SAFE_BUILTINS: Dict[Tuple[str, str], Any] = {
     ("_codecs", "encode"): codecs_encode,
+    ("collections", "OrderedDict"): collections.OrderedDict,
 }
+for _module in ("builtins", "__builtin__"):
+    for _type in (set, frozenset, complex, bytearray, bytes):
+        _SAFE_BUILTINS[(_module, _type.__name__)] = _type
 _SCHEDULER_CLASSES = (
     lr_scheduler.LRScheduler,
     lr_scheduler.FactorScheduler,
@@ -47,6 +47,19 @@ _SCHEDULER_CLASSES = (
     lr_scheduler.PolyScheduler,
     lr_scheduler.CosineScheduler,
 )
+# The dtypes an optimizer state may hold: bool, integers, floats, complex, as NumPy
+# pickles them ('f4', 'b1', 'c16', ...). Nothing structured, no objects, no strings.
+_DTYPE_SPEC = re.compile(r"[biufc][0-9]{1,2}")
+_DTYPE_STATE_ORDERS = ("<", ">", "|", "=")
+_MAX_NDIM = 64  # NumPy's limit
+
+
+class _BadStateBlob(pickle.UnpicklingError, TypeError):
+    """A state blob of the wrong structure (an ``UnpicklingError`` and a ``TypeError``)."""
+
+
+class _TruncatedBlob(pickle.UnpicklingError, EOFError):
+    """An empty or truncated state blob (an ``UnpicklingError``; ``EOFError`` as before)."""
 
 
 def _numpy_reconstructor(submodule: str, name: str) -> Callable[..., Any]:
@@ -60,14 +73,169 @@ def _numpy_reconstructor(submodule: str, name: str) -> Callable[..., Any]:
     raise pickle.UnpicklingError(f"NumPy has no {submodule}.{name} to rebuild arrays with")
 
 
-class _StateUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals legitimate optimizer-state blobs name.
+def _refuse(what: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(f"refusing to load this state blob: {what}")
 
-    Allowed: NumPy array, scalar and dtype reconstruction; a few container/number builtins;
-    optimizer classes registered in ``Optimizer.opt_registry``; the schedulers of
-    ``mxopt.lr_scheduler``. Any other global raises ``pickle.UnpicklingError``, so no
-    function outside that list can be called while loading.
+
+def _check_dtype(dtype: Any, what: str) -> np.dtype:
+    """A plain numeric dtype (what the dtype constructor below can make)."""
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.kind not in "biufc"
+        or dtype.hasobject
+        or dtype.names is not None
+        or dtype.subdtype is not None
+    ):
+        raise _refuse(f"{what} has an unsupported dtype {reprlib.repr(dtype)}")
+    return dtype
+
+
+def _check_shape(shape: Any, what: str) -> int:
+    """A tuple of non-negative ints; returns the element count (a Python int)."""
+    if (
+        type(shape) is not tuple
+        or len(shape) > _MAX_NDIM
+        or any(type(dim) is not int or dim < 0 for dim in shape)
+    ):
+        raise _refuse(f"{what} has an invalid shape {reprlib.repr(shape)}")
+    return math.prod(shape)
+
+
+def _buffer_size(buf: Any) -> int:
+    if isinstance(buf, (bytes, bytearray)):
+        return len(buf)
+    if isinstance(buf, memoryview):
+        return buf.nbytes
+    raise _refuse(f"array data must be bytes, got {type(buf).__name__}")
+
+
+def _check_data(count: int, dtype: np.dtype, buf: Any, what: str) -> None:
+    """The supplied bytes must be exactly what the array needs: no amplification."""
+    needed = count * dtype.itemsize
+    if _buffer_size(buf) != needed:
+        raise _refuse(
+            f"{what} needs {needed} bytes of data but the blob supplies {_buffer_size(buf)}"
+        )
+
+
+def _args_dtype(obj: Any, align: Any = False, copy: Any = True) -> None:
+    if not (isinstance(obj, str) and _DTYPE_SPEC.fullmatch(obj)) or not (
+        isinstance(align, bool) and isinstance(copy, bool)
+    ):
+        raise _refuse(f"numpy.dtype{reprlib.repr((obj, align, copy))} is not a plain numeric dtype")
+
+
+def _args_reconstruct(subtype: Any, shape: Any, typecode: Any) -> None:
+    # What ndarray.__reduce__ always passes: the real data comes with BUILD, checked there.
+    if not (subtype is np.ndarray and shape == (0,) and typecode in (b"b", "b")):
+        raise _refuse("numpy _reconstruct is only accepted as (ndarray, (0,), b'b')")
+
+
+def _args_scalar(dtype: Any, data: Any = None) -> None:
+    _check_dtype(dtype, "a NumPy scalar")
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise _refuse(f"a NumPy scalar of dtype {dtype} needs {dtype.itemsize} bytes of data")
+
+
+def _args_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> None:
+    _check_dtype(dtype, "an array")
+    _check_data(_check_shape(shape, "an array"), dtype, buf, "an array")
+    if order not in ("C", "F"):
+        raise _refuse(f"array order must be 'C' or 'F', got {reprlib.repr(order)}")
+
+
+def _args_bytearray(*args: Any) -> None:
+    # bytearray(int) would allocate that many bytes from a few bytes of blob.
+    ok = (
+        args == ()
+        or (len(args) == 1 and isinstance(args[0], bytes))
+        or (len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin-1", "latin1"))
+    )
+    if not ok:
+        raise _refuse("bytearray is only rebuilt from bytes or a latin-1 string")
+
+
+def _args_bytes(*args: Any) -> None:
+    if args != ():
+        raise _refuse("bytes are only rebuilt empty (bytes(n) would allocate n bytes)")
+
+
+def _args_encode(*args: Any) -> None:
+    if not (len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1")):
+        raise _refuse("_codecs.encode is only accepted as (str, 'latin1')")
+
+
+def _args_collection(*args: Any) -> None:
+    if not (args == () or (len(args) == 1 and type(args[0]) in (list, tuple))):
+        raise _refuse("set and frozenset are only rebuilt from a list")
+
+
+def _args_complex(*args: Any) -> None:
+    if len(args) > 2 or any(type(arg) not in (int, float) for arg in args):
+        raise _refuse("complex is only rebuilt from two floats")
+
+
+def _args_ordered_dict(*args: Any) -> None:
+    if args != ():
+        raise _refuse("OrderedDict is only rebuilt empty, then filled item by item")
+
+
+_RECONSTRUCT = _numpy_reconstructor("multiarray", "_reconstruct")
+# Callable -> argument check, for REDUCE. Nothing else may be called with arguments.
+_REDUCE_CHECKS: Dict[Any, Callable[..., None]] = {
+    np.dtype: _args_dtype,
+    _RECONSTRUCT: _args_reconstruct,
+    _numpy_reconstructor("multiarray", "scalar"): _args_scalar,
+    _numpy_reconstructor("numeric", "_frombuffer"): _args_frombuffer,
+    bytearray: _args_bytearray,
+    bytes: _args_bytes,
+    codecs_encode: _args_encode,
+    set: _args_collection,
+    frozenset: _args_collection,
+    complex: _args_complex,
+    collections.OrderedDict: _args_ordered_dict,
+}
+
+
+def _allowed_classes() -> Tuple[type, ...]:
+    return (*Optimizer.opt_registry.values(), *_SCHEDULER_CLASSES)
+
+
+# The pure-Python unpickler: unlike the C one, it lets every opcode be overridden.
+_PyUnpickler: Any = vars(pickle)["_Unpickler"]
+
+
+class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
+    """Unpickler for untrusted optimizer-state blobs: no code runs, memory stays bounded.
+
+    Globals: NumPy array, scalar and dtype reconstruction; a few container/number
+    builtins and ``collections.OrderedDict``; optimizer classes registered in
+    ``Optimizer.opt_registry``; the schedulers of ``mxopt.lr_scheduler``. Any other global
+    raises ``pickle.UnpicklingError``.
+
+    The pure-Python unpickler is used so that every opcode that calls something can be
+    checked (the C one only lets ``find_class`` be overridden, and its memo is an array
+    that one ``LONG_BINPUT`` can grow to gigabytes):
+
+    * REDUCE calls only the callables of ``_REDUCE_CHECKS``, with the argument shapes
+      that pickles of NumPy arrays, scalars, dtypes and containers use (no ``bytearray(n)``,
+      no ``bytes(n)``, dtypes only plain numeric ones, ...);
+    * NEWOBJ creates only ``complex`` numbers and empty optimizer/scheduler instances;
+    * BUILD restores only those instances (from a dict), dtypes (plain byte-order state)
+      and arrays fresh from ``_reconstruct`` -- whose shape, dtype and data are checked so
+      that the data supplied is exactly what the shape needs;
+    * APPEND(S), SETITEM(S) and ADDITEMS only fill lists, dicts and sets; INST, OBJ and
+      extension codes are refused.
+
+    Allocation is therefore bounded by the blob: array and byte data by their size, and
+    Python containers by a constant factor of the opcodes that create them.
     """
+
+    dispatch: ClassVar[Dict[int, Any]] = dict(_PyUnpickler.dispatch)
+
+    def __init__(self, file: Any) -> None:
+        super().__init__(file)
+        self._unbuilt: Dict[int, np.ndarray] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if module in ("numpy._core.multiarray", "numpy.core.multiarray"):
@@ -82,13 +250,181 @@ class _StateUnpickler(pickle.Unpickler):
             return _NUMPY_TYPES[name]
         if (module, name) in _SAFE_BUILTINS:
             return _SAFE_BUILTINS[(module, name)]
-        for klass in (*Optimizer.opt_registry.values(), *_SCHEDULER_CLASSES):
+        for klass in _allowed_classes():
             if klass.__module__ == module and klass.__qualname__ == name:
                 return klass
         raise pickle.UnpicklingError(
             f"refusing to load global {module}.{name}: it is not a NumPy array type, a "
             "registered optimizer or an mxopt scheduler"
         )
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        func = stack[-1]
+        # By identity: dtypes compare equal to Python types (dtype('c16') == complex).
+        check = next((c for f, c in _REDUCE_CHECKS.items() if f is func), None)
+        if check is None or type(args) is not tuple:
+            raise _refuse(f"it calls {reprlib.repr(func)}, which only a trusted blob may call")
+        check(*args)
+        value = func(*args)
+        if func is _RECONSTRUCT:
+            self._unbuilt[id(value)] = value
+        stack[-1] = value
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self.append(self._new(cls, args, {}))
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self.append(self._new(cls, args, kwargs))
+
+    @staticmethod
+    def _new(cls: Any, args: Any, kwargs: Any) -> Any:
+        cls_any: Any = cls
+        if type(args) is not tuple or kwargs:
+            raise _refuse(f"unexpected arguments to create {reprlib.repr(cls)}")
+        if cls is complex:
+            _args_complex(*args)
+            return complex(*args)
+        if any(cls is klass for klass in _allowed_classes()) and args == ():
+            return cls_any.__new__(cls_any)
+        raise _refuse(
+            f"it creates {reprlib.repr(cls)}{reprlib.repr(args)}, which only a trusted blob "
+            "may create"
+        )
+
+    def load_build(self) -> None:
+        stack = self.stack
+        state = stack.pop()
+        inst = stack[-1]
+        if isinstance(inst, np.ndarray):
+            if self._unbuilt.pop(id(inst), None) is not inst:
+                raise _refuse("it restores an array twice or one not made by _reconstruct")
+            self._check_array_state(state)
+            inst.__setstate__(state)
+        elif isinstance(inst, np.dtype):
+            if not (
+                type(state) is tuple
+                and len(state) == 8
+                and state[0] == 3
+                and state[1] in _DTYPE_STATE_ORDERS
+                and state[2:] == (None, None, None, -1, -1, 0)
+            ):
+                raise _refuse(f"unsupported dtype state {reprlib.repr(state)}")
+            dtype_any: Any = inst
+            dtype_any.__setstate__(state)
+        elif type(inst) in _allowed_classes():
+            if type(state) is not dict or not all(type(key) is str for key in state):
+                raise _refuse(f"the state of a {type(inst).__name__} must be a dict")
+            setstate = getattr(inst, "__setstate__", None)
+            if setstate is not None:
+                setstate(state)
+            else:
+                inst.__dict__.update(state)
+        else:
+            raise _refuse(f"it restores the state of a {type(inst).__name__}")
+
+    @staticmethod
+    def _check_array_state(state: Any) -> None:
+        if type(state) is not tuple or len(state) != 5 or state[0] != 1:
+            raise _refuse("an array state must be (1, shape, dtype, is_fortran, data)")
+        _, shape, dtype, is_fortran, data = state
+        count = _check_shape(shape, "an array")
+        _check_dtype(dtype, "an array")
+        if not isinstance(is_fortran, bool):
+            raise _refuse("an array state's is_fortran must be a bool")
+        if not isinstance(data, (bytes, bytearray)):
+            raise _refuse(f"array data must be bytes, got {type(data).__name__}")
+        _check_data(count, dtype, data, f"an array of shape {shape} and dtype {dtype}")
+
+    def load_append(self) -> None:
+        if type(self.stack[-2]) is not list:
+            raise _refuse("APPEND on something that is not a list")
+        super().load_append()
+
+    def load_appends(self) -> None:
+        if not (self.metastack and type(self.metastack[-1][-1]) is list):
+            raise _refuse("APPENDS on something that is not a list")
+        super().load_appends()
+
+    def load_setitem(self) -> None:
+        if not isinstance(self.stack[-3], dict):
+            raise _refuse("SETITEM on something that is not a dict")
+        super().load_setitem()
+
+    def load_setitems(self) -> None:
+        if not (self.metastack and isinstance(self.metastack[-1][-1], dict)):
+            raise _refuse("SETITEMS on something that is not a dict")
+        super().load_setitems()
+
+    def load_additems(self) -> None:
+        if not (self.metastack and type(self.metastack[-1][-1]) is set):
+            raise _refuse("ADDITEMS on something that is not a set")
+        super().load_additems()
+
+    def _refuse_opcode(self) -> None:
+        raise _refuse("it uses an opcode (INST, OBJ, EXT, persistent id) that states never use")
+
+    def load(self) -> Any:
+        try:
+            return super().load()
+        except EOFError:
+            raise _TruncatedBlob("the state blob is empty or truncated") from None
+        except (pickle.UnpicklingError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # malformed opcodes, stack underflow, bad arguments...
+            raise pickle.UnpicklingError(
+                f"malformed state blob: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+for _opcode, _method in (
+    (pickle.REDUCE, _StateUnpickler.load_reduce),
+    (pickle.NEWOBJ, _StateUnpickler.load_newobj),
+    (pickle.NEWOBJ_EX, _StateUnpickler.load_newobj_ex),
+    (pickle.BUILD, _StateUnpickler.load_build),
+    (pickle.APPEND, _StateUnpickler.load_append),
+    (pickle.APPENDS, _StateUnpickler.load_appends),
+    (pickle.SETITEM, _StateUnpickler.load_setitem),
+    (pickle.SETITEMS, _StateUnpickler.load_setitems),
+    (pickle.ADDITEMS, _StateUnpickler.load_additems),
+    (pickle.INST, _StateUnpickler._refuse_opcode),
+    (pickle.OBJ, _StateUnpickler._refuse_opcode),
+    (pickle.EXT1, _StateUnpickler._refuse_opcode),
+    (pickle.EXT2, _StateUnpickler._refuse_opcode),
+    (pickle.EXT4, _StateUnpickler._refuse_opcode),
+    (pickle.PERSID, _StateUnpickler._refuse_opcode),
+    (pickle.BINPERSID, _StateUnpickler._refuse_opcode),
+):
+    _StateUnpickler.dispatch[_opcode[0]] = _method
+
+
+def _check_loaded(loaded: Any) -> Tuple[Dict[Hashable, Any], Any]:
+    """Split what a blob held into ``(states, optimizer or None)``, or raise."""
+    if isinstance(loaded, tuple) and len(loaded) == 2:
+        states, optimizer = loaded
+        if not isinstance(states, dict):
+            raise _BadStateBlob(
+                f"a (states, optimizer) blob needs a dict of states, got {type(states).__name__}"
+            )
+        if not isinstance(optimizer, Optimizer):
+            raise _BadStateBlob(
+                "a (states, optimizer) blob needs an Optimizer instance, got "
+                f"{type(optimizer).__name__}"
+            )
+        return states, optimizer
+    if not isinstance(loaded, dict):
+        raise _BadStateBlob(
+            "a state blob holds a dict of states or a (states, optimizer) pair, got "
+            f"{type(loaded).__name__}"
+            + (f" of length {len(loaded)}" if isinstance(loaded, (tuple, list)) else "")
+        )
+    return loaded, None
 
 
 class Updater:
@@ -143,6 +479,9 @@ class Updater:
 
         Notes
         -----
+        If the call raises, the states it created for weights whose update did not
+        complete are dropped (the next call creates them afresh).
+
         With ``aggregate_updates``, the triples are grouped by weight dtype (groups in
         order of first appearance; not for optimizers whose ``aggregates_by_dtype`` is
         false, which take mixed dtypes) and each group is passed in chunks of
@@ -164,24 +503,39 @@ class Updater:
         if isinstance(indices, tuple):
             # A tuple cannot receive decoded keys, so they are decoded into a private copy.
             indices = list(indices)
-        for i, (idx, weight_i) in enumerate(zip(indices, weights)):
-            if isinstance(idx, bytes):
-                idx = idx.decode("utf-8")
-                indices[i] = idx
-            if idx not in self.states:
-                self.states[idx] = self.optimizer.create_state_multi_precision(idx, weight_i)
-                self.states_synced[idx] = True
-            elif not self.states_synced[idx]:
-                self.states[idx] = self.sync_state_context(self.states[idx], None)
-                self.states_synced[idx] = True
+        # States created by this call whose update has not completed: if the call raises,
+        # they are dropped, so that a failed first update (say, with a weight of the wrong
+        # dtype) leaves no state behind that would break every later update of the index.
+        pending: Dict[Hashable, bool] = {}
+        try:
+            for i, (idx, weight_i) in enumerate(zip(indices, weights)):
+                if isinstance(idx, bytes):
+                    idx = idx.decode("utf-8")
+                    indices[i] = idx
+                if idx not in self.states:
+                    state = self.optimizer.create_state_multi_precision(idx, weight_i)
+                    self.states[idx] = state
+                    self.states_synced[idx] = True
+                    pending[idx] = True
+                elif not self.states_synced[idx]:
+                    self.states[idx] = self.sync_state_context(self.states[idx], None)
+                    self.states_synced[idx] = True
 
-        if self.aggregate_updates:
-            self._update_aggregated(indices, weights, grads)
-        else:
-            for idx, weight_i, grad_i in zip(indices, weights, grads):
-                self.optimizer.update_multi_precision(idx, weight_i, grad_i, self.states[idx])
+            if self.aggregate_updates:
+                self._update_aggregated(indices, weights, grads, pending)
+            else:
+                for idx, weight_i, grad_i in zip(indices, weights, grads):
+                    self.optimizer.update_multi_precision(idx, weight_i, grad_i, self.states[idx])
+                    pending.pop(idx, None)
+        except BaseException:
+            for idx in pending:
+                self.states.pop(idx, None)
+                self.states_synced.pop(idx, None)
+            raise
 
-    def _update_aggregated(self, indices: List[Any], weights: Any, grads: Any) -> None:
+    def _update_aggregated(
+        self, indices: List[Any], weights: Any, grads: Any, pending: Dict[Hashable, bool]
+    ) -> None:
         """Pass same-dtype weights to the optimizer in chunks of ``aggregate_num``."""
         groups: Dict[Any, List[Tuple[Any, Any, Any]]] = {}
         by_dtype = self.optimizer.aggregates_by_dtype
@@ -206,6 +560,8 @@ class Updater:
                     group_grads[start:stop],
                     [self.states[idx] for idx in chunk_indices],
                 )
+                for idx in chunk_indices:
+                    pending.pop(idx, None)
                 start = stop
 
     def sync_state_context(self, state: Any, context: Any) -> Any:
@@ -239,21 +595,44 @@ class Updater:
             ``False`` uses ``pickle.loads``, exactly like MXNet. **That path can execute
             arbitrary code embedded in the bytes**: use it only for blobs you created or
             trust. ``True`` uses a restricted unpickler that resolves only NumPy array,
-            scalar and dtype reconstruction, container builtins, optimizer classes in
-            ``Optimizer.opt_registry`` and the ``mxopt.lr_scheduler`` classes; it executes
-            no other code from the bytes and raises ``pickle.UnpicklingError`` naming any
-            other global (e.g. a custom scheduler class or ``os.system``).
+            scalar and dtype reconstruction (plain numeric dtypes), container builtins,
+            ``collections.OrderedDict``, optimizer classes in ``Optimizer.opt_registry``
+            and the ``mxopt.lr_scheduler`` classes; it executes no other code from the
+            bytes and raises ``pickle.UnpicklingError`` naming any other global (e.g. a
+            custom scheduler class or ``os.system``). It also checks the arguments of
+            everything it calls, so the memory a blob makes it allocate stays proportional
+            to the blob's size (array data must be supplied in full; no ``bytearray(n)``).
+
+        Raises
+        ------
+        pickle.UnpicklingError
+            For an empty or truncated blob (also an ``EOFError``), anything the safe
+            loader refuses or cannot parse, and a blob that holds neither a dict of states
+            nor a ``(dict, Optimizer)`` pair (also a ``TypeError``).
+        TypeError
+            If ``states`` is not bytes.
+
+        Nothing is changed when it raises.
 
         Notes
         -----
         ``aggregate_updates`` is not recomputed for a loaded optimizer, and every loaded
         state is marked as not yet synced.
         """
-        loaded = _StateUnpickler(io.BytesIO(states)).load() if safe else pickle.loads(states)
-        if isinstance(loaded, tuple) and len(loaded) == 2:
-            self.states, self.optimizer = loaded
+        if not isinstance(states, (bytes, bytearray, memoryview)):
+            raise TypeError(f"states: expected the bytes of a blob, got {type(states).__name__}")
+        if safe:
+            loaded = _StateUnpickler(io.BytesIO(states)).load()
         else:
-            self.states = loaded
+            try:
+                loaded = pickle.loads(states)
+            except EOFError:
+                raise _TruncatedBlob("the state blob is empty or truncated") from None
+        # Nothing is replaced until the blob is known to have the right structure.
+        new_states, optimizer = _check_loaded(loaded)
+        if optimizer is not None:
+            self.optimizer = optimizer
+        self.states = new_states
         self.states_synced = dict.fromkeys(self.states, False)
 
 
