@@ -296,12 +296,145 @@ def small_steps() -> None:
     os.environ.pop("MXNET_OPTIMIZER_AGGREGATION_SIZE")
 
 
+# ------------------------------------------------------------ every optimizer
+
+
+#: (label, registry name, constructor arguments, state arrays per weight, extra bytes per
+#: parameter beyond one pass over weight, gradient and states: the norm pass of LARS
+#: (reads w, g) and LAMB's second pass (reads w, m, v; writes w) in float32 units).
+OPTIMIZERS: List[Tuple[str, str, dict, int, int]] = [
+    ("sgd", "sgd", {}, 0, 0),
+    ("sgd momentum", "sgd", {"momentum": MOMENTUM}, 1, 0),
+    ("nag", "nag", {"momentum": MOMENTUM}, 1, 0),
+    ("adam", "adam", {}, 2, 0),
+    ("adamax", "adamax", {}, 2, 0),
+    ("nadam", "nadam", {}, 2, 0),
+    ("adagrad", "adagrad", {}, 1, 0),
+    ("adadelta", "adadelta", {}, 2, 0),
+    ("rmsprop", "rmsprop", {}, 1, 0),
+    ("rmsprop centered", "rmsprop", {"centered": True}, 3, 0),
+    ("ftml", "ftml", {}, 3, 0),
+    ("ftrl", "ftrl", {}, 2, 0),
+    ("signum", "signum", {"momentum": MOMENTUM}, 1, 0),
+    ("dcasgd", "dcasgd", {}, 1, 0),
+    ("sgld (no noise)", "sgld", {}, 0, 0),
+    ("sgld", "sgld", {}, 0, 0),
+    ("lbsgd momentum", "lbsgd", {"momentum": MOMENTUM}, 1, 0),
+    ("lars exact norms", "lars", {"momentum": MOMENTUM}, 1, 2),
+    ("lars fast norms", "lars", {"momentum": MOMENTUM, "exact_norms": False}, 1, 2),
+    ("lamb exact norms", "lamb", {}, 2, 4),
+    ("lamb fast norms", "lamb", {"exact_norms": False}, 2, 4),
+    ("groupadagrad", "groupadagrad", {}, 0, 0),
+]
+
+
+def _make(name: str, kwargs: dict, label: str, **extra: object) -> object:
+    from mxopt.optimizer import create
+
+    opt = create(
+        name, learning_rate=LR, wd=0.0 if name == "groupadagrad" else WD, **kwargs, **extra
+    )
+    if "no noise" in label:
+        opt.add_noise = False  # type: ignore[attr-defined]
+    return opt
+
+
+def _shape(name: str, n: int) -> Tuple[int, ...]:
+    return (n // 256, 256) if name == "groupadagrad" else (n,)
+
+
+def every_optimizer(n: int, bandwidth: float, repeat: int) -> None:
+    """One line per optimizer: a 16M-parameter float32 step and float16 multi-precision
+    step as GB/s and % of the probe, a ResNet-50-shaped list in one call, and the cost
+    per tensor of one call over 10,000 tiny tensors."""
+    rng = np.random.default_rng(3)
+    w0 = rng.standard_normal(n, dtype=np.float32)
+    g0 = rng.standard_normal(n, dtype=np.float32) * np.float32(0.01)
+    sizes = resnet50_sizes()
+    total = sum(sizes)
+    head = (
+        f"{'optimizer':<19}{'fp32 ms':>8}{'GB/s':>7}{'% bw':>6}{'mp16 ms':>9}{'GB/s':>7}"
+        f"{'% bw':>6}{'rn50 GB/s':>10}{'vs 1':>6}{'us/tiny':>8}"
+    )
+    print(
+        f"\nevery optimizer: {n:,} parameters; ResNet-50 list of {len(sizes)} tensors, "
+        f"{total:,} parameters; {N_TINY} tensors of {TINY}"
+    )
+    print(head)
+    print("-" * len(head))
+    for label, name, kwargs, states, extra in OPTIMIZERS:
+        bytes32 = 4 * (3 + 2 * states + extra)
+        bytes16 = 4 + 8 + 8 * states + 4 * extra
+        shape = _shape(name, n)
+
+        opt = _make(name, kwargs, label)
+        w, g = w0.reshape(shape).copy(), g0.reshape(shape)
+        state = opt.create_state(0, w)
+        t32 = median_time(lambda: opt.update(0, w, g, state), repeat)
+
+        mp = _make(name, kwargs, label, multi_precision=True)
+        w16, g16 = w0.reshape(shape).astype(np.float16), g0.reshape(shape).astype(np.float16)
+        mp_state = mp.create_state_multi_precision(0, w16)
+        t16 = median_time(lambda: mp.update_multi_precision(0, w16, g16, mp_state), repeat)
+        del w, state, w16, mp_state
+
+        shapes = [_shape(name, k) if name != "groupadagrad" else (k, 1) for k in sizes]
+        agg = _make(name, kwargs, label)
+        ws = [rng.standard_normal(sh, dtype=np.float32) for sh in shapes]
+        gs = [np.full(sh, 0.01, np.float32) for sh in shapes]
+        idx = list(range(len(ws)))
+        sts = [agg.create_state(i, x) for i, x in zip(idx, ws)]
+        t_list = median_time(lambda: agg.update(idx, ws, gs, sts), max(3, repeat // 3))
+        del ws, gs, sts
+
+        tiny = _make(name, kwargs, label)
+        tshape = (TINY, 1) if name == "groupadagrad" else (TINY,)
+        tws = [rng.standard_normal(tshape, dtype=np.float32) for _ in range(N_TINY)]
+        tgs = [np.full(tshape, 0.01, np.float32) for _ in range(N_TINY)]
+        tidx = list(range(N_TINY))
+        tst = [tiny.create_state(i, x) for i, x in zip(tidx, tws)]
+        t_tiny = median_time(lambda: tiny.update(tidx, tws, tgs, tst), 7)
+
+        gb32, gb16 = bytes32 * n / t32 / 1e9, bytes16 * n / t16 / 1e9
+        gb_list = bytes32 * total / t_list / 1e9
+        print(
+            f"{label:<19}{t32 * 1e3:>8.2f}{gb32:>7.1f}{100 * gb32 * 1e9 / bandwidth:>5.0f}%"
+            f"{t16 * 1e3:>9.2f}{gb16:>7.1f}{100 * gb16 * 1e9 / bandwidth:>5.0f}%"
+            f"{gb_list:>10.1f}{gb_list / gb32:>6.2f}{t_tiny / N_TINY * 1e6:>8.2f}"
+        )
+
+
+def resnet50_sizes() -> List[int]:
+    """Element counts of ResNet-50's 161 parameter tensors (as in benches/kernels.rs)."""
+    sizes: List[int] = []
+
+    def conv_bn(cin: int, cout: int, k: int) -> None:
+        sizes.extend([cout * cin * k * k, cout, cout])
+
+    conv_bn(3, 64, 7)
+    cin = 64
+    for blocks, width in ((3, 64), (4, 128), (6, 256), (3, 512)):
+        for block in range(blocks):
+            conv_bn(cin, width, 1)
+            conv_bn(width, width, 3)
+            conv_bn(width, 4 * width, 1)
+            if block == 0:
+                conv_bn(cin, 4 * width, 1)
+            cin = 4 * width
+    sizes.extend([1000 * 2048, 1000])
+    assert (len(sizes), sum(sizes)) == (161, 25_557_032)
+    return sizes
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Parse flags, set the thread count, run every measurement and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="RAYON_NUM_THREADS (default 2)")
     parser.add_argument("--size", type=int, default=1 << 24, help="parameters (default 2**24)")
     parser.add_argument("--repeat", type=int, default=15, help="timed runs per large step")
+    parser.add_argument(
+        "--only-table", action="store_true", help="skip the SGD-family details; every optimizer"
+    )
     args = parser.parse_args(argv)
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     import mxopt
@@ -312,8 +445,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         f"{os.cpu_count()} CPUs, RAYON_NUM_THREADS={args.threads}, size={args.size:,}\n"
     )
     rows, bandwidth = large_steps(args.size, args.threads, args.repeat)
-    print_table(rows, args.size, bandwidth)
-    small_steps()
+    if not args.only_table:
+        print_table(rows, args.size, bandwidth)
+        small_steps()
+    every_optimizer(args.size, bandwidth, args.repeat)
 
 
 if __name__ == "__main__":

@@ -260,26 +260,11 @@ impl Storage for f16 {
     }
 }
 
-/// Widens `f16` values into `f32` exactly (`dst[i] = f32(src[i])`; lengths must match).
-///
-/// A plain loop of integer and `f32` operations that compilers vectorise with baseline
-/// SIMD. `half`'s slice conversion calls an out-of-line F16C routine every eight elements
-/// unless the whole crate is built for F16C; that cost the multi-precision walk a third of
-/// its speed. Equal to `half` for every one of the 65536 inputs (test below).
-pub fn widen(src: &[f16], dst: &mut [f32]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = f16_bits_to_f32(s.to_bits());
-    }
-}
-
-/// Rounds `f32` values into `f16`, to nearest even as `half` and MXNet do (`dst[i] =
-/// f16(src[i])`; lengths must match). Vectorisable for the reason given at [`widen`].
-pub fn narrow(src: &[f32], dst: &mut [f16]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = f16::from_bits(f32_to_f16_bits(*s));
-    }
-}
-
+// `half`'s scalar conversions call an out-of-line F16C routine per value (runtime
+// detected) unless the whole crate is built for F16C; `Half` converts after every
+// operation, so it uses these two inlinable, branch-light versions instead (equal to
+// `half` on every input: tests below). Slices still go through `half`, whose F16C path
+// converts eight values per call.
 #[inline(always)]
 fn f16_bits_to_f32(h: u16) -> f32 {
     let h = u32::from(h);
@@ -405,18 +390,15 @@ mod tests {
     }
 
     #[test]
-    fn widen_equals_half_for_every_f16() {
-        let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
-        let mut wide = vec![0.0_f32; all.len()];
-        widen(&all, &mut wide);
-        for (h, w) in all.iter().zip(&wide) {
-            let expect = h.to_f32();
+    fn widening_equals_half_for_every_f16() {
+        for bits in 0..=u16::MAX {
+            let (w, expect) = (f16_bits_to_f32(bits), f16::from_bits(bits).to_f32());
             assert!(w.to_bits() == expect.to_bits() || (w.is_nan() && expect.is_nan()));
         }
     }
 
     #[test]
-    fn narrow_equals_half() {
+    fn narrowing_equals_half() {
         // Every f16 value, the midpoints between neighbours (ties) and their f32
         // neighbours, then a spread of other bit patterns, both signs.
         let mut inputs = vec![];
@@ -435,11 +417,9 @@ mod tests {
             f32::MIN_POSITIVE,
             0.0,
         ]);
-        let inputs: Vec<f32> = inputs.iter().flat_map(|&x| [x, -x]).collect();
-        let mut out = vec![f16::ZERO; inputs.len()];
-        narrow(&inputs, &mut out);
-        for (x, h) in inputs.iter().zip(&out) {
-            let expect = f16::from_f32(*x);
+        for x in inputs.iter().flat_map(|&x| [x, -x]) {
+            let h = f16::from_bits(f32_to_f16_bits(x));
+            let expect = f16::from_f32(x);
             assert!(
                 h.to_bits() == expect.to_bits() || (h.is_nan() && expect.is_nan()),
                 "{x:e}: {:#x} != {:#x}",

@@ -1,9 +1,10 @@
 //! The element loops. Every update in the crate ends up in [`dense`].
 
 use super::{RowMode, Rows};
-use crate::real::{narrow, widen, Elem, Storage};
+use crate::real::{Elem, Storage};
 use crate::rule::Rule;
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Elements converted from/to `f16` per block on the multi-precision path: the block
 /// stays in L1 between the conversion and the rule.
@@ -48,7 +49,7 @@ pub(super) fn mixed<R: Rule<f32, N>, const N: usize>(
     while start < w.len() {
         let end = (start + MIXED_BLOCK).min(w.len());
         let g32 = &mut g32[..end - start];
-        widen(&g[start..end], g32);
+        g[start..end].convert_to_f32_slice(g32);
         let block = s.each_mut().map(|x| &mut x[start..end]);
         let out = if write_master {
             &mut master[start..end]
@@ -58,7 +59,7 @@ pub(super) fn mixed<R: Rule<f32, N>, const N: usize>(
             scratch
         };
         dense(rule, out, g32, block);
-        narrow(out, &mut w[start..end]);
+        w[start..end].convert_from_f32_slice(out);
         start = end;
     }
 }
