@@ -287,6 +287,54 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
             f"got {_describe(state)}"
         )
 
+    def _uniform_call(
+        self, weights: Sequence[Any], grads: Sequence[Any], states: Sequence[Any], mp: bool
+    ) -> Optional[List[Any]]:
+        """The flat state list of a call whose weights are arrays of one dtype updated
+        without a master copy, with dense gradients and states shaped as ``create_state``
+        returns them; ``None`` for any other call, which then takes the checked, grouped
+        path. This keeps a call over thousands of tiny tensors at a few Python operations
+        per tensor (the native layer still checks every array)."""
+        if not weights or type(weights[0]) is not np.ndarray:
+            return None
+        dtype = weights[0].dtype
+        if (mp and dtype == np.float16) or (self.float32_states and dtype != np.float32):
+            return None
+        ndarray, count = np.ndarray, len(self.state_names)
+        flat: List[Any] = []
+        if self.state_tuple:
+            absent = self.absent_states
+            present = [k for k, name in enumerate(self.state_names) if name not in absent]
+            empty = [k for k, name in enumerate(self.state_names) if name in absent]
+            for w, g, s in zip(weights, grads, states):
+                if (
+                    type(w) is not ndarray
+                    or w.dtype != dtype
+                    or type(g) is not ndarray
+                    or type(s) is not tuple
+                    or len(s) != count
+                ):
+                    return None
+                if len(present) == count:
+                    flat.extend(s)
+                elif all(s[k] is None for k in empty):
+                    flat.extend([s[k] for k in present])
+                else:
+                    return None
+            return flat
+        if count > 1:
+            return None
+        for w, g, s in zip(weights, grads, states):
+            if type(w) is not ndarray or w.dtype != dtype or type(g) is not ndarray:
+                return None
+            if count:
+                if type(s) is not ndarray:
+                    return None
+                flat.append(s)
+            elif s is not None:
+                return None
+        return flat
+
     def _split_master(self, state: Any) -> Tuple[np.ndarray, Any]:
         """``(master, inner state)`` of a multi-precision state."""
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], np.ndarray):
@@ -321,6 +369,12 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
         self, indices: Any, weights: Any, grads: Any, states: Any, multi_precision: bool
     ) -> None:
         indices, weights, grads, states = as_lists(indices, weights, grads, states)
+        flat = self._uniform_call(weights, grads, states, multi_precision)
+        if flat is not None:
+            # The common case: one dtype, dense gradients, states as created: one call.
+            kernel = self._kernel(self.kernel, self._hyper())
+            self._run_dense(kernel, weights, grads, flat, self._steps(indices))
+            return
         # Group by (dtype, through a master copy): each group is one native call.
         groups: Dict[Tuple[Any, bool], List[int]] = {}
         masters: List[Any] = []
