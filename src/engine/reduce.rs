@@ -22,6 +22,11 @@ use rayon::prelude::*;
 /// Elements per block of a [`Reduction::Fast`] reduction.
 pub const FAST_BLOCK: usize = 1 << 14;
 
+/// Elements a [`sweep`] computes (vectorised) before handing them to the reduction, which
+/// for [`Reduction::Exact`] is a sequential chain; a multiple of [`LANES`] dividing
+/// [`FAST_BLOCK`].
+const SWEEP_BLOCK: usize = 256;
+
 /// How a reduction is evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
@@ -96,14 +101,38 @@ impl<E: Elem> Nrm2<E> {
     }
 }
 
+/// Independent `f64` accumulators of a [`Reduction::Fast`] sum: element `i` of a block
+/// goes to lane `i % LANES` and the lanes are added in order at the end, a fixed order
+/// the compiler can vectorise (one running sum would be a chain of dependent additions).
+const LANES: usize = 8;
+
+/// Adds the squares of `values` (which start at a multiple of [`LANES`] in their block)
+/// to `lanes`.
+#[inline(always)]
+fn add_squares<E: Elem>(lanes: &mut [f64; LANES], values: &[E]) {
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            let x = v.to_f64();
+            *lane += x * x;
+        }
+    }
+    for (lane, v) in lanes.iter_mut().zip(chunks.remainder()) {
+        let x = v.to_f64();
+        *lane += x * x;
+    }
+}
+
 /// Sum of squares of a block in `f64`, for [`Reduction::Fast`].
 fn block_sum_sq<T: Storage>(a: &[T]) -> f64 {
-    a.iter()
-        .map(|v| {
-            let x = v.load().to_f64();
-            x * x
-        })
-        .sum()
+    let mut lanes = [0.0; LANES];
+    let mut values = [<T::Elem as Elem>::zero(); SWEEP_BLOCK];
+    for part in a.chunks(SWEEP_BLOCK) {
+        let values = &mut values[..part.len()];
+        values.iter_mut().zip(part).for_each(|(x, v)| *x = v.load());
+        add_squares(&mut lanes, values);
+    }
+    lanes.iter().sum()
 }
 
 /// Block sums in parallel, added in block order.
@@ -210,8 +239,8 @@ where
         Reduction::Exact => {
             let (mut wn, mut un) = (Nrm2::default(), Nrm2::default());
             sweep_block(rule, w, g, s, |w, u| {
-                wn.push(w);
-                un.push(u);
+                w.iter().for_each(|&x| wn.push(x));
+                u.iter().for_each(|&x| un.push(x));
             });
             SweptNorms {
                 weight: wn.value(),
@@ -232,17 +261,17 @@ where
             let sums: Vec<(f64, f64)> = jobs
                 .into_par_iter()
                 .map(|(w, g, s)| {
-                    let (mut ws, mut us) = (0.0, 0.0);
+                    let (mut ws, mut us) = ([0.0; LANES], [0.0; LANES]);
                     sweep_block(rule, w, g, s, |w, u| {
-                        ws += w.to_f64() * w.to_f64();
-                        us += u.to_f64() * u.to_f64();
+                        add_squares(&mut ws, w);
+                        add_squares(&mut us, u);
                     });
-                    (ws, us)
+                    (ws.iter().sum(), us.iter().sum())
                 })
                 .collect();
             let (ws, us) = sums
                 .into_iter()
-                .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+                .fold((0.0, 0.0), |(a, b): (f64, f64), (x, y)| (a + x, b + y));
             SweptNorms {
                 weight: <T::Elem as Elem>::from_f64(ws.sqrt()),
                 swept: <T::Elem as Elem>::from_f64(us.sqrt()),
@@ -251,32 +280,43 @@ where
     }
 }
 
-/// The sequential sweep loop; `seen(w, u)` receives each weight and yielded value in order.
+/// The sweep loop: computes [`SWEEP_BLOCK`] elements at a time (a loop the compiler
+/// vectorises), then hands the block's weights and yielded values, in order, to `seen`.
 #[inline(always)]
 fn sweep_block<T, G, S, const N: usize>(
     rule: &S,
     w: &[T],
     g: &[G],
     s: [&mut [T]; N],
-    mut seen: impl FnMut(T::Elem, T::Elem),
+    mut seen: impl FnMut(&[T::Elem], &[T::Elem]),
 ) where
     T: Storage,
     G: Storage,
     S: Sweep<T::Elem, N>,
 {
-    let n = w.len();
-    let g = &g[..n];
-    let mut s = s.map(|x| &mut x[..n]);
-    for i in 0..n {
-        let states = std::array::from_fn(|k| s[k][i].load());
-        let w = w[i].load();
-        // Exact: a narrower gradient widens without rounding.
-        let g = <T::Elem as Elem>::from_f64(g[i].load().to_f64());
-        let (states, u) = rule.sweep(w, g, states);
-        for (buf, value) in s.iter_mut().zip(states) {
-            buf[i] = T::store(value);
+    let zero = <T::Elem as Elem>::zero();
+    let (mut wb, mut ub) = ([zero; SWEEP_BLOCK], [zero; SWEEP_BLOCK]);
+    let mut start = 0;
+    let mut s = s;
+    while start < w.len() {
+        let end = (start + SWEEP_BLOCK).min(w.len());
+        let (wb, ub) = (&mut wb[..end - start], &mut ub[..end - start]);
+        let (w, g) = (&w[start..end], &g[start..end]);
+        let mut block = s.each_mut().map(|x| &mut x[start..end]);
+        for i in 0..wb.len() {
+            let states = std::array::from_fn(|k| block[k][i].load());
+            let weight = w[i].load();
+            // Exact: a narrower gradient widens without rounding.
+            let grad = <T::Elem as Elem>::from_f64(g[i].load().to_f64());
+            let (states, u) = rule.sweep(weight, grad, states);
+            for (buf, value) in block.iter_mut().zip(states) {
+                buf[i] = T::store(value);
+            }
+            wb[i] = weight;
+            ub[i] = u;
         }
-        seen(w, u);
+        seen(wb, ub);
+        start = end;
     }
 }
 

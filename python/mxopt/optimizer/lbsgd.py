@@ -40,7 +40,10 @@ def _accumulate(cum: Any, grad: Any) -> Any:
 
 
 def _mean(cum: Any, count: Any) -> Any:
-    """``cum / count`` in ``cum``'s dtype (row-sparse stays row-sparse)."""
+    """``cum / count`` in ``cum``'s dtype (row-sparse stays row-sparse). Dividing by 1 is
+    exact, so with ``batch_scale=1`` the gradient itself is used (no full-size copy)."""
+    if count == 1:
+        return cum
     if is_row_sparse(cum):
         return RowSparseNDArray(cum.data / cum.dtype.type(count), cum.indices, cum.shape)
     return cum / cum.dtype.type(count)
