@@ -1,17 +1,21 @@
-//! Criterion benchmarks of the SGD-family kernels, through the public Rust API only.
+//! Criterion benchmarks of the optimizer kernels, through the public Rust API only.
 //!
 //! Every figure is reported as bytes moved per second (`Throughput::Bytes`), counting each
-//! array element read or written once per step: plain SGD reads `w, g` and writes `w`
-//! (12 B/param in `f32`); SGD with momentum and NAG also read and write `m` (20 B/param);
-//! the multi-precision momentum step reads `g16, master, m` and writes `w16, master, m`
-//! (2 + 4 + 4 + 2 + 4 + 4 = 20 B/param; 12 without momentum).
+//! array element read or written once per step: a kernel with `N` state arrays reads
+//! `w, g` and the states and writes `w` and the states: `4·(3 + 2N)` B/param in `f32`
+//! (plain SGD 12, momentum SGD and NAG 20, Adam 28); the multi-precision step reads `g16`
+//! and the `f32` master and states and writes `w16`, the master and the states:
+//! `12 + 8N` B/param.
 //!
 //! Groups:
-//! * `fp32/{1M,16M}` — one dense tensor (`engine::run` over `engine::Dense`): `sgd_update`
-//!   (`Sgd::single_at`), plain and momentum multi-tensor SGD (`Sgd::multi_at`), NAG
-//!   (`Nag::at`); at 16M also momentum on a one-thread pool, and a hand-written two-thread
-//!   axpy `w += a·g` as the machine's in-place streaming reference (12 B/param).
-//! * `mp16/16M` — one `f16` weight with its `f32` master copy (`engine::Mixed`).
+//! * `fp32/{1M,16M}` — one dense tensor (`engine::run` over `engine::Dense`) for every
+//!   kernel of the binding's table (`kernels!` below); at 16M also momentum SGD on a
+//!   one-thread pool, and a hand-written two-thread axpy `w += a·g` as the machine's
+//!   in-place streaming reference (12 B/param).
+//! * `mp16/16M` — one `f16` weight with its `f32` master copy (`engine::Mixed`), every
+//!   kernel.
+//! * `norms/16M` — `engine::reduce::norm` of one tensor, MXNet's exact sequential recipe
+//!   against the fast blocked one (4 B/param).
 //! * `resnet50` — one `engine::run_many` call over ResNet-50's 161 parameter tensors
 //!   (25,557,032 parameters; see [`resnet50`]), as an aggregated update would issue it.
 //!
@@ -21,8 +25,12 @@
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use half::f16;
+use mxopt::engine::reduce::{self, Reduction};
 use mxopt::engine::{self, Dense, Mixed};
-use mxopt::optim::{nag::Nag, sgd::Sgd};
+use mxopt::optim::{
+    adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax, dcasgd::Dcasgd, ftml::Ftml,
+    ftrl::Ftrl, nadam::Nadam, nag::Nag, rmsprop::RmsProp, sgd::Sgd, sgld::Sgld, signum::Signum,
+};
 use mxopt::rule::{Rule, Step};
 use rayon::prelude::*;
 use std::time::Duration;
@@ -54,6 +62,30 @@ const NAG: Nag = Nag {
 const BYTES_PLAIN: u64 = 12;
 const BYTES_ONE_STATE: u64 = 20;
 
+/// Calls `$bench::<_, N>(group, name, &rule, tensor)?` for every kernel of the binding's
+/// table (the row-sparse variants aside), with MXNet's default hyper-parameters.
+macro_rules! kernels {
+    ($bench:ident, $g:expr, $t:expr) => {
+        $bench::<_, 0>($g, "sgd_update", &SGD_PLAIN.single_at(STEP)?, $t)?;
+        $bench::<_, 0>($g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "sgd_momentum", &SGD_MOMENTUM.multi_at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "nag", &NAG.at(STEP)?, $t)?;
+        $bench::<_, 2>($g, "adam", &Adam::default().at(STEP)?, $t)?;
+        $bench::<_, 2>($g, "adamax", &Adamax::default().at(STEP)?, $t)?;
+        $bench::<_, 2>($g, "nadam", &Nadam::default().at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "adagrad", &AdaGrad::default().at(STEP)?, $t)?;
+        $bench::<_, 2>($g, "adadelta", &AdaDelta::default().at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "rmsprop", &RmsProp::default().at(STEP)?, $t)?;
+        $bench::<_, 3>($g, "rmsprop_centered", &RmsProp::default().centered_at(STEP)?, $t)?;
+        $bench::<_, 3>($g, "ftml", &Ftml::default().at(STEP)?, $t)?;
+        $bench::<_, 2>($g, "ftrl", &Ftrl::default().at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "signum", &Signum::default().at(STEP)?, $t)?;
+        $bench::<_, 0>($g, "signsgd", &Signum::default().sign_at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "dcasgd", &Dcasgd::default().at(STEP)?, $t)?;
+        $bench::<_, 0>($g, "sgld_drift", &Sgld::default().at(STEP)?, $t)?;
+    };
+}
+
 /// Deterministic, non-constant data in `[-0.5, 0.5)` (no RNG needed to fill buffers).
 fn ramp(n: usize, phase: usize) -> Vec<f32> {
     (0..n)
@@ -61,11 +93,11 @@ fn ramp(n: usize, phase: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Weight, gradient and momentum of one `f32` tensor.
+/// Weight, gradient and up to three states of one `f32` tensor.
 struct Fp32 {
     w: Vec<f32>,
     g: Vec<f32>,
-    m: Vec<f32>,
+    s: [Vec<f32>; 3],
 }
 
 impl Fp32 {
@@ -73,37 +105,33 @@ impl Fp32 {
         Fp32 {
             w: ramp(n, 1),
             g: ramp(n, 2).iter().map(|x| x * 0.01).collect(),
-            m: vec![0.0; n],
+            s: std::array::from_fn(|k| ramp(n, 3 + k).iter().map(|x| x.abs()).collect()),
         }
     }
 
-    /// The dense walk with `N` (0 or 1) state buffers: none, or the momentum.
+    /// The dense walk with the first `N` state buffers.
     fn walk<const N: usize>(&mut self) -> mxopt::Result<Dense<'_, f32, N>> {
-        Dense::new(&mut self.w, &self.g, momentum_slots(&mut self.m))
+        Dense::new(&mut self.w, &self.g, first_states(&mut self.s))
     }
 }
 
-/// `N` (0 or 1) state slots: none, or `m`.
-fn momentum_slots<const N: usize>(m: &mut [f32]) -> [&mut [f32]; N] {
-    let mut m = Some(m);
-    std::array::from_fn(|_| m.take().unwrap_or_default())
+/// The first `N` of three state buffers.
+fn first_states<const N: usize>(s: &mut [Vec<f32>; 3]) -> [&mut [f32]; N] {
+    let mut it = s.iter_mut();
+    std::array::from_fn(|_| it.next().map(Vec::as_mut_slice).unwrap_or_default())
 }
 
 /// Bytes moved per parameter by an `f32` step with `N` state buffers.
 const fn bytes_per_param<const N: usize>() -> u64 {
-    if N == 0 {
-        BYTES_PLAIN
-    } else {
-        BYTES_ONE_STATE
-    }
+    4 * (3 + 2 * N as u64)
 }
 
-/// The `f16` weight and gradient of one tensor, with its `f32` master copy and momentum.
+/// The `f16` weight and gradient of one tensor, with its `f32` master copy and states.
 struct Mp16 {
     w: Vec<f16>,
     g: Vec<f16>,
     master: Vec<f32>,
-    m: Vec<f32>,
+    s: [Vec<f32>; 3],
 }
 
 impl Mp16 {
@@ -116,17 +144,17 @@ impl Mp16 {
                 .map(|&x| f16::from_f32(x * 0.01))
                 .collect(),
             master,
-            m: vec![0.0; n],
+            s: std::array::from_fn(|k| ramp(n, 3 + k).iter().map(|x| x.abs()).collect()),
         }
     }
 
-    /// The multi-precision walk with `N` (0 or 1) state buffers.
+    /// The multi-precision walk with the first `N` state buffers.
     fn walk<const N: usize>(&mut self) -> mxopt::Result<Mixed<'_, N>> {
         Mixed::new(
             &mut self.w,
             &self.g,
             &mut self.master,
-            momentum_slots(&mut self.m),
+            first_states(&mut self.s),
         )
     }
 }
@@ -152,7 +180,7 @@ fn mixed_step<R: Rule<f32, N>, const N: usize>(
     rule: &R,
     t: &mut Mp16,
 ) -> BenchResult {
-    let bytes = bytes_per_param::<N>() * t.w.len() as u64;
+    let bytes = (12 + 8 * N as u64) * t.w.len() as u64;
     timed(g, BenchmarkId::from_parameter(name), bytes, || {
         engine::run(rule, t.walk::<N>()?);
         Ok(())
@@ -197,12 +225,10 @@ fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     let elems = n as u64;
     let mut g = group(c, &format!("fp32/{label}"), if n > 1 << 22 { 3 } else { 1 });
 
-    dense_step::<_, 0>(&mut g, "sgd_update", &SGD_PLAIN.single_at(STEP)?, &mut t)?;
-    dense_step::<_, 0>(&mut g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, &mut t)?;
-    let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
-    dense_step::<_, 1>(&mut g, "sgd_momentum", &rule, &mut t)?;
+    kernels!(dense_step, &mut g, &mut t);
 
     if n > 1 << 22 {
+        let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         let id = BenchmarkId::from_parameter("sgd_momentum_1thread");
         timed(&mut g, id, BYTES_ONE_STATE * elems, || {
@@ -212,9 +238,6 @@ fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
             })
         })?;
     }
-
-    t.m.fill(0.0);
-    dense_step::<_, 1>(&mut g, "nag", &NAG.at(STEP)?, &mut t)?;
 
     if n > 1 << 22 {
         // The streaming reference: the simplest in-place kernel, on the global pool.
@@ -235,15 +258,7 @@ fn mp16(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     let mut t = Mp16::new(n);
     let mut g = group(c, &format!("mp16/{label}"), 3);
 
-    mixed_step::<_, 0>(&mut g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, &mut t)?;
-    mixed_step::<_, 1>(
-        &mut g,
-        "sgd_momentum",
-        &SGD_MOMENTUM.multi_at(STEP)?,
-        &mut t,
-    )?;
-    t.m.fill(0.0);
-    mixed_step::<_, 1>(&mut g, "nag", &NAG.at(STEP)?, &mut t)?;
+    kernels!(mixed_step, &mut g, &mut t);
     g.finish();
     Ok(())
 }
@@ -339,11 +354,26 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
     Ok(())
 }
 
+/// One tensor's L2 norm: MXNet's sequential recipe against the fast blocked sum.
+fn norms(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
+    let a = ramp(n, 5);
+    let mut g = group(c, &format!("norms/{label}"), 3);
+    for (name, how) in [("exact", Reduction::Exact), ("fast", Reduction::Fast)] {
+        timed(&mut g, BenchmarkId::from_parameter(name), 4 * n as u64, || {
+            std::hint::black_box(reduce::norm(&a, how));
+            Ok(())
+        })?;
+    }
+    g.finish();
+    Ok(())
+}
+
 fn main() -> BenchResult {
     let mut c = Criterion::default().configure_from_args();
     fp32(&mut c, 1 << 20, "1M")?;
     fp32(&mut c, 1 << 24, "16M")?;
     mp16(&mut c, 1 << 24, "16M")?;
+    norms(&mut c, 1 << 24, "16M")?;
     aggregated(&mut c)?;
     c.final_summary();
     Ok(())
