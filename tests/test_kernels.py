@@ -248,3 +248,46 @@ def test_more_than_sixty_tensors_in_one_aggregated_call(monkeypatch):
         for _ in range(2):
             single.update(i, w, g, state)
         np.testing.assert_array_equal(weights[i], w)
+
+
+SIMD_SCRIPT = """
+import sys
+import warnings
+import numpy as np
+import cases
+warnings.simplefilter("ignore")
+case = cases.BY_ID[sys.argv[1]]
+rng = np.random.default_rng(2)
+out = []
+for dtype in (np.float16, np.float32, np.float64):
+    for mp in (False, True):
+        if (mp and dtype != np.float16) or (not mp and not case.accepts(dtype)):
+            continue
+        w = rng.standard_normal(2**15 + 13).astype(dtype)
+        g = (rng.standard_normal(w.size) * 0.5).astype(dtype)
+        opt = case.make(multi_precision=mp)
+        state = opt.create_state_multi_precision(0, w)
+        for _ in range(2):
+            opt.update_multi_precision(0, w, g, state)
+        out.append(w.tobytes())
+sys.stdout.buffer.write(b"".join(out))
+"""
+
+
+@pytest.mark.parametrize("case_id", cases.ids())
+def test_vector_builds_give_the_same_bytes(case_id):
+    # The engine runs an AVX2 + F16C build of its loops where the CPU has them; the
+    # baseline (SSE2) build must give the same numbers.
+    outputs = []
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    for baseline in (False, True):
+        env = dict(os.environ, PYTHONPATH=tests_dir)
+        env.pop("MXOPT_BASELINE_SIMD", None)
+        if baseline:
+            env["MXOPT_BASELINE_SIMD"] = "1"
+        run = subprocess.run(
+            [sys.executable, "-c", SIMD_SCRIPT, case_id], env=env, capture_output=True, check=True
+        )
+        outputs.append(run.stdout)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) > 0

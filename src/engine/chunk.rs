@@ -35,6 +35,7 @@ pub(super) fn dense<T: Storage, R: Rule<T::Elem, N>, const N: usize>(
 /// The multi-precision walk: per block, widen the gradient, run the `f32` rule on the
 /// master copy (or a copy of it, when the master is kept), narrow the result into the
 /// weight.
+#[inline(always)]
 pub(super) fn mixed<R: Rule<f32, N>, const N: usize>(
     rule: &R,
     w: &mut [f16],

@@ -12,6 +12,7 @@ mod chunk;
 mod noise;
 pub mod reduce;
 mod row_rule;
+mod simd;
 mod split;
 
 use crate::real::Storage;
@@ -142,7 +143,7 @@ impl<T: Storage, R: Rule<T::Elem, N>, const N: usize> Walk<R> for Dense<'_, T, N
         )
     }
     fn walk(self, rule: &R) {
-        chunk::dense(rule, self.w, self.g, self.s);
+        simd::dense(rule, self.w, self.g, self.s);
     }
 }
 
@@ -218,7 +219,7 @@ impl<R: Rule<f32, N>, const N: usize> Walk<R> for Mixed<'_, N> {
         )
     }
     fn walk(self, rule: &R) {
-        chunk::mixed(rule, self.w, self.g, self.master, self.s, self.write_master);
+        simd::mixed(rule, self.w, self.g, self.master, self.s, self.write_master);
     }
 }
 
