@@ -76,7 +76,12 @@ macro_rules! kernels {
         $bench::<_, 1>($g, "adagrad", &AdaGrad::default().at(STEP)?, $t)?;
         $bench::<_, 2>($g, "adadelta", &AdaDelta::default().at(STEP)?, $t)?;
         $bench::<_, 1>($g, "rmsprop", &RmsProp::default().at(STEP)?, $t)?;
-        $bench::<_, 3>($g, "rmsprop_centered", &RmsProp::default().centered_at(STEP)?, $t)?;
+        $bench::<_, 3>(
+            $g,
+            "rmsprop_centered",
+            &RmsProp::default().centered_at(STEP)?,
+            $t,
+        )?;
         $bench::<_, 3>($g, "ftml", &Ftml::default().at(STEP)?, $t)?;
         $bench::<_, 2>($g, "ftrl", &Ftrl::default().at(STEP)?, $t)?;
         $bench::<_, 1>($g, "signum", &Signum::default().at(STEP)?, $t)?;
@@ -359,10 +364,15 @@ fn norms(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     let a = ramp(n, 5);
     let mut g = group(c, &format!("norms/{label}"), 3);
     for (name, how) in [("exact", Reduction::Exact), ("fast", Reduction::Fast)] {
-        timed(&mut g, BenchmarkId::from_parameter(name), 4 * n as u64, || {
-            std::hint::black_box(reduce::norm(&a, how));
-            Ok(())
-        })?;
+        timed(
+            &mut g,
+            BenchmarkId::from_parameter(name),
+            4 * n as u64,
+            || {
+                std::hint::black_box(reduce::norm(&a, how));
+                Ok(())
+            },
+        )?;
     }
     g.finish();
     Ok(())
