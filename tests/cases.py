@@ -229,6 +229,13 @@ def dcasgd_clip_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarra
     return w
 
 
+def test_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
+    # MXNet's Test optimizer: w = w + g·rescale_grad, lr and wd ignored.
+    for _ in range(steps):
+        w = w + g * w.dtype.type(1.0)
+    return w
+
+
 def sgld_reference(w: np.ndarray, g: np.ndarray, steps: int) -> np.ndarray:
     d = w.dtype.type
     for _ in range(steps):
@@ -268,6 +275,14 @@ class Case:
     #: the row-sparse path), so the master copy does not follow a float32 update, and
     #: float64 rows match the dense update only to float32 precision (LARS).
     layerwise: bool = False
+
+    #: The optimizer takes 2-D weights only (GroupAdaGrad): the property tests give it
+    #: their 1-D data as one-column matrices (``shaped``).
+    matrix: bool = False
+
+    def shaped(self, a: np.ndarray) -> np.ndarray:
+        """``a`` as the optimizer takes it (a column for matrix-only optimizers)."""
+        return a.reshape(-1, 1) if self.matrix else a
 
     def accepts(self, dtype: Any) -> bool:
         """Whether the optimizer takes weights of ``dtype`` without multi-precision."""
@@ -452,6 +467,29 @@ CASES += [
         layerwise=True,
     ),
     Case("lbsgd_mom", "lbsgd", {"learning_rate": LR, "wd": WD, "momentum": MOMENTUM}, None, True),
+]
+CASES += [
+    # MXNet 1.6's multi-precision LAMB never writes its master copy back; the property
+    # tests use the corrected mode (the golden trajectories pin the default).
+    Case(
+        "lamb_master",
+        "lamb",
+        {"learning_rate": LR, "wd": WD, "update_master_copy": True},
+        None,
+        True,
+        float32_states=True,
+        layerwise=True,
+    ),
+    Case(
+        "groupadagrad_clip",
+        "groupadagrad",
+        {"learning_rate": LR, "clip_gradient": CLIP},
+        None,
+        True,
+        float32_states=True,
+        matrix=True,
+    ),
+    Case("test", "test", {}, test_reference),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -66,7 +66,7 @@ def test_every_element_is_updated_at_chunk_edges(case_id, dtype, n):
 @pytest.mark.parametrize("n", LENGTHS)
 def test_float16_and_multi_precision_at_chunk_edges(case_id, n):
     case = cases.BY_ID[case_id]
-    w16, g16 = _data(n, np.float16)
+    w16, g16 = map(case.shaped, _data(n, np.float16))
     w = w16.copy()
     if case.accepts(np.float16):
         with pytest.warns(UserWarning, match="multi_precision"):
@@ -96,7 +96,7 @@ def test_float16_and_multi_precision_at_chunk_edges(case_id, n):
 def test_aggregated_call_equals_one_call_per_tensor(case_id, dtype):
     case = cases.BY_ID[case_id]
     sizes = [0, 1, 9, 65, 513, 2 * MIN + 3, 3]
-    data = [_data(n, dtype, seed=n) for n in sizes]
+    data = [tuple(map(case.shaped, _data(n, dtype, seed=n))) for n in sizes]
     indices = list(range(len(sizes)))
 
     def make():
@@ -176,8 +176,8 @@ import numpy as np
 import cases
 case = cases.BY_ID[sys.argv[1]]
 rng = np.random.default_rng(1)
-w = rng.standard_normal(3 * 2**15 + 11).astype(np.float32)
-g = rng.standard_normal(w.size).astype(np.float32)
+w = case.shaped(rng.standard_normal(3 * 2**15 + 11).astype(np.float32))
+g = case.shaped(rng.standard_normal(w.size).astype(np.float32))
 small_w, small_g = w[:5].copy(), g[:5].copy()
 opt = case.make()
 state, small_state = opt.create_state(0, w), opt.create_state(1, small_w)
@@ -263,8 +263,8 @@ for dtype in (np.float16, np.float32, np.float64):
     for mp in (False, True):
         if (mp and dtype != np.float16) or (not mp and not case.accepts(dtype)):
             continue
-        w = rng.standard_normal(2**15 + 13).astype(dtype)
-        g = (rng.standard_normal(w.size) * 0.5).astype(dtype)
+        w = case.shaped(rng.standard_normal(2**15 + 13).astype(dtype))
+        g = case.shaped((rng.standard_normal(w.size) * 0.5).astype(dtype))
         opt = case.make(multi_precision=mp)
         state = opt.create_state_multi_precision(0, w)
         for _ in range(2):
