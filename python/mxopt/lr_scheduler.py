@@ -370,6 +370,10 @@ class _DecayToFinalScheduler(LRScheduler):
             self.base_lr = self._decayed(num_update - self.warmup_steps)
         return self.base_lr
 
+    def _decayed(self, done: int) -> float:
+        """The rate after ``done`` post-warmup updates; subclasses define it."""
+        raise NotImplementedError
+
 
 class PolyScheduler(_DecayToFinalScheduler):
     """Polynomial decay from ``base_lr`` to ``final_lr`` over ``max_update`` updates.
@@ -415,7 +419,8 @@ class PolyScheduler(_DecayToFinalScheduler):
 
     def _decayed(self, done: int) -> float:
         remaining = 1 - float(done) / float(self.max_steps)
-        return self.final_lr + (self.base_lr_orig - self.final_lr) * pow(remaining, self.power)
+        lr: float = self.final_lr + (self.base_lr_orig - self.final_lr) * pow(remaining, self.power)
+        return lr
 
 
 class CosineScheduler(_DecayToFinalScheduler):

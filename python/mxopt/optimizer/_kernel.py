@@ -66,14 +66,20 @@ class KernelOptimizer(Optimizer):
     #: Names of the kernel hyper-parameters, in the order ``_kernel`` receives their values.
     kernel_hyper: ClassVar[Tuple[str, ...]] = ()
 
-    def _kernel(self, name: str, values: tuple) -> _core.Kernel:
+    def _hyper(self) -> Tuple[Any, ...]:
+        """Current values of ``kernel_hyper``, checked; every kernel optimizer defines it."""
+        raise NotImplementedError
+
+    def _kernel(self, name: str, values: Tuple[Any, ...]) -> _core.Kernel:
         """The native kernel ``name`` with hyper-parameter ``values`` (named by
         ``kernel_hyper``), rebuilt only when a value changed: MXNet users mutate
         ``rescale_grad`` and friends between steps."""
         key = (name, values)
-        cache: Optional[Dict[tuple, _core.Kernel]] = self.__dict__.get("_kernel_cache")
+        cache: Optional[Dict[Tuple[str, Tuple[Any, ...]], _core.Kernel]]
+        cache = self.__dict__.get("_kernel_cache")
         if cache is None:
-            cache = self._kernel_cache = {}
+            cache = {}
+            self.__dict__["_kernel_cache"] = cache
         kernel = cache.get(key)
         if kernel is None:
             if len(cache) > 64:  # hyper-parameters changed many times: keep the cache small
@@ -189,7 +195,7 @@ class MomentumKernelOptimizer(KernelOptimizer):
             warn_float16_without_multi_precision()
         return self.create_state(index, weight)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         """Kernel values of ``kernel_hyper``: MXNet passes momentum only when positive and
         clips only for a truthy ``clip_gradient``."""
         momentum = check_real("momentum", self.momentum)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Sequence, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, Steps
 from .base import register
@@ -58,7 +58,7 @@ class AdaDelta(AdaptiveKernelOptimizer):
         self.rho = rho
         self.epsilon = epsilon
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (self.rho, self.epsilon, self.rescale_grad, self.clip_gradient)
 
     def _steps(self, indices: Sequence[Hashable]) -> Steps:

@@ -54,7 +54,7 @@ class AdaGrad(AdaptiveKernelOptimizer):
         super().__init__(**kwargs)
         self.float_stable_eps = eps
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (self.float_stable_eps, self.rescale_grad, self.clip_gradient)
 
     def _rows_kernel(self) -> Optional[Tuple[str, bool]]:

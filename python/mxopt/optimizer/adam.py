@@ -65,7 +65,7 @@ class Adam(AdaptiveKernelOptimizer):
         self.epsilon = epsilon
         self.lazy_update = lazy_update
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         clip = kernel_clip(self.clip_gradient)
         return (self.beta1, self.beta2, self.epsilon, self.rescale_grad, clip)
 

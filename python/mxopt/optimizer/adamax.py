@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer
 from .base import register
@@ -55,5 +55,5 @@ class Adamax(AdaptiveKernelOptimizer):
         self.beta1 = beta1
         self.beta2 = beta2
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (self.beta1, self.beta2, self.rescale_grad, self.clip_gradient)

@@ -129,7 +129,9 @@ class GroupAdaGrad(KernelOptimizer):
 
 
 def _check_2d(weight: Any, at: str = "") -> None:
-    if not isinstance(weight, np.ndarray) or weight.ndim != 2:
+    if not isinstance(weight, np.ndarray):
+        raise TypeError(f"weight: expected a numpy.ndarray, got {_describe(weight)}{at}")
+    if weight.ndim != 2:
         raise ValueError(
             f"weight: GroupAdaGrad needs a 2-d weight (rows, columns), got {_describe(weight)}{at}"
         )

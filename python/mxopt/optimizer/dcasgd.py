@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable
+from typing import Any, Dict, Hashable, Tuple
 
 import numpy as np
 
@@ -73,6 +73,6 @@ class DCASGD(AdaptiveKernelOptimizer):
         """``(None, copy of the weight)``."""
         return (None, weight.copy())
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         _check_momentum(self.momentum)
         return (self.lamda, self.rescale_grad, self.clip_gradient)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
@@ -56,6 +56,6 @@ class FTML(AdaptiveKernelOptimizer):
         self.beta2 = beta2
         self.epsilon = epsilon
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         clip = kernel_clip(self.clip_gradient)
         return (self.beta1, self.beta2, self.epsilon, self.rescale_grad, clip)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
@@ -64,6 +64,6 @@ class Ftrl(AdaptiveKernelOptimizer):
         self.beta = beta
         self.lr = learning_rate
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         clip = kernel_clip(self.clip_gradient)
         return (self.lamda1, self.beta, self.rescale_grad, clip)

@@ -80,7 +80,7 @@ class LARS(MomentumKernelOptimizer):
         self.wd_mult.update(self._symbol_attribute("__wd_mult__"))
         self.wd_mult.update(args_wd_mult)
 
-    def _get_lrs(self, indices: Sequence[Hashable]) -> list:
+    def _get_lrs(self, indices: Sequence[Hashable]) -> List[float]:
         """Learning rates, remembering this and the previous call's scheduler rate."""
         if self.cur_lr is not None:
             self.last_lr = self.cur_lr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Hashable
+from typing import Any, Dict, Hashable, Tuple
 
 import numpy as np
 
@@ -237,7 +237,7 @@ class LBSGD(MomentumKernelOptimizer):
         kernel: _core.Kernel,
         weight: np.ndarray,
         grad: Any,
-        states: tuple,
+        states: Tuple[np.ndarray, ...],
         master: Any,
         lr: float,
         wd: float,

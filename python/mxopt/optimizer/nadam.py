@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Sequence, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, Steps
 from .base import register
@@ -74,7 +74,7 @@ class Nadam(AdaptiveKernelOptimizer):
         self.schedule_decay = schedule_decay
         self.m_schedule = 1.0
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (
             self.beta1,
             self.beta2,

@@ -65,7 +65,8 @@ class NAG(MomentumKernelOptimizer):
         hyper = self._hyper()
         # (kernel, dtype, through a master copy) -> positions; each group is one call.
         groups: Dict[Tuple[str, Any, bool], List[int]] = {}
-        dense_grads, moms, masters = list(grads), list(states), [None] * len(states)
+        dense_grads, moms = list(grads), list(states)
+        masters: List[Any] = [None] * len(states)
         rows = []
         for i, (weight, grad, state) in enumerate(zip(weights, grads, states)):
             dtype = getattr(weight, "dtype", None)
@@ -91,5 +92,5 @@ class NAG(MomentumKernelOptimizer):
             )
         for i in rows:
             lazy = True  # sgd_update's default
-            lr, wd, t = (s[i] for s in steps[:3])
+            lr, wd, t = steps[0][i], steps[1][i], steps[2][i]
             self._run_rows(self._kernel("sgd", hyper), lazy, weights[i], grads[i], (), lr, wd, t)

@@ -85,7 +85,7 @@ class RMSProp(AdaptiveKernelOptimizer):
     def state_names(self) -> Tuple[str, ...]:  # type: ignore[override]
         return ("n", "g", "delta") if self.centered else ("n",)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         # MXNet passes gamma2 only to the centered kernel (whose default is also 0.9), and
         # clip_gradient / clip_weights only when truthy.
         gamma2 = self.gamma2 if self.centered else 0.9

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence, Union
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class SGD(MomentumKernelOptimizer):
 
     def _update_impl(
         self,
-        indices: Union[Hashable, Sequence[Hashable]],
+        indices: Any,
         weights: Any,
         grads: Any,
         states: Any,
@@ -76,8 +76,11 @@ class SGD(MomentumKernelOptimizer):
         steps = self._preamble(indices)
         hyper = self._hyper()
         momentum = hyper[0]
+        moms: Sequence[Any]
+        masters: Optional[List[Any]]
         if multi_precision:
-            moms, masters = map(list, zip(*map(self._momentum_and_master, states)))
+            pairs = [self._momentum_and_master(state) for state in states]
+            moms, masters = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
             moms, masters = states, None
 
@@ -85,9 +88,9 @@ class SGD(MomentumKernelOptimizer):
             # MXNet always takes the multi-tensor kernel for dense gradients; the state is
             # used only when momentum is positive.
             if momentum > 0:
-                kernel, flat_states = self._kernel("multi_sgd_mom", hyper), moms
+                kernel, flat_states = self._kernel("multi_sgd_mom", hyper), list(moms)
             else:
-                kernel, flat_states = self._kernel("multi_sgd", hyper), ()
+                kernel, flat_states = self._kernel("multi_sgd", hyper), []
             self._run_dense(kernel, weights, grads, flat_states, steps, masters)
             return
 
@@ -99,7 +102,7 @@ class SGD(MomentumKernelOptimizer):
             # Row-sparse calls pick the kernel by the state, not by the momentum.
             kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", hyper)
             states = _states_tuple(mom)
-            if multi_precision:
+            if masters is not None:
                 # The multi-precision kernels have no sparse path: MXNet densifies.
                 dense = grad.todense() if is_row_sparse(grad) else grad
                 _core.step_mixed(kernel, weight, dense, masters[i], states, lrs[i], wds[i], ts[i])

@@ -71,7 +71,7 @@ class Signum(AdaptiveKernelOptimizer):
         """One (negated) momentum array, or none (a ``None`` state) without momentum."""
         return () if self.momentum == 0.0 else ("momentum",)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         if not math.isfinite(self.momentum):
             # MXNet would silently run a NaN momentum as 0 (it passes only momentum > 0).
             raise ValueError(f"Signum: momentum must be finite, got {self.momentum!r}")

@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Dict, Hashable, List, Tuple
 import numpy as np
 
 from .. import lr_scheduler
-from .base import Optimizer
+from .base import Optimizer, check_weight
 
 __all__ = ["Updater", "get_updater"]
 
@@ -69,7 +69,8 @@ def _numpy_reconstructor(submodule: str, name: str) -> Callable[..., Any]:
             module = importlib.import_module(f"{package}.{submodule}")
         except ImportError:
             continue
-        return getattr(module, name)
+        reconstructor: Callable[..., Any] = getattr(module, name)
+        return reconstructor
     raise pickle.UnpicklingError(f"NumPy has no {submodule}.{name} to rebuild arrays with")
 
 
@@ -497,6 +498,8 @@ class Updater:
                 f"index, grad and weight must have equal lengths, got {len(indices)}, "
                 f"{len(grads)} and {len(weights)}"
             )
+        for i, weight_i in enumerate(weights):
+            check_weight(weight_i, "weight" if weights is not weight else f"weight[{i}]")
         if weights:
             # NumPy arrays live in host memory: one device, id 0.
             self.optimizer._set_current_context(0)
