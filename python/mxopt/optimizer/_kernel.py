@@ -8,7 +8,7 @@ multi-precision, row-sparse and aggregated entry points of the native module.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,8 +17,14 @@ from .base import (
     Optimizer,
     _aggregation_size_from_env,
     check_real,
+    check_weight,
     warn_float16_without_multi_precision,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["AdaptiveKernelOptimizer", "KernelOptimizer", "MomentumKernelOptimizer", "is_row_sparse"]
 
@@ -178,7 +184,7 @@ class MomentumKernelOptimizer(KernelOptimizer):
 
     kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
 
-    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, momentum: float = 0.0, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(**kwargs)
         self.momentum = momentum
 
@@ -188,6 +194,7 @@ class MomentumKernelOptimizer(KernelOptimizer):
 
     def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
         """``(momentum, master)`` for float16 weights with ``multi_precision``."""
+        check_weight(weight)
         if self.multi_precision and weight.dtype == np.float16:
             master = weight.astype(np.float32)
             return (self.create_state(index, master), master)
@@ -257,7 +264,7 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
     #: index at a time; grouping by dtype would reorder Nadam's schedule).
     aggregates_by_dtype: ClassVar[bool] = False
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(**kwargs)
         self.aggregate_num = _aggregation_size_from_env()
 

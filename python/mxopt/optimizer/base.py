@@ -11,11 +11,42 @@ import numbers
 import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, Union, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Type, Union, cast
 
 import numpy as np
 
 from ..lr_scheduler import LRScheduler, _CheckError
+
+if TYPE_CHECKING:
+    # Type checkers only: typeshed always ships ``typing_extensions``, and the runtime
+    # needs nothing beyond NumPy (annotations are strings here).
+    from typing_extensions import TypedDict
+
+    class _CommonKwargs(TypedDict, total=False):
+        rescale_grad: float
+        param_idx2name: Optional[Dict[Any, str]]
+        wd: float
+        clip_gradient: Optional[float]
+        lr_scheduler: Optional[LRScheduler]
+        sym: Any
+        begin_num_update: int
+        param_dict: Optional[Dict[Any, Any]]
+
+    class OptimizerKwargsNoLR(_CommonKwargs, total=False):
+        """The :class:`Optimizer` keywords, less ``learning_rate`` (a subclass names it)."""
+
+        multi_precision: bool
+
+    class OptimizerKwargs(OptimizerKwargsNoLR, total=False):
+        """Every keyword of the :class:`Optimizer` constructor, for ``Unpack[...]``."""
+
+        learning_rate: Optional[float]
+
+    class OptimizerKwargsNoMP(_CommonKwargs, total=False):
+        """The :class:`Optimizer` keywords, less ``multi_precision`` (a subclass names it)."""
+
+        learning_rate: Optional[float]
+
 
 __all__ = ["NDabs", "Optimizer", "create", "register"]
 
@@ -145,7 +176,7 @@ class Optimizer:
     def __init__(
         self,
         rescale_grad: float = 1.0,
-        param_idx2name: Optional[Dict[Hashable, str]] = None,
+        param_idx2name: Optional[Dict[Any, str]] = None,
         wd: float = 0.0,
         clip_gradient: Optional[float] = None,
         learning_rate: Optional[float] = None,
@@ -153,7 +184,7 @@ class Optimizer:
         sym: Any = None,
         begin_num_update: int = 0,
         multi_precision: bool = False,
-        param_dict: Optional[Dict[Hashable, Any]] = None,
+        param_dict: Optional[Dict[Any, Any]] = None,
     ) -> None:
         check_real("rescale_grad", rescale_grad)
         check_real("wd", wd)

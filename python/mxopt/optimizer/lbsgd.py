@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Hashable, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Hashable, Tuple
 
 import numpy as np
 
@@ -14,6 +14,11 @@ from ..sparse import RowSparseNDArray
 from ._kernel import MomentumKernelOptimizer, is_row_sparse
 from ._layerwise import check_kernel_params, describe
 from .base import Optimizer, register, warn_float16_without_multi_precision
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoMP
 
 __all__ = ["LBSGD"]
 
@@ -119,7 +124,7 @@ class LBSGD(MomentumKernelOptimizer):
         updates_per_epoch: int = 32,
         begin_epoch: int = 0,
         num_epochs: int = 60,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoMP],
     ) -> None:
         super().__init__(momentum=momentum, **kwargs)
         logging.info("Running Large-Batch SGD Algorithm")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -15,6 +15,11 @@ from ._kernel import (
     precheck,
 )
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["NAG"]
 
@@ -44,7 +49,7 @@ class NAG(MomentumKernelOptimizer):
 
     aggregates_by_dtype = False
 
-    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, momentum: float = 0.0, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(momentum=momentum, **kwargs)
         self.aggregate_num = _aggregation_size_from_env()
 

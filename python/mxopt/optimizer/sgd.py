@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 import numpy as np
 
 from .. import _core
 from ._kernel import MomentumKernelOptimizer, _states_tuple, as_lists, is_row_sparse, precheck
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["SGD", "ccSGD"]
 
@@ -49,7 +54,9 @@ class SGD(MomentumKernelOptimizer):
     array([0.95, 0.95, 0.95], dtype=float32)
     """
 
-    def __init__(self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Unpack[OptimizerKwargs]
+    ) -> None:
         super().__init__(momentum=momentum, **kwargs)
         self.lazy_update = lazy_update
         self.aggregate_num = _aggregation_size_from_env()
