@@ -54,8 +54,8 @@ def test_misspelled_constructor_keyword_is_a_type_error(tmp_path):
     out = run.stdout
     assert run.returncode == 1, out + run.stderr
     errors = [line for line in out.splitlines() if ": error:" in line]
-    assert any(":9: error: Unexpected keyword argument \"learning_rte\"" in e for e in errors), out
-    assert any(":10: error: Unexpected keyword argument \"momentum\"" in e for e in errors), out
+    assert any(':9: error: Unexpected keyword argument "learning_rte"' in e for e in errors), out
+    assert any(':10: error: Unexpected keyword argument "momentum"' in e for e in errors), out
     assert any(":11: error:" in e and "wd" in e for e in errors), out
     assert len(errors) == 3, out
 
