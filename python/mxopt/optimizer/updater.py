@@ -656,6 +656,15 @@ class Updater:
 
         Nothing is changed when it raises.
 
+        Both loaders also read blobs written by MXNet 1.6 (``Updater.get_states``,
+        ``Trainer.save_states``, ``Module.save_optimizer_states``) without MXNet:
+        ``mxnet.optimizer.*`` and ``mxnet.lr_scheduler.*`` classes load as mxopt's, and
+        NDArrays (dense, any dtype MXNet has) as writeable ``numpy.ndarray`` states. The
+        safe loader checks their raw bytes like any array data (exact size, no
+        amplification). An optimizer MXNet updates one index at a time gets mxopt's
+        ``aggregate_num``; LARS and LAMB get ``exact_norms`` (and LAMB
+        ``update_master_copy``) at their defaults.
+
         Notes
         -----
         ``aggregate_updates`` is not recomputed for a loaded optimizer, and every loaded
