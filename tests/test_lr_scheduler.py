@@ -232,8 +232,8 @@ def test_multifactor_logs(caplog):
     with caplog.at_level(logging.INFO):
         MultiFactorScheduler(step=[1, 2], factor=0.5, base_lr=1.0)(5)
     assert [r.getMessage() for r in caplog.records] == [
-        "Update[5]: learning rate is now 5.00000e-01",
-        "Update[5]: learning rate is now 2.50000e-01",
+        "Update[5]: Change learning rate to 5.00000e-01",
+        "Update[5]: Change learning rate to 2.50000e-01",
     ]
 
 

@@ -518,7 +518,7 @@ class Load:
                 )
             arr[...] = src
             if self.verbose:
-                logging.info("Initialized %s from the loaded parameters", name)
+                logging.info("Initialized %s by loading", name)
         else:
             assert self.default_init is not None, (
                 f"cannot initialize {name}: it is not among the loaded parameters and no "
@@ -526,7 +526,7 @@ class Load:
             )
             self.default_init(name, arr)
             if self.verbose:
-                logging.info("Initialized %s with the default initializer", name)
+                logging.info("Initialized %s by default", name)
 
 
 class Mixed:

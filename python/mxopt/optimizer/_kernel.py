@@ -182,6 +182,9 @@ class MomentumKernelOptimizer(KernelOptimizer):
     with MXNet's native multi-precision layout ``(momentum, float32 master)`` — the reverse
     of the base class's ``(master, state)`` fallback. SGD, NAG and LARS are built on it."""
 
+    #: Who MXNet's float16 warning names ("... option of the SGD optimizer").
+    float16_advice: ClassVar[str] = "SGD optimizer"
+
     kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
 
     def __init__(self, momentum: float = 0.0, **kwargs: Unpack[OptimizerKwargs]) -> None:
@@ -199,7 +202,7 @@ class MomentumKernelOptimizer(KernelOptimizer):
             master = weight.astype(np.float32)
             return (self.create_state(index, master), master)
         if weight.dtype == np.float16:
-            warn_float16_without_multi_precision()
+            warn_float16_without_multi_precision(self.float16_advice)
         return self.create_state(index, weight)
 
     def _hyper(self) -> Tuple[Any, ...]:

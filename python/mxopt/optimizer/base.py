@@ -99,11 +99,13 @@ def check_weight(weight: Any, name: str = "weight") -> None:
         raise TypeError(f"{name}: expected a numpy.ndarray, got {got}")
 
 
-def warn_float16_without_multi_precision() -> None:
-    """MXNet's advice when a float16 weight gets a state without ``multi_precision``."""
+def warn_float16_without_multi_precision(which: str = "optimizer") -> None:
+    """MXNet's advice when a float16 weight gets a state without ``multi_precision``, in
+    MXNet's words (``which``: ``"SGD optimizer"`` for SGD, LARS and LBSGD, ...)."""
     warnings.warn(
-        "updating float16 weights in float16 may converge slowly or lose accuracy; "
-        "consider multi_precision=True",
+        "Accumulating with float16 in optimizer can lead to "
+        "poor accuracy or slow convergence. "
+        f"Consider using multi_precision=True option of the {which}",
         UserWarning,
         stacklevel=3,
     )
@@ -205,8 +207,8 @@ class Optimizer:
             # MXNet prints this notice (a UserWarning object) rather than warning.
             print(
                 UserWarning(
-                    "the learning rate of ``lr_scheduler`` was replaced by the "
-                    "optimizer's ``learning_rate``."
+                    "learning rate from ``lr_scheduler`` has been "
+                    "overwritten by ``learning_rate`` in optimizer."
                 )
             )
             lr_scheduler.base_lr = learning_rate

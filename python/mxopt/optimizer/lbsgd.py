@@ -158,7 +158,7 @@ class LBSGD(MomentumKernelOptimizer):
             momentum = np.zeros(weight.shape, np.float32) if self.momentum != 0.0 else None
             return (momentum, master)
         if weight.dtype == np.float16:
-            warn_float16_without_multi_precision()
+            warn_float16_without_multi_precision("SGD optimizer")
         return np.zeros_like(weight) if self.momentum != 0.0 else None
 
     def _get_lbmult(self, nup: int) -> float:

@@ -49,6 +49,8 @@ class NAG(MomentumKernelOptimizer):
 
     aggregates_by_dtype = False
 
+    float16_advice = "NAG optimizer"
+
     def __init__(self, momentum: float = 0.0, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(momentum=momentum, **kwargs)
         self.aggregate_num = _aggregation_size_from_env()
