@@ -92,10 +92,12 @@ def test_messages_use_mxnets_words(tmp_path):
     out = "".join(_lines(_run(sys.executable, tmp_path, hide_mxnet=True)))
     advice = "".join(
         ADVICE.format(which)
+        # LBSGD: the base class's warning, then its create_state's, as in MXNet.
         for which in (
             "SGD optimizer",
             "NAG optimizer",
             "SGD optimizer",
+            "optimizer",
             "SGD optimizer",
             "optimizer",
         )
