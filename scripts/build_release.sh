@@ -14,7 +14,7 @@ VENV="${VENV:-target/release-venv}"
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "maturin>=1.9,<2" ziglang auditwheel
-export PATH="$PWD/$VENV/bin:$PATH"
+export PATH="$(cd "$VENV" && pwd)/bin:$PATH"
 
 rm -rf "$OUT"
 maturin build --release --strip --zig --compatibility manylinux2014 \
