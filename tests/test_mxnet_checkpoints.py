@@ -229,3 +229,24 @@ def test_every_registered_optimizer_maps_to_an_mxnet_class():
     for klass in set(Optimizer.opt_registry.values()):
         module, name = mxnet_name(klass)
         assert mxnet_classes()[f"{module}.{name}"] is klass
+
+
+def test_safe_loader_refuses_an_ndarray_never_restored():
+    blob = b"\x80\x02}q\x00K\x00cmxnet.ndarray.ndarray\nNDArray\nN\x85Rs."
+    with pytest.raises(pickle.UnpicklingError, match="never restored"):
+        Updater(mxopt.optimizer.SGD()).set_states(blob, safe=True)
+
+
+@pytest.mark.parametrize("safe", [False, True], ids=["pickle", "safe"])
+def test_an_ndarray_without_data_is_refused(safe):
+    blob = (
+        b"\x80\x02}q\x00K\x00cmxnet.ndarray.ndarray\nNDArray\nN\x85R}X\x06\x00\x00\x00handleNsbs."
+    )
+    with pytest.raises(pickle.UnpicklingError, match="no data"):
+        Updater(mxopt.optimizer.SGD()).set_states(blob, safe=safe)
+
+
+def test_safe_loader_refuses_ndarray_with_a_handle_argument():
+    blob = b"\x80\x02}q\x00K\x00cmxnet.ndarray.ndarray\nNDArray\nK\x01\x85Rs."
+    with pytest.raises(pickle.UnpicklingError, match=r"NDArray\(None\)"):
+        Updater(mxopt.optimizer.SGD()).set_states(blob, safe=True)
