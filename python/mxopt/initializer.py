@@ -354,10 +354,12 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
         return create(name, **kwargs)
     if name.startswith("{"):
         assert not args and not kwargs, "a JSON object spec takes no further arguments"
-        return create(**json.loads(name))
+        spec: Dict[str, Any] = json.loads(name)
+        return create(**spec)
     key = name.lower()
     assert key in _REGISTRY, f"{key} is not a registered initializer; see register()"
-    return _REGISTRY[key](*args, **kwargs)
+    made: Initializer = _REGISTRY[key](*args, **kwargs)
+    return made
 
 
 # --- Load and Mixed -----------------------------------------------------------------------
@@ -516,7 +518,7 @@ class Load:
                 )
             arr[...] = src
             if self.verbose:
-                logging.info("Initialized %s from the loaded parameters", name)
+                logging.info("Initialized %s by loading", name)
         else:
             assert self.default_init is not None, (
                 f"cannot initialize {name}: it is not among the loaded parameters and no "
@@ -524,7 +526,7 @@ class Load:
             )
             self.default_init(name, arr)
             if self.verbose:
-                logging.info("Initialized %s with the default initializer", name)
+                logging.info("Initialized %s by default", name)
 
 
 class Mixed:
@@ -736,7 +738,7 @@ def _bilinear_kernel(shape: Tuple[int, ...]) -> np.ndarray:
     i = np.arange(int(np.prod(shape)))
     x = i % shape[3]
     y = (i // shape[3]) % shape[2]
-    kernel = (1 - np.abs(x / f - c)) * (1 - np.abs(y / f - c))
+    kernel: np.ndarray = (1 - np.abs(x / f - c)) * (1 - np.abs(y / f - c))
     return kernel.astype(np.float32).reshape(shape)
 
 
@@ -877,7 +879,8 @@ class FusedRNN(Initializer):
             arr.size, self._num_hidden, self._num_layers, self._mode, self._bidirectional
         )
         global_init = getattr(desc, "global_init", None)
-        if self._init is None and global_init is None:
+        init = self._init if self._init is not None else global_init
+        if init is None:
             raise ValueError(
                 f"FusedRNN without init initializes {desc} through the global initializer: "
                 "call it with an InitDesc whose global_init is set"
@@ -890,10 +893,8 @@ class FusedRNN(Initializer):
             sub = InitDesc(name, global_init=global_init)
             if self._mode == "lstm" and name.endswith("_f_bias"):
                 piece[...] = self._forget_bias
-            elif self._init is None:
-                global_init(sub, piece)
             else:
-                self._init(sub, piece)
+                init(sub, piece)
             flat[offset : offset + n] = piece.reshape(-1)
             offset += n
         arr[...] = flat.reshape(arr.shape)

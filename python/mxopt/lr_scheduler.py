@@ -231,12 +231,12 @@ class FactorScheduler(LRScheduler):
         if self.base_lr < self.stop_factor_lr:
             self.base_lr = self.stop_factor_lr
             logging.info(
-                "Update[%d]: learning rate reached its floor %0.5e and stays there",
+                "Update[%d]: now learning rate arrived at %0.5e, will not change in the future",
                 num_update,
                 self.base_lr,
             )
         else:
-            logging.info("Update[%d]: learning rate is now %0.5e", num_update, self.base_lr)
+            logging.info("Update[%d]: Change learning rate to %0.5e", num_update, self.base_lr)
 
     def _apply_decays(self, decays: int, num_update: Any) -> None:
         """``decays`` iterations of :meth:`_decay`, bit for bit, without spinning.
@@ -325,7 +325,7 @@ class MultiFactorScheduler(LRScheduler):
             self.count = self.step[self.cur_step_ind]
             self.cur_step_ind += 1
             self.base_lr *= self.factor
-            logging.info("Update[%d]: learning rate is now %0.5e", num_update, self.base_lr)
+            logging.info("Update[%d]: Change learning rate to %0.5e", num_update, self.base_lr)
         return self.base_lr
 
 
@@ -369,6 +369,10 @@ class _DecayToFinalScheduler(LRScheduler):
         if num_update <= self.max_update:
             self.base_lr = self._decayed(num_update - self.warmup_steps)
         return self.base_lr
+
+    def _decayed(self, done: int) -> float:
+        """The rate after ``done`` post-warmup updates; subclasses define it."""
+        raise NotImplementedError
 
 
 class PolyScheduler(_DecayToFinalScheduler):
@@ -415,7 +419,8 @@ class PolyScheduler(_DecayToFinalScheduler):
 
     def _decayed(self, done: int) -> float:
         remaining = 1 - float(done) / float(self.max_steps)
-        return self.final_lr + (self.base_lr_orig - self.final_lr) * pow(remaining, self.power)
+        lr: float = self.final_lr + (self.base_lr_orig - self.final_lr) * pow(remaining, self.power)
+        return lr
 
 
 class CosineScheduler(_DecayToFinalScheduler):

@@ -122,4 +122,4 @@ def randint(low: int, high: int) -> int:
     if high <= low:
         raise ValueError(f"randint needs low < high, got low={low} and high={high}")
     u = uniform(0.0, 1.0, np.empty(1, dtype=np.float64))[0]
-    return min(low + math.floor(u * (high - low)), high - 1)
+    return int(min(low + math.floor(u * (high - low)), high - 1))

@@ -8,7 +8,7 @@ multi-precision, row-sparse and aggregated entry points of the native module.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,8 +17,14 @@ from .base import (
     Optimizer,
     _aggregation_size_from_env,
     check_real,
+    check_weight,
     warn_float16_without_multi_precision,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["AdaptiveKernelOptimizer", "KernelOptimizer", "MomentumKernelOptimizer", "is_row_sparse"]
 
@@ -66,14 +72,20 @@ class KernelOptimizer(Optimizer):
     #: Names of the kernel hyper-parameters, in the order ``_kernel`` receives their values.
     kernel_hyper: ClassVar[Tuple[str, ...]] = ()
 
-    def _kernel(self, name: str, values: tuple) -> _core.Kernel:
+    def _hyper(self) -> Tuple[Any, ...]:
+        """Current values of ``kernel_hyper``, checked; every kernel optimizer defines it."""
+        raise NotImplementedError
+
+    def _kernel(self, name: str, values: Tuple[Any, ...]) -> _core.Kernel:
         """The native kernel ``name`` with hyper-parameter ``values`` (named by
         ``kernel_hyper``), rebuilt only when a value changed: MXNet users mutate
         ``rescale_grad`` and friends between steps."""
         key = (name, values)
-        cache: Optional[Dict[tuple, _core.Kernel]] = self.__dict__.get("_kernel_cache")
+        cache: Optional[Dict[Tuple[str, Tuple[Any, ...]], _core.Kernel]]
+        cache = self.__dict__.get("_kernel_cache")
         if cache is None:
-            cache = self._kernel_cache = {}
+            cache = {}
+            self.__dict__["_kernel_cache"] = cache
         kernel = cache.get(key)
         if kernel is None:
             if len(cache) > 64:  # hyper-parameters changed many times: keep the cache small
@@ -170,9 +182,12 @@ class MomentumKernelOptimizer(KernelOptimizer):
     with MXNet's native multi-precision layout ``(momentum, float32 master)`` — the reverse
     of the base class's ``(master, state)`` fallback. SGD, NAG and LARS are built on it."""
 
+    #: Who MXNet's float16 warning names ("... option of the SGD optimizer").
+    float16_advice: ClassVar[str] = "SGD optimizer"
+
     kernel_hyper = ("momentum", "rescale_grad", "clip_gradient")
 
-    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, momentum: float = 0.0, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(**kwargs)
         self.momentum = momentum
 
@@ -182,14 +197,15 @@ class MomentumKernelOptimizer(KernelOptimizer):
 
     def create_state_multi_precision(self, index: Hashable, weight: np.ndarray) -> Any:
         """``(momentum, master)`` for float16 weights with ``multi_precision``."""
+        check_weight(weight)
         if self.multi_precision and weight.dtype == np.float16:
             master = weight.astype(np.float32)
             return (self.create_state(index, master), master)
         if weight.dtype == np.float16:
-            warn_float16_without_multi_precision()
+            warn_float16_without_multi_precision(self.float16_advice)
         return self.create_state(index, weight)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         """Kernel values of ``kernel_hyper``: MXNet passes momentum only when positive and
         clips only for a truthy ``clip_gradient``."""
         momentum = check_real("momentum", self.momentum)
@@ -251,7 +267,7 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
     #: index at a time; grouping by dtype would reorder Nadam's schedule).
     aggregates_by_dtype: ClassVar[bool] = False
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(**kwargs)
         self.aggregate_num = _aggregation_size_from_env()
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, Steps
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["AdaDelta"]
 
@@ -53,12 +58,14 @@ class AdaDelta(AdaptiveKernelOptimizer):
     state_names = ("acc_g", "acc_delta")
     float32_states = True
 
-    def __init__(self, rho: float = 0.90, epsilon: float = 1e-5, **kwargs: Any) -> None:
+    def __init__(
+        self, rho: float = 0.90, epsilon: float = 1e-5, **kwargs: Unpack[OptimizerKwargs]
+    ) -> None:
         super().__init__(**kwargs)
         self.rho = rho
         self.epsilon = epsilon
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (self.rho, self.epsilon, self.rescale_grad, self.clip_gradient)
 
     def _steps(self, indices: Sequence[Hashable]) -> Steps:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["AdaGrad"]
 
@@ -50,11 +55,11 @@ class AdaGrad(AdaptiveKernelOptimizer):
     state_tuple = False
     float32_states = True
 
-    def __init__(self, eps: float = 1e-7, **kwargs: Any) -> None:
+    def __init__(self, eps: float = 1e-7, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(**kwargs)
         self.float_stable_eps = eps
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (self.float_stable_eps, self.rescale_grad, self.clip_gradient)
 
     def _rows_kernel(self) -> Optional[Tuple[str, bool]]:

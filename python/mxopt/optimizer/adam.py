@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoLR
 
 __all__ = ["Adam"]
 
@@ -57,7 +62,7 @@ class Adam(AdaptiveKernelOptimizer):
         beta2: float = 0.999,
         epsilon: float = 1e-8,
         lazy_update: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoLR],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1 = beta1
@@ -65,7 +70,7 @@ class Adam(AdaptiveKernelOptimizer):
         self.epsilon = epsilon
         self.lazy_update = lazy_update
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         clip = kernel_clip(self.clip_gradient)
         return (self.beta1, self.beta2, self.epsilon, self.rescale_grad, clip)
 

@@ -11,11 +11,42 @@ import numbers
 import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, ClassVar, Dict, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Type, Union, cast
 
 import numpy as np
 
 from ..lr_scheduler import LRScheduler, _CheckError
+
+if TYPE_CHECKING:
+    # Type checkers only: typeshed always ships ``typing_extensions``, and the runtime
+    # needs nothing beyond NumPy (annotations are strings here).
+    from typing_extensions import TypedDict
+
+    class _CommonKwargs(TypedDict, total=False):
+        rescale_grad: float
+        param_idx2name: Optional[Dict[Any, str]]
+        wd: float
+        clip_gradient: Optional[float]
+        lr_scheduler: Optional[LRScheduler]
+        sym: Any
+        begin_num_update: int
+        param_dict: Optional[Dict[Any, Any]]
+
+    class OptimizerKwargsNoLR(_CommonKwargs, total=False):
+        """The :class:`Optimizer` keywords, less ``learning_rate`` (a subclass names it)."""
+
+        multi_precision: bool
+
+    class OptimizerKwargs(OptimizerKwargsNoLR, total=False):
+        """Every keyword of the :class:`Optimizer` constructor, for ``Unpack[...]``."""
+
+        learning_rate: Optional[float]
+
+    class OptimizerKwargsNoMP(_CommonKwargs, total=False):
+        """The :class:`Optimizer` keywords, less ``multi_precision`` (a subclass names it)."""
+
+        learning_rate: Optional[float]
+
 
 __all__ = ["NDabs", "Optimizer", "create", "register"]
 
@@ -51,18 +82,30 @@ def check_real(name: str, value: Any, optional: bool = False) -> Any:
     return value
 
 
-def _symbol_info(sym: Any) -> Tuple[Dict[str, Dict[str, Any]], list]:
+def _symbol_info(sym: Any) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
     """Return ``(attribute dict, argument names)`` for a symbol-like object or a plain dict."""
     if isinstance(sym, Mapping):
         return {name: dict(attrs) for name, attrs in sym.items()}, list(sym)
     return sym.attr_dict(), sym.list_arguments()
 
 
-def warn_float16_without_multi_precision() -> None:
-    """MXNet's advice when a float16 weight gets a state without ``multi_precision``."""
+def check_weight(weight: Any, name: str = "weight") -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``weight`` is a ``numpy.ndarray``."""
+    if not isinstance(weight, np.ndarray):
+        if isinstance(weight, (list, tuple)):
+            got = f"a {type(weight).__name__} of {len(weight)}"
+        else:
+            got = type(weight).__name__
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {got}")
+
+
+def warn_float16_without_multi_precision(which: str = "optimizer") -> None:
+    """MXNet's advice when a float16 weight gets a state without ``multi_precision``, in
+    MXNet's words (``which``: ``"SGD optimizer"`` for SGD, LARS and LBSGD, ...)."""
     warnings.warn(
-        "updating float16 weights in float16 may converge slowly or lose accuracy; "
-        "consider multi_precision=True",
+        "Accumulating with float16 in optimizer can lead to "
+        "poor accuracy or slow convergence. "
+        f"Consider using multi_precision=True option of the {which}",
         UserWarning,
         stacklevel=3,
     )
@@ -114,10 +157,28 @@ class Optimizer:
     #: MXNet does for the optimizers it aggregates; ``False`` keeps the caller's order.
     aggregates_by_dtype: ClassVar[bool] = True
 
+    # Instance attributes (declared for type checkers; set in ``__init__``).
+    rescale_grad: float
+    lr_scheduler: Optional[LRScheduler]
+    lr: Optional[float]
+    wd: float
+    lr_mult: Dict[Hashable, float]
+    wd_mult: Dict[Hashable, float]
+    begin_num_update: int
+    num_update: int
+    _all_index_update_counts: Dict[int, Dict[Hashable, int]]
+    _index_update_count: Dict[Hashable, int]
+    clip_gradient: Optional[float]
+    multi_precision: bool
+    aggregate_num: int
+    idx2name: Dict[Hashable, str]
+    sym_info: Union[Tuple[Dict[str, Dict[str, Any]], List[str]], Tuple[()]]
+    param_dict: Dict[Hashable, Any]
+
     def __init__(
         self,
         rescale_grad: float = 1.0,
-        param_idx2name: Optional[Dict[Hashable, str]] = None,
+        param_idx2name: Optional[Dict[Any, str]] = None,
         wd: float = 0.0,
         clip_gradient: Optional[float] = None,
         learning_rate: Optional[float] = None,
@@ -125,7 +186,7 @@ class Optimizer:
         sym: Any = None,
         begin_num_update: int = 0,
         multi_precision: bool = False,
-        param_dict: Optional[Dict[Hashable, Any]] = None,
+        param_dict: Optional[Dict[Any, Any]] = None,
     ) -> None:
         check_real("rescale_grad", rescale_grad)
         check_real("wd", wd)
@@ -146,18 +207,18 @@ class Optimizer:
             # MXNet prints this notice (a UserWarning object) rather than warning.
             print(
                 UserWarning(
-                    "the learning rate of ``lr_scheduler`` was replaced by the "
-                    "optimizer's ``learning_rate``."
+                    "learning rate from ``lr_scheduler`` has been "
+                    "overwritten by ``learning_rate`` in optimizer."
                 )
             )
             lr_scheduler.base_lr = learning_rate
 
         self.wd = wd
-        self.lr_mult: Dict[Hashable, float] = {}
-        self.wd_mult: Dict[Hashable, float] = {}
+        self.lr_mult = {}
+        self.wd_mult = {}
         self.begin_num_update = begin_num_update
         self.num_update = begin_num_update
-        self._all_index_update_counts: Dict[int, Dict[Hashable, int]] = {0: {}}
+        self._all_index_update_counts = {0: {}}
         self._index_update_count = self._all_index_update_counts[0]
         self.clip_gradient = clip_gradient
         self.multi_precision = multi_precision
@@ -220,7 +281,8 @@ class Optimizer:
         """
         if self.lr_scheduler is not None:
             return self.lr_scheduler(self.num_update)
-        return self.lr
+        # Without a scheduler ``lr`` is always set (it defaults to 0.01).
+        return cast(float, self.lr)
 
     def set_learning_rate(self, lr: float) -> None:
         """Set the learning rate; raises ``UserWarning`` when a scheduler is attached."""
@@ -273,11 +335,11 @@ class Optimizer:
 
     def _apply_multipliers(
         self, base: float, indices: Sequence[Hashable], mults: Dict[Hashable, float], attr: str
-    ) -> list:
+    ) -> List[float]:
         """Scale ``base`` per index: ``param_dict`` beats an index key, which beats a name key."""
         if not (mults or self.param_dict or self.idx2name):
             return [base] * len(indices)  # nothing to scale: the common case, made cheap
-        values = []
+        values: List[float] = []
         for index in indices:
             value = base
             if index in self.param_dict:
@@ -289,16 +351,19 @@ class Optimizer:
             values.append(value)
         return values
 
-    def _get_lrs(self, indices: Sequence[Hashable]) -> list:
+    def _get_lrs(self, indices: Sequence[Hashable]) -> List[float]:
         """Learning rates for ``indices``; the scheduler is called once for the whole list."""
-        base = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        if self.lr_scheduler is not None:
+            base = self.lr_scheduler(self.num_update)
+        else:
+            base = cast(float, self.lr)  # always set without a scheduler
         return self._apply_multipliers(base, indices, self.lr_mult, "lr_mult")
 
     def _get_lr(self, index: Hashable) -> float:
         """Learning rate for one index."""
         return self._get_lrs([index])[0]
 
-    def _get_wds(self, indices: Sequence[Hashable]) -> list:
+    def _get_wds(self, indices: Sequence[Hashable]) -> List[float]:
         """Weight decays for ``indices``."""
         return self._apply_multipliers(self.wd, indices, self.wd_mult, "wd_mult")
 
@@ -312,7 +377,7 @@ class Optimizer:
         """Make ``device_id``'s per-index counters the active ones (NumPy arrays use 0)."""
         self._index_update_count = self._all_index_update_counts.setdefault(device_id, {})
 
-    def _update_count(self, index: Union[Hashable, list, tuple]) -> None:
+    def _update_count(self, index: Union[Hashable, Sequence[Hashable]]) -> None:
         """Count one update of ``index`` (or of each index in a list/tuple).
 
         A new index starts at ``begin_num_update``; ``num_update`` becomes the maximum count.
@@ -337,6 +402,7 @@ class Optimizer:
         The wrapping happens only with ``multi_precision=True``; a float16 weight without it
         triggers a ``UserWarning`` and gets the plain state.
         """
+        check_weight(weight)
         if weight.dtype == np.float16:
             if self.multi_precision:
                 master = weight.astype(np.float32)
@@ -344,19 +410,19 @@ class Optimizer:
             warn_float16_without_multi_precision()
         return self.create_state(index, weight)
 
-    def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: Any) -> None:
+    def update(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
         """Update ``weight`` in place from ``grad`` and ``state``; subclasses implement it."""
         raise NotImplementedError()
 
-    def update_multi_precision(
-        self, index: Hashable, weight: np.ndarray, grad: Any, state: Any
-    ) -> None:
+    def update_multi_precision(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
         """Update ``weight``, through its float32 master copy when multi-precision applies.
 
         For a float16 weight with ``multi_precision=True`` the state is ``(master, inner)``:
         ``update`` runs on the master with a float32 gradient, and the master is then
         rounded back into ``weight``. Every other case calls ``update`` directly.
         """
+        if self.multi_precision:
+            check_weight(weight)
         if self.multi_precision and weight.dtype == np.float16:
             master, inner = state
             self.update(index, master, grad.astype(np.float32), inner)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, List, Tuple
+from typing import TYPE_CHECKING, Any, Hashable, List, Tuple
 
 import numpy as np
 
 from .. import _core
 from ._kernel import KernelOptimizer, _describe, is_row_sparse, kernel_clip
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["GroupAdaGrad"]
 
@@ -50,7 +55,7 @@ class GroupAdaGrad(KernelOptimizer):
 
     aggregates_by_dtype = False
 
-    def __init__(self, eps: float = 1e-5, **kwargs: Any) -> None:
+    def __init__(self, eps: float = 1e-5, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(**kwargs)
         self.float_stable_eps = eps
         self.aggregate_num = _aggregation_size_from_env()
@@ -129,7 +134,9 @@ class GroupAdaGrad(KernelOptimizer):
 
 
 def _check_2d(weight: Any, at: str = "") -> None:
-    if not isinstance(weight, np.ndarray) or weight.ndim != 2:
+    if not isinstance(weight, np.ndarray):
+        raise TypeError(f"weight: expected a numpy.ndarray, got {_describe(weight)}{at}")
+    if weight.ndim != 2:
         raise ValueError(
             f"weight: GroupAdaGrad needs a 2-d weight (rows, columns), got {_describe(weight)}{at}"
         )

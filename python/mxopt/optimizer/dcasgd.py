@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable
+from typing import TYPE_CHECKING, Any, Dict, Hashable, Tuple
 
 import numpy as np
 
 from ._kernel import AdaptiveKernelOptimizer
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["DCASGD"]
 
@@ -61,7 +66,9 @@ class DCASGD(AdaptiveKernelOptimizer):
     state_names = ("momentum", "previous_weight")
     absent_states = ("momentum",)
 
-    def __init__(self, momentum: float = 0.0, lamda: float = 0.04, **kwargs: Any) -> None:
+    def __init__(
+        self, momentum: float = 0.0, lamda: float = 0.04, **kwargs: Unpack[OptimizerKwargs]
+    ) -> None:
         _check_momentum(momentum)
         super().__init__(**kwargs)
         self.momentum = momentum
@@ -73,6 +80,6 @@ class DCASGD(AdaptiveKernelOptimizer):
         """``(None, copy of the weight)``."""
         return (None, weight.copy())
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         _check_momentum(self.momentum)
         return (self.lamda, self.rescale_grad, self.clip_gradient)

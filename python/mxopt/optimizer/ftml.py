@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["FTML"]
 
@@ -49,13 +54,17 @@ class FTML(AdaptiveKernelOptimizer):
     state_names = ("d", "v", "z")
 
     def __init__(
-        self, beta1: float = 0.6, beta2: float = 0.999, epsilon: float = 1e-8, **kwargs: Any
+        self,
+        beta1: float = 0.6,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        **kwargs: Unpack[OptimizerKwargs],
     ) -> None:
         super().__init__(**kwargs)
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         clip = kernel_clip(self.clip_gradient)
         return (self.beta1, self.beta2, self.epsilon, self.rescale_grad, clip)

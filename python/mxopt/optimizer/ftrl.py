@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoLR
 
 __all__ = ["Ftrl"]
 
@@ -57,13 +62,13 @@ class Ftrl(AdaptiveKernelOptimizer):
         lamda1: float = 0.01,
         learning_rate: Optional[float] = 0.1,
         beta: float = 1,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoLR],
     ) -> None:
         super().__init__(**kwargs)
         self.lamda1 = lamda1
         self.beta = beta
         self.lr = learning_rate
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         clip = kernel_clip(self.clip_gradient)
         return (self.lamda1, self.beta, self.rescale_grad, clip)

@@ -3,7 +3,7 @@ Spec: optimizers.md §8."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Hashable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
@@ -11,6 +11,11 @@ from .. import _core
 from ._kernel import KernelOptimizer, is_row_sparse, kernel_clip
 from ._layerwise import check_kernel_params, describe
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoLR
 
 __all__ = ["LAMB"]
 
@@ -78,7 +83,7 @@ class LAMB(KernelOptimizer):
         bias_correction: bool = True,
         exact_norms: bool = True,
         update_master_copy: bool = False,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoLR],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1 = beta1

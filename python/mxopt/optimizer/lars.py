@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -10,6 +10,11 @@ from .. import _core
 from ._kernel import MomentumKernelOptimizer, is_row_sparse, kernel_clip
 from ._layerwise import EXCLUDED_SUFFIXES, check_kernel_params, describe, layer_name
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["LARS"]
 
@@ -61,7 +66,7 @@ class LARS(MomentumKernelOptimizer):
         eps: float = 0,
         momentum_correction: bool = True,
         exact_norms: bool = True,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargs],
     ) -> None:
         super().__init__(momentum=momentum, **kwargs)
         self.lazy_update = lazy_update
@@ -80,7 +85,7 @@ class LARS(MomentumKernelOptimizer):
         self.wd_mult.update(self._symbol_attribute("__wd_mult__"))
         self.wd_mult.update(args_wd_mult)
 
-    def _get_lrs(self, indices: Sequence[Hashable]) -> list:
+    def _get_lrs(self, indices: Sequence[Hashable]) -> List[float]:
         """Learning rates, remembering this and the previous call's scheduler rate."""
         if self.cur_lr is not None:
             self.last_lr = self.cur_lr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Hashable
+from typing import TYPE_CHECKING, Any, Dict, Hashable, Tuple
 
 import numpy as np
 
@@ -14,6 +14,11 @@ from ..sparse import RowSparseNDArray
 from ._kernel import MomentumKernelOptimizer, is_row_sparse
 from ._layerwise import check_kernel_params, describe
 from .base import Optimizer, register, warn_float16_without_multi_precision
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoMP
 
 __all__ = ["LBSGD"]
 
@@ -119,7 +124,7 @@ class LBSGD(MomentumKernelOptimizer):
         updates_per_epoch: int = 32,
         begin_epoch: int = 0,
         num_epochs: int = 60,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoMP],
     ) -> None:
         super().__init__(momentum=momentum, **kwargs)
         logging.info("Running Large-Batch SGD Algorithm")
@@ -153,7 +158,7 @@ class LBSGD(MomentumKernelOptimizer):
             momentum = np.zeros(weight.shape, np.float32) if self.momentum != 0.0 else None
             return (momentum, master)
         if weight.dtype == np.float16:
-            warn_float16_without_multi_precision()
+            warn_float16_without_multi_precision("SGD optimizer")
         return np.zeros_like(weight) if self.momentum != 0.0 else None
 
     def _get_lbmult(self, nup: int) -> float:
@@ -237,7 +242,7 @@ class LBSGD(MomentumKernelOptimizer):
         kernel: _core.Kernel,
         weight: np.ndarray,
         grad: Any,
-        states: tuple,
+        states: Tuple[np.ndarray, ...],
         master: Any,
         lr: float,
         wd: float,

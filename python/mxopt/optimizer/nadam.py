@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, Steps
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoLR
 
 __all__ = ["Nadam"]
 
@@ -65,7 +70,7 @@ class Nadam(AdaptiveKernelOptimizer):
         beta2: float = 0.999,
         epsilon: float = 1e-8,
         schedule_decay: float = 0.004,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoLR],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta1 = beta1
@@ -74,7 +79,7 @@ class Nadam(AdaptiveKernelOptimizer):
         self.schedule_decay = schedule_decay
         self.m_schedule = 1.0
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (
             self.beta1,
             self.beta2,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -15,6 +15,11 @@ from ._kernel import (
     precheck,
 )
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["NAG"]
 
@@ -44,7 +49,9 @@ class NAG(MomentumKernelOptimizer):
 
     aggregates_by_dtype = False
 
-    def __init__(self, momentum: float = 0.0, **kwargs: Any) -> None:
+    float16_advice = "NAG optimizer"
+
+    def __init__(self, momentum: float = 0.0, **kwargs: Unpack[OptimizerKwargs]) -> None:
         super().__init__(momentum=momentum, **kwargs)
         self.aggregate_num = _aggregation_size_from_env()
 
@@ -65,7 +72,8 @@ class NAG(MomentumKernelOptimizer):
         hyper = self._hyper()
         # (kernel, dtype, through a master copy) -> positions; each group is one call.
         groups: Dict[Tuple[str, Any, bool], List[int]] = {}
-        dense_grads, moms, masters = list(grads), list(states), [None] * len(states)
+        dense_grads, moms = list(grads), list(states)
+        masters: List[Any] = [None] * len(states)
         rows = []
         for i, (weight, grad, state) in enumerate(zip(weights, grads, states)):
             dtype = getattr(weight, "dtype", None)
@@ -91,5 +99,5 @@ class NAG(MomentumKernelOptimizer):
             )
         for i in rows:
             lazy = True  # sgd_update's default
-            lr, wd, t = (s[i] for s in steps[:3])
+            lr, wd, t = steps[0][i], steps[1][i], steps[2][i]
             self._run_rows(self._kernel("sgd", hyper), lazy, weights[i], grads[i], (), lr, wd, t)

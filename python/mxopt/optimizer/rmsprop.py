@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoLR
 
 __all__ = ["RMSProp"]
 
@@ -66,7 +71,7 @@ class RMSProp(AdaptiveKernelOptimizer):
         epsilon: float = 1e-8,
         centered: bool = False,
         clip_weights: Optional[float] = None,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoLR],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.gamma1 = gamma1
@@ -85,7 +90,7 @@ class RMSProp(AdaptiveKernelOptimizer):
     def state_names(self) -> Tuple[str, ...]:  # type: ignore[override]
         return ("n", "g", "delta") if self.centered else ("n",)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         # MXNet passes gamma2 only to the centered kernel (whose default is also 0.9), and
         # clip_gradient / clip_weights only when truthy.
         gamma2 = self.gamma2 if self.centered else 0.9

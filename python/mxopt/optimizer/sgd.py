@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 import numpy as np
 
 from .. import _core
 from ._kernel import MomentumKernelOptimizer, _states_tuple, as_lists, is_row_sparse, precheck
 from .base import _aggregation_size_from_env, register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargs
 
 __all__ = ["SGD", "ccSGD"]
 
@@ -49,7 +54,9 @@ class SGD(MomentumKernelOptimizer):
     array([0.95, 0.95, 0.95], dtype=float32)
     """
 
-    def __init__(self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, momentum: float = 0.0, lazy_update: bool = True, **kwargs: Unpack[OptimizerKwargs]
+    ) -> None:
         super().__init__(momentum=momentum, **kwargs)
         self.lazy_update = lazy_update
         self.aggregate_num = _aggregation_size_from_env()
@@ -66,7 +73,7 @@ class SGD(MomentumKernelOptimizer):
 
     def _update_impl(
         self,
-        indices: Union[Hashable, Sequence[Hashable]],
+        indices: Any,
         weights: Any,
         grads: Any,
         states: Any,
@@ -76,8 +83,11 @@ class SGD(MomentumKernelOptimizer):
         steps = self._preamble(indices)
         hyper = self._hyper()
         momentum = hyper[0]
+        moms: Sequence[Any]
+        masters: Optional[List[Any]]
         if multi_precision:
-            moms, masters = map(list, zip(*map(self._momentum_and_master, states)))
+            pairs = [self._momentum_and_master(state) for state in states]
+            moms, masters = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
             moms, masters = states, None
 
@@ -85,9 +95,9 @@ class SGD(MomentumKernelOptimizer):
             # MXNet always takes the multi-tensor kernel for dense gradients; the state is
             # used only when momentum is positive.
             if momentum > 0:
-                kernel, flat_states = self._kernel("multi_sgd_mom", hyper), moms
+                kernel, flat_states = self._kernel("multi_sgd_mom", hyper), list(moms)
             else:
-                kernel, flat_states = self._kernel("multi_sgd", hyper), ()
+                kernel, flat_states = self._kernel("multi_sgd", hyper), []
             self._run_dense(kernel, weights, grads, flat_states, steps, masters)
             return
 
@@ -99,7 +109,7 @@ class SGD(MomentumKernelOptimizer):
             # Row-sparse calls pick the kernel by the state, not by the momentum.
             kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", hyper)
             states = _states_tuple(mom)
-            if multi_precision:
+            if masters is not None:
                 # The multi-precision kernels have no sparse path: MXNet densifies.
                 dense = grad.todense() if is_row_sparse(grad) else grad
                 _core.step_mixed(kernel, weight, dense, masters[i], states, lrs[i], wds[i], ts[i])

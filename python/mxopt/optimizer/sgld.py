@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class SGLD(AdaptiveKernelOptimizer):
     #: Add the Langevin noise (``False``: only the deterministic half step).
     add_noise: bool = True
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         return (self.rescale_grad, self.clip_gradient)
 
     def _run_dense(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Any, Tuple
 
 from ._kernel import AdaptiveKernelOptimizer, kernel_clip
 from .base import register
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .base import OptimizerKwargsNoLR
 
 __all__ = ["Signum"]
 
@@ -55,7 +60,7 @@ class Signum(AdaptiveKernelOptimizer):
         learning_rate: float = 0.01,
         momentum: float = 0.9,
         wd_lh: float = 0.0,
-        **kwargs: Any,
+        **kwargs: Unpack[OptimizerKwargsNoLR],
     ) -> None:
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.momentum = momentum
@@ -71,7 +76,7 @@ class Signum(AdaptiveKernelOptimizer):
         """One (negated) momentum array, or none (a ``None`` state) without momentum."""
         return () if self.momentum == 0.0 else ("momentum",)
 
-    def _hyper(self) -> tuple:
+    def _hyper(self) -> Tuple[Any, ...]:
         if not math.isfinite(self.momentum):
             # MXNet would silently run a NaN momentum as 0 (it passes only momentum > 0).
             raise ValueError(f"Signum: momentum must be finite, got {self.momentum!r}")

@@ -20,7 +20,9 @@ from typing import Any, Callable, ClassVar, Dict, Hashable, List, Tuple
 import numpy as np
 
 from .. import lr_scheduler
-from .base import Optimizer
+from . import _mxnet_compat
+from ._mxnet_compat import MXNetNDArray
+from .base import Optimizer, check_weight
 
 __all__ = ["Updater", "get_updater"]
 
@@ -69,7 +71,8 @@ def _numpy_reconstructor(submodule: str, name: str) -> Callable[..., Any]:
             module = importlib.import_module(f"{package}.{submodule}")
         except ImportError:
             continue
-        return getattr(module, name)
+        reconstructor: Callable[..., Any] = getattr(module, name)
+        return reconstructor
     raise pickle.UnpicklingError(f"NumPy has no {submodule}.{name} to rebuild arrays with")
 
 
@@ -197,8 +200,20 @@ _REDUCE_CHECKS: Dict[Any, Callable[..., None]] = {
 }
 
 
+def _args_mxnet_ndarray(*args: Any) -> None:
+    if args != (None,):
+        raise _refuse("an MXNet NDArray is only rebuilt as NDArray(None), then restored")
+
+
+_REDUCE_CHECKS[MXNetNDArray] = _args_mxnet_ndarray
+
+
 def _allowed_classes() -> Tuple[type, ...]:
-    return (*Optimizer.opt_registry.values(), *_SCHEDULER_CLASSES)
+    return (
+        *Optimizer.opt_registry.values(),
+        *_SCHEDULER_CLASSES,
+        *_mxnet_compat.mxnet_classes().values(),
+    )
 
 
 # The pure-Python unpickler: unlike the C one, it lets every opcode be overridden.
@@ -236,6 +251,7 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
     def __init__(self, file: Any) -> None:
         super().__init__(file)
         self._unbuilt: Dict[int, np.ndarray] = {}
+        self._unbuilt_mxnet: Dict[int, MXNetNDArray] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if module in ("numpy._core.multiarray", "numpy.core.multiarray"):
@@ -253,6 +269,10 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
         for klass in _allowed_classes():
             if klass.__module__ == module and klass.__qualname__ == name:
                 return klass
+        if module.startswith("mxnet."):
+            mapped = _mxnet_compat.resolve_mxnet_global(module, name)
+            if mapped is not None:
+                return mapped
         raise pickle.UnpicklingError(
             f"refusing to load global {module}.{name}: it is not a NumPy array type, a "
             "registered optimizer or an mxopt scheduler"
@@ -270,6 +290,8 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
         value = func(*args)
         if func is _RECONSTRUCT:
             self._unbuilt[id(value)] = value
+        elif func is MXNetNDArray:
+            self._unbuilt_mxnet[id(value)] = value
         stack[-1] = value
 
     def load_newobj(self) -> None:
@@ -302,7 +324,11 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
         stack = self.stack
         state = stack.pop()
         inst = stack[-1]
-        if isinstance(inst, np.ndarray):
+        if type(inst) is MXNetNDArray:
+            if self._unbuilt_mxnet.pop(id(inst), None) is not inst:
+                raise _refuse("it restores an MXNet NDArray twice")
+            inst.__setstate__(state)  # checks the raw bytes: exact size, dense, known dtype
+        elif isinstance(inst, np.ndarray):
             if self._unbuilt.pop(id(inst), None) is not inst:
                 raise _refuse("it restores an array twice or one not made by _reconstruct")
             self._check_array_state(state)
@@ -372,7 +398,10 @@ class _StateUnpickler(_PyUnpickler):  # type: ignore[misc]
 
     def load(self) -> Any:
         try:
-            return super().load()
+            loaded = super().load()
+            if self._unbuilt_mxnet:
+                raise _refuse("an MXNet NDArray is never restored from its raw bytes")
+            return _mxnet_compat.plain_arrays(loaded)
         except EOFError:
             raise _TruncatedBlob("the state blob is empty or truncated") from None
         except (pickle.UnpicklingError, MemoryError, RecursionError):
@@ -497,6 +526,8 @@ class Updater:
                 f"index, grad and weight must have equal lengths, got {len(indices)}, "
                 f"{len(grads)} and {len(weights)}"
             )
+        for i, weight_i in enumerate(weights):
+            check_weight(weight_i, "weight" if weights is not weight else f"weight[{i}]")
         if weights:
             # NumPy arrays live in host memory: one device, id 0.
             self.optimizer._set_current_context(0)
@@ -577,12 +608,23 @@ class Updater:
             return [self.sync_state_context(item, context) for item in state]
         return state
 
-    def get_states(self, dump_optimizer: bool = False) -> bytes:
+    def get_states(self, dump_optimizer: bool = False, mxnet_compatible: bool = False) -> bytes:
         """Pickle the states dict, or ``(states, optimizer)`` with ``dump_optimizer=True``.
 
         The optimizer is pickled without its ``param_dict``.
+
+        With ``mxnet_compatible=True`` the blob is one MXNet 1.6 loads
+        (``Updater.set_states``, ``Trainer.load_states``, ``Module.load_optimizer_states``)
+        with NumPy 1.x or 2.x: state arrays are written as MXNet NDArrays (CPU), the
+        optimizer and its scheduler as MXNet's classes, NumPy objects under NumPy 1.x's
+        module names (``numpy.core``). mxopt reads such a blob back too. Raises
+        ``pickle.PicklingError`` for an optimizer or scheduler MXNet 1.6 does not have
+        and ``TypeError`` for a state dtype MXNet has no NDArray for.
         """
-        return pickle.dumps((self.states, self.optimizer) if dump_optimizer else self.states)
+        obj = (self.states, self.optimizer) if dump_optimizer else self.states
+        if mxnet_compatible:
+            return _mxnet_compat.dumps_mxnet(obj)
+        return pickle.dumps(obj)
 
     def set_states(self, states: bytes, safe: bool = False) -> None:
         """Load states saved by :meth:`get_states`; a pickled optimizer replaces ``optimizer``.
@@ -614,6 +656,15 @@ class Updater:
 
         Nothing is changed when it raises.
 
+        Both loaders also read blobs written by MXNet 1.6 (``Updater.get_states``,
+        ``Trainer.save_states``, ``Module.save_optimizer_states``) without MXNet:
+        ``mxnet.optimizer.*`` and ``mxnet.lr_scheduler.*`` classes load as mxopt's, and
+        NDArrays (dense, any dtype MXNet has) as writeable ``numpy.ndarray`` states. The
+        safe loader checks their raw bytes like any array data (exact size, no
+        amplification). An optimizer MXNet updates one index at a time gets mxopt's
+        ``aggregate_num``; LARS and LAMB get ``exact_norms`` (and LAMB
+        ``update_master_copy``) at their defaults.
+
         Notes
         -----
         ``aggregate_updates`` is not recomputed for a loaded optimizer, and every loaded
@@ -625,7 +676,7 @@ class Updater:
             loaded = _StateUnpickler(io.BytesIO(states)).load()
         else:
             try:
-                loaded = pickle.loads(states)
+                loaded = _mxnet_compat.loads_trusted(states)
             except EOFError:
                 raise _TruncatedBlob("the state blob is empty or truncated") from None
         # Nothing is replaced until the blob is known to have the right structure.
