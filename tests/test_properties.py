@@ -23,7 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz"))
 import scenarios  # noqa: E402
 
-from mxopt.optimizer import LARS, LBSGD, SGLD, SGD, Adam, create  # noqa: E402
+from mxopt.optimizer import LARS, LBSGD, SGD, SGLD, Adam, create  # noqa: E402
 from mxopt.sparse import RowSparseNDArray, row_sparse_array  # noqa: E402
 
 EXAMPLES = int(os.environ.get("MXOPT_HYPOTHESIS_EXAMPLES", "40"))

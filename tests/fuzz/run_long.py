@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import scenarios  # noqa: E402
+import scenarios
 
 
 def main() -> int:

@@ -153,7 +153,7 @@ def _layout(draw: Draw, a: np.ndarray, arena: Arena, weird: int) -> np.ndarray:
     """``a`` itself, or its data in a strided / read-only / foreign array."""
     kind = draw.choice(("strided", "readonly", "foreign", "foreign")) if draw.chance(weird) else ""
     if kind == "strided" and a.ndim:
-        big = np.empty(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+        big = np.empty((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)
         view = big[..., ::2]
         view[...] = a
         return view
@@ -275,9 +275,11 @@ class Scenario:
             if j != k and self.weights[k].size:
                 if draw.chance(50):
                     self.weights[j] = self.weights[k]
-                elif self.grads[j] is not None and not isinstance(self.grads[j], RowSparseNDArray):
-                    if self.grads[j].dtype == self.weights[k].dtype:
-                        self.grads[j] = self.weights[k]
+                elif (
+                    isinstance(self.grads[j], np.ndarray)
+                    and self.grads[j].dtype == self.weights[k].dtype
+                ):
+                    self.grads[j] = self.weights[k]
                 self.clean = False
         self.must_fail = self.must_fail or self._overlaps()
 
@@ -353,7 +355,7 @@ class Scenario:
             bad = draw.choice(("unsorted", "duplicate", "negative", "out_of_range"))
             idx = list(present) or [0]
             if bad == "unsorted":
-                idx = idx[::-1] + [idx[0]]
+                idx = [*idx[::-1], idx[0]]
             elif bad == "duplicate":
                 idx = [idx[0], *idx]
             elif bad == "negative":
@@ -456,10 +458,14 @@ def check(scenario: Scenario) -> str:
             ) from error
         after = s.snapshot()
         if after[0] != before[0]:
-            raise AssertionError(f"{s.config.id}: shared buffer written before {message!r}")
+            raise AssertionError(
+                f"{s.config.id}: shared buffer written before {message!r}"
+            ) from error
         for k, (a, b) in enumerate(zip(after[1], before[1])):
             if a != b:
-                raise AssertionError(f"{s.config.id}: array {k} written before {message!r}")
+                raise AssertionError(
+                    f"{s.config.id}: array {k} written before {message!r}"
+                ) from error
         return "error"
     if s.must_fail and s.config.id != "registry:test":
         # (MXNet's ``Test`` optimizer is plain NumPy arithmetic: aliasing is harmless.)

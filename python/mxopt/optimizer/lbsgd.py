@@ -224,7 +224,6 @@ class LBSGD(MomentumKernelOptimizer):
         if not self.batch_scale > 0:
             raise ValueError(f"batch_scale must be positive, got {self.batch_scale!r}")
         momentum, master = self._split_state(state)
-        mixed = master is not None
         lr = self._get_lr(index)
         wd = self._get_wd(index)
         self._update_count(index)
