@@ -420,6 +420,26 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
             )
             return
         precheck(weights, grads, per_weight, masters, steps, self.float32_states)
+        # Hyper-parameters are checked natively in each group's dtype (1e39 is finite in
+        # float64, not in float32): a later group may still refuse; restore what ran.
+        written = [*weights, *_flat(per_weight), *[m for m in masters if m is not None]]
+        with restored_on_error(written):
+            self._run_groups(kernel, weights, grads, per_weight, masters, steps, groups, sparse)
+
+    def _run_groups(
+        self,
+        kernel: _core.Kernel,
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        per_weight: Sequence[Tuple[Any, ...]],
+        masters: Sequence[Any],
+        steps: Steps,
+        groups: Dict[Tuple[Any, bool], List[int]],
+        sparse: Sequence[int],
+    ) -> None:
+        """The native calls of a split list: one per (dtype, precision) group, then one per
+        row-sparse gradient."""
+        rows = self._rows_kernel()
         skip = set(sparse)
         for (_, mixed), group in groups.items():
             group = [i for i in group if i not in skip]
