@@ -167,3 +167,14 @@ def test_adam_list_reference_holds_for_mixed_dtypes():
         one.update(i, w, grads[i], one.create_state(i, w))
     for got, expected in zip(weights, copies):
         assert got.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("name", ["sgld", "groupadagrad"])
+def test_master_copy_fallbacks_refuse_a_gradient_that_is_the_weight(name):
+    opt = create(name, multi_precision=True)
+    w = np.ones((4, 3), np.float16)
+    state = opt.create_state_multi_precision(0, w)
+    leaves = scenarios._leaves(state)
+    _untouched(
+        lambda: opt.update_multi_precision(0, w, w, state), [w, *leaves], ValueError, "weight"
+    )

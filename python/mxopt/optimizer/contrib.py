@@ -120,9 +120,12 @@ class GroupAdaGrad(KernelOptimizer):
                 )
         for i, ((_, _, mixed), weight) in enumerate(zip(targets, weights)):
             # The float16 weight receives the master after the kernel: check it first.
+            where = f"weight[{i}]" if len(weights) > 1 else "weight"
             if mixed and not (weight.flags.writeable and weight.flags.c_contiguous):
-                where = f"weight[{i}]" if len(weights) > 1 else "weight"
                 raise ValueError(f"{where}: expected a writeable, C-contiguous array")
+            values = grads[i].data if is_row_sparse(grads[i]) else grads[i]
+            if mixed and weight.size and np.may_share_memory(weight, values):
+                raise ValueError(f"{where}: shares memory with its gradient")
         written = [a for target, history, _ in targets for a in (target, history)] + list(weights)
         with restored_on_error(written, len(weights) > 1):
             for (target, history, mixed), weight, grad, lr in zip(targets, weights, grads, lrs):

@@ -101,6 +101,8 @@ class SGLD(AdaptiveKernelOptimizer):
                 raise ValueError(f"{where}: array is read-only; it must be writeable")
             if not weight.flags.c_contiguous:
                 raise ValueError(f"{where}: expected a C-contiguous array")
+            if weight.size and np.may_share_memory(weight, grads[i]):
+                raise ValueError(f"{where}: shares memory with its gradient")
         grads32 = [g.astype(np.float32) for g in grads]
         _core.step_noisy(kernel, masters, grads32, states, lrs, wds, ts, scales, seeds, streams)
         for weight, master in zip(weights, masters):
