@@ -12,7 +12,7 @@ pub struct Step {
     /// Weight decay for this tensor, multipliers applied.
     pub wd: f64,
     /// This tensor's update count after the increment (starts at `begin_num_update + 1`).
-    pub t: u64,
+    pub t: i64,
     /// A running product an optimizer carries from one update call to the next, after
     /// this tensor's factor (Nadam's momentum schedule `m_schedule`); `1.0` where unused.
     pub schedule: f64,
@@ -21,7 +21,7 @@ pub struct Step {
 impl Step {
     /// A step with learning rate `lr`, weight decay `wd` and update count `t`.
     #[must_use]
-    pub const fn new(lr: f64, wd: f64, t: u64) -> Step {
+    pub const fn new(lr: f64, wd: f64, t: i64) -> Step {
         Step {
             lr,
             wd,

@@ -110,6 +110,12 @@ class RowSparseNDArray:
                 f"data must have shape (len(indices),) + shape[1:] = {expected}, "
                 f"got {self.data.shape}"
             )
+        self._check_indices()
+
+    def _check_indices(self) -> None:
+        """Raises ``ValueError`` naming ``indices`` unless they are strictly increasing rows
+        of ``shape`` (checked again when densifying: ``indices`` may be replaced after
+        construction, and NumPy would wrap a negative row silently)."""
         if self.indices.size:
             low, high = int(self.indices.min()), int(self.indices.max())
             if low < 0 or high >= self.shape[0]:
@@ -124,6 +130,7 @@ class RowSparseNDArray:
 
     def todense(self) -> np.ndarray:
         """Return a new dense array with the stored rows in place and zeros elsewhere."""
+        self._check_indices()
         dense = np.zeros(self.shape, dtype=self.dtype)
         dense[self.indices] = self.data
         return dense

@@ -45,7 +45,7 @@ impl Nadam {
     /// The momentum schedule's factor for update count `t`:
     /// `β1·(1 − 0.5·0.96^(t·sd))`, in `f64` as MXNet's Python computes it.
     #[must_use]
-    pub fn momentum(&self, t: u64) -> f64 {
+    pub fn momentum(&self, t: i64) -> f64 {
         self.beta1 * (1.0 - 0.5 * 0.96_f64.powf(t as f64 * self.schedule_decay))
     }
 

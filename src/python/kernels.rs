@@ -251,7 +251,7 @@ fn step(
     states: Vec<Bound<'_, PyAny>>,
     lr: f64,
     wd: f64,
-    t: u64,
+    t: i64,
     schedule: f64,
 ) -> PyResult<()> {
     let step = Step {
@@ -289,7 +289,7 @@ fn step_mixed(
     states: Vec<Bound<'_, PyAny>>,
     lr: f64,
     wd: f64,
-    t: u64,
+    t: i64,
     schedule: f64,
 ) -> PyResult<()> {
     let step = Step {
@@ -337,7 +337,7 @@ fn step_rows(
     states: Vec<Bound<'_, PyAny>>,
     lr: f64,
     wd: f64,
-    t: u64,
+    t: i64,
     schedule: f64,
 ) -> PyResult<()> {
     let step = Step {
@@ -421,7 +421,7 @@ fn step_many(
     states: Vec<Bound<'_, PyAny>>,
     lrs: Vec<f64>,
     wds: Vec<f64>,
-    ts: Vec<u64>,
+    ts: Vec<i64>,
     masters: Option<Vec<Bound<'_, PyAny>>>,
     schedules: Option<Vec<f64>>,
 ) -> PyResult<()> {
@@ -503,7 +503,7 @@ fn step_noisy(
     states: Vec<Bound<'_, PyAny>>,
     lrs: Vec<f64>,
     wds: Vec<f64>,
-    ts: Vec<u64>,
+    ts: Vec<i64>,
     scales: Vec<f64>,
     seeds: Vec<u64>,
     streams: Vec<u64>,

@@ -28,7 +28,7 @@ fn reduction(exact: bool) -> Reduction {
     }
 }
 
-fn steps(lrs: Vec<f64>, wds: Vec<f64>, ts: Vec<u64>, n: usize) -> PyResult<Vec<Step>> {
+fn steps(lrs: Vec<f64>, wds: Vec<f64>, ts: Vec<i64>, n: usize) -> PyResult<Vec<Step>> {
     let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
         .into_iter()
         .zip(per_tensor("wds", wds, n)?)
@@ -174,7 +174,7 @@ fn lars_many(
     states: Vec<Bound<'_, PyAny>>,
     lrs: Vec<f64>,
     wds: Vec<f64>,
-    ts: Vec<u64>,
+    ts: Vec<i64>,
     scaled: Vec<bool>,
     masters: Option<Vec<Bound<'_, PyAny>>>,
     exact_norms: bool,
@@ -343,7 +343,7 @@ fn lamb_many(
     states: Vec<Bound<'_, PyAny>>,
     lrs: Vec<f64>,
     wds: Vec<f64>,
-    ts: Vec<u64>,
+    ts: Vec<i64>,
     masters: Option<Vec<Bound<'_, PyAny>>>,
     exact_norms: bool,
     write_master: bool,

@@ -8,7 +8,18 @@ multi-precision, row-sparse and aggregated entry points of the native module.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Dict,
+    Hashable,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 
@@ -297,6 +308,8 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
             + (f" with None for {self.absent_states}" if self.absent_states else "")
             if self.state_tuple
             else f"one array ({self.state_names[0]})"
+            if self.state_names
+            else "None (no state)"
         )
         raise TypeError(
             f"state: expected {expected} as {type(self).__name__}.create_state returns, "
@@ -433,7 +446,27 @@ class AdaptiveKernelOptimizer(KernelOptimizer):
                 masters if mixed else None,
             )
             return
-        precheck(weights, grads, per_weight, masters, steps)
+        precheck(weights, grads, per_weight, masters, steps, self.float32_states)
+        # Hyper-parameters are checked natively in each group's dtype (1e39 is finite in
+        # float64, not in float32): a later group may still refuse; restore what ran.
+        written = [*weights, *_flat(per_weight), *[m for m in masters if m is not None]]
+        with restored_on_error(written):
+            self._run_groups(kernel, weights, grads, per_weight, masters, steps, groups, sparse)
+
+    def _run_groups(
+        self,
+        kernel: _core.Kernel,
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        per_weight: Sequence[Tuple[Any, ...]],
+        masters: Sequence[Any],
+        steps: Steps,
+        groups: Dict[Tuple[Any, bool], List[int]],
+        sparse: Sequence[int],
+    ) -> None:
+        """The native calls of a split list: one per (dtype, precision) group, then one per
+        row-sparse gradient."""
+        rows = self._rows_kernel()
         skip = set(sparse)
         for (_, mixed), group in groups.items():
             group = [i for i in group if i not in skip]
@@ -475,6 +508,7 @@ def precheck(
     states: Sequence[Sequence[Any]],
     masters: Sequence[Any],
     steps: Steps,
+    float32_states: bool = False,
 ) -> None:
     """Before a call that is split into several native calls (by dtype, precision or
     gradient storage), check what any of them would reject, so that a bad tensor late in
@@ -515,9 +549,12 @@ def precheck(
             array(f"grad[{i}]", grad, False, weight.dtype, weight.shape)
         if master is not None:
             array(f"master[{i}]", master, True, np.float32, weight.shape)
+        # States have the weight's shape, and its dtype (float32 beside a master copy, or
+        # for optimizers that keep float32 states).
+        state_dtype = np.float32 if master is not None or float32_states else weight.dtype
         for k, state in enumerate(states[i]):
             if state is not None:
-                array(f"state[{i}][{k}]", state, True)
+                array(f"state[{i}][{k}]", state, True, state_dtype, weight.shape)
     for name, values in (("lr", steps[0]), ("wd", steps[1])):
         for i, value in enumerate(values):
             if not math.isfinite(value):
@@ -550,3 +587,26 @@ def _pick(steps: Steps, positions: Sequence[int]) -> Steps:
         [ts[i] for i in positions],
         None if schedules is None else [schedules[i] for i in positions],
     )
+
+
+class restored_on_error:
+    """Context manager for a call that runs as several native calls, each checking its own
+    tensors before writing: when a later one refuses (``TypeError``/``ValueError``), the
+    arrays the earlier ones wrote are restored, so the refused call leaves every array as
+    it was. Copies are taken only when ``enabled`` (calls with more than one native call)."""
+
+    def __init__(self, arrays: Sequence[Any], enabled: bool = True) -> None:
+        self.saved = (
+            [(a, a.copy()) for a in arrays if isinstance(a, np.ndarray) and a.flags.writeable]
+            if enabled
+            else []
+        )
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> Literal[False]:
+        if kind is not None and issubclass(kind, (TypeError, ValueError)):
+            for array, before in self.saved:
+                array[...] = before
+        return False

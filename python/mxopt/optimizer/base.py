@@ -424,7 +424,7 @@ class Optimizer:
         if self.multi_precision:
             check_weight(weight)
         if self.multi_precision and weight.dtype == np.float16:
-            master, inner = state
+            master, inner = _checked_master(weight, grad, state)
             self.update(index, master, grad.astype(np.float32), inner)
             weight[...] = master.astype(weight.dtype)
         else:
@@ -452,3 +452,37 @@ def _check_multipliers(name: str, multipliers: Any) -> None:
 
 register = Optimizer.register
 create = Optimizer.create_optimizer
+
+
+def _checked_master(weight: np.ndarray, grad: Any, state: Any) -> Tuple[np.ndarray, Any]:
+    """``(master, inner state)`` of the generic multi-precision fallback, after checking
+    everything that would make the final copy into ``weight`` fail, so that a bad call
+    raises before the master copy is updated."""
+    if not (isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], np.ndarray)):
+        got = type(state).__name__ + (f" of {len(state)}" if isinstance(state, tuple) else "")
+        raise TypeError(
+            "state: expected (float32 master copy, state) as create_state_multi_precision "
+            f"returns for float16 weights, got {got}"
+        )
+    master = state[0]
+    if master.dtype != np.float32 or master.shape != weight.shape:
+        raise TypeError(
+            f"state: expected a float32 master copy of shape {weight.shape}, got a "
+            f"{master.dtype} array of shape {master.shape}"
+        )
+    if not weight.flags.writeable:
+        raise ValueError("weight: array is read-only; it must be writeable")
+    if not weight.flags.c_contiguous:
+        raise ValueError("weight: expected a C-contiguous array")
+    dense = getattr(grad, "data", None) if getattr(grad, "stype", None) == "row_sparse" else grad
+    if not isinstance(dense, np.ndarray):
+        raise TypeError(f"grad: expected a numpy.ndarray, got {type(grad).__name__}")
+    if dense.dtype != weight.dtype or tuple(getattr(grad, "shape", ())) != weight.shape:
+        raise TypeError(
+            f"grad: expected the weight's shape {weight.shape} and dtype float16, got "
+            f"{tuple(grad.shape)} {dense.dtype}"
+        )
+    for name, other in (("master copy", master), ("grad", dense)):
+        if weight.size and other.size and np.may_share_memory(weight, other):
+            raise ValueError(f"weight: shares memory with the {name}")
+    return master, state[1]

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any, Hashable, List, Tuple
 import numpy as np
 
 from .. import _core
-from ._kernel import KernelOptimizer, _describe, is_row_sparse, kernel_clip
+from ._kernel import (
+    KernelOptimizer,
+    _describe,
+    is_row_sparse,
+    kernel_clip,
+    restored_on_error,
+)
 from .base import _aggregation_size_from_env, register
 
 if TYPE_CHECKING:
@@ -117,12 +123,22 @@ class GroupAdaGrad(KernelOptimizer):
                     f"GroupAdaGrad does not support weight decay, got wd={wd!r} for index "
                     f"{index!r} (set wd=0, or wd_mult 0 for it)"
                 )
-        for (target, history, mixed), weight, grad, lr in zip(targets, weights, grads, lrs):
-            if mixed:
-                grad = grad.astype(np.float32)
-            self._step(target, grad, history, lr)
-            if mixed:
-                weight[...] = target
+        for i, ((_, _, mixed), weight) in enumerate(zip(targets, weights)):
+            # The float16 weight receives the master after the kernel: check it first.
+            where = f"weight[{i}]" if len(weights) > 1 else "weight"
+            if mixed and not (weight.flags.writeable and weight.flags.c_contiguous):
+                raise ValueError(f"{where}: expected a writeable, C-contiguous array")
+            values = grads[i].data if is_row_sparse(grads[i]) else grads[i]
+            if mixed and weight.size and np.may_share_memory(weight, values):
+                raise ValueError(f"{where}: shares memory with its gradient")
+        written = [a for target, history, _ in targets for a in (target, history)] + list(weights)
+        with restored_on_error(written, len(weights) > 1):
+            for (target, history, mixed), weight, grad, lr in zip(targets, weights, grads, lrs):
+                if mixed:
+                    grad = grad.astype(np.float32)
+                self._step(target, grad, history, lr)
+                if mixed:
+                    weight[...] = target
 
     def _step(self, weight: np.ndarray, grad: Any, history: np.ndarray, lr: float) -> None:
         eps, rs = self.float_stable_eps, self.rescale_grad

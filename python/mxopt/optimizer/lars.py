@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence,
 import numpy as np
 
 from .. import _core
-from ._kernel import MomentumKernelOptimizer, is_row_sparse, kernel_clip
+from ._kernel import MomentumKernelOptimizer, is_row_sparse, kernel_clip, restored_on_error
 from ._layerwise import EXCLUDED_SUFFIXES, check_kernel_params, describe, layer_name
 from .base import _aggregation_size_from_env, register
 
@@ -163,25 +163,49 @@ class LARS(MomentumKernelOptimizer):
             for i, weight in enumerate(weights):
                 key = (getattr(weight, "dtype", None), masters[i] is not None)
                 groups.setdefault(key, []).append(i)
-            for (_, mixed), group in groups.items():
-                _core.lars_many(
-                    [weights[i] for i in group],
-                    [grads[i] for i in group],
-                    [moms[i] for i in group] if self.momentum > 0 else [],
-                    [lrs[i] for i in group],
-                    [wds[i] for i in group],
-                    [ts[i] for i in group],
-                    [scaled[i] for i in group],
-                    [masters[i] for i in group] if mixed else None,
-                    exact_norms=self.exact_norms,
-                    eta=self.eta,
-                    eps=self.eps,
-                    momentum=momentum,
-                    rescale_grad=self.rescale_grad,
-                    clip_gradient=kernel_clip(self.clip_gradient),
-                )
+            # Each native call checks its tensors (and their scaled rates, which depend on
+            # norms) before writing; when a later group refuses, the groups already
+            # written are restored, so that a refused call leaves every array as it was.
+            written = [a for i in range(len(weights)) for a in (weights[i], moms[i], masters[i])]
+            # Each native call checks its tensors (and their norm-scaled rates) before
+            # writing; when a later group refuses, the groups already written are restored.
+            with restored_on_error(written, len(groups) > 1):
+                for (_, mixed), group in groups.items():
+                    _core.lars_many(
+                        [weights[i] for i in group],
+                        [grads[i] for i in group],
+                        [moms[i] for i in group] if self.momentum > 0 else [],
+                        [lrs[i] for i in group],
+                        [wds[i] for i in group],
+                        [ts[i] for i in group],
+                        [scaled[i] for i in group],
+                        [masters[i] for i in group] if mixed else None,
+                        exact_norms=self.exact_norms,
+                        eta=self.eta,
+                        eps=self.eps,
+                        momentum=momentum,
+                        rescale_grad=self.rescale_grad,
+                        clip_gradient=kernel_clip(self.clip_gradient),
+                    )
             return
 
+        written = [a for i in range(len(weights)) for a in (weights[i], moms[i], masters[i])]
+        with restored_on_error(written, len(weights) > 1):
+            self._rows_update(indices, weights, grads, moms, masters, lrs, wds, ts, hyper)
+
+    def _rows_update(
+        self,
+        indices: Sequence[Any],
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        moms: Sequence[Any],
+        masters: Sequence[Any],
+        lrs: Sequence[float],
+        wds: Sequence[float],
+        ts: Sequence[int],
+        hyper: Tuple[Any, ...],
+    ) -> None:
+        """One call per index (a list with a row-sparse gradient is not aggregated)."""
         for i, index in enumerate(indices):
             weight, grad, mom, master = weights[i], grads[i], moms[i], masters[i]
             lr = self._get_lars(index, weight, grad, lrs[i], wds[i])

@@ -11,7 +11,13 @@ import numpy as np
 
 from .. import _core
 from ..sparse import RowSparseNDArray
-from ._kernel import MomentumKernelOptimizer, is_row_sparse
+from ._kernel import (
+    MomentumKernelOptimizer,
+    as_lists,
+    is_row_sparse,
+    precheck,
+    restored_on_error,
+)
 from ._layerwise import check_kernel_params, describe
 from .base import Optimizer, register, warn_float16_without_multi_precision
 
@@ -201,20 +207,28 @@ class LBSGD(MomentumKernelOptimizer):
         """Accumulate ``grad`` and, every ``batch_scale`` calls, update ``weight`` in place.
         Lists of indices, weights, grads and states are processed one index at a time."""
         if isinstance(index, (list, tuple)):
-            for i, w, g, s in zip(index, weight, grad, state):
-                self.update(i, w, g, s)
+            index, weight, grad, state = as_lists(index, weight, grad, state)
+            # Every tensor is checked before the first one is updated (or accumulated).
+            parts = [self._split_state(s) for s in state]
+            for w, g in zip(weight, grad):
+                _check_arrays(w, g)
+            n = len(weight)
+            precheck(
+                weight,
+                grad,
+                [() if m is None else (m,) for m, _ in parts],
+                [master for _, master in parts],
+                ([0.0] * n, [0.0] * n, [0] * n, None),
+            )
+            written = [w for w in weight] + [a for m in parts for a in m]
+            with restored_on_error(written, n > 1):
+                for i, w, g, s in zip(index, weight, grad, state):
+                    self.update(i, w, g, s)
             return
         check_kernel_params(self, "momentum", "rescale_grad", "clip_gradient", "batch_scale")
         if not self.batch_scale > 0:
             raise ValueError(f"batch_scale must be positive, got {self.batch_scale!r}")
-        mixed = isinstance(state, (tuple, list))
-        if mixed and not (len(state) == 2 and isinstance(state[1], np.ndarray)):
-            raise TypeError(
-                f"state: expected (momentum or None, float32 master), got {describe(state)}"
-            )
-        momentum = state[0] if mixed else state
-        if momentum is not None and not isinstance(momentum, np.ndarray):
-            raise TypeError(f"state: expected a momentum array or None, got {describe(momentum)}")
+        momentum, master = self._split_state(state)
         lr = self._get_lr(index)
         wd = self._get_wd(index)
         self._update_count(index)
@@ -234,8 +248,21 @@ class LBSGD(MomentumKernelOptimizer):
             lr *= self._get_lbmult(cgrad["num_cums"])
         kernel = self._kernel("sgd" if momentum is None else "multi_sgd_mom", self._hyper())
         states = () if momentum is None else (momentum,)
-        self._step(kernel, weight, grad, states, state[1] if mixed else None, lr, wd, t)
+        self._step(kernel, weight, grad, states, master, lr, wd, t)
         self.cumgrads[index]["cum_grad"] = 0
+
+    @staticmethod
+    def _split_state(state: Any) -> Tuple[Any, Any]:
+        """``(momentum or None, master or None)`` of one state object, checked."""
+        mixed = isinstance(state, (tuple, list))
+        if mixed and not (len(state) == 2 and isinstance(state[1], np.ndarray)):
+            raise TypeError(
+                f"state: expected (momentum or None, float32 master), got {describe(state)}"
+            )
+        momentum = state[0] if mixed else state
+        if momentum is not None and not isinstance(momentum, np.ndarray):
+            raise TypeError(f"state: expected a momentum array or None, got {describe(momentum)}")
+        return momentum, state[1] if mixed else None
 
     def _step(
         self,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from ._kernel import (
     MomentumKernelOptimizer,
+    Steps,
     _pick,
     _states_tuple,
     as_lists,
     is_row_sparse,
     precheck,
+    restored_on_error,
 )
 from .base import _aggregation_size_from_env, register
 
@@ -88,6 +90,25 @@ class NAG(MomentumKernelOptimizer):
             groups.setdefault((kernel, dtype, masters[i] is not None), []).append(i)
         if len(groups) + len(rows) > 1:
             precheck(weights, grads, [_states_tuple(m) for m in moms], masters, steps)
+        written = [*weights, *[m for m in moms if isinstance(m, np.ndarray)]]
+        written += [m for m in masters if m is not None]
+        with restored_on_error(written, len(groups) + len(rows) > 1):
+            self._run_split(weights, grads, dense_grads, moms, masters, steps, hyper, groups, rows)
+
+    def _run_split(
+        self,
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        dense_grads: Sequence[Any],
+        moms: Sequence[Any],
+        masters: Sequence[Any],
+        steps: Steps,
+        hyper: Tuple[Any, ...],
+        groups: Dict[Tuple[str, Any, bool], List[int]],
+        rows: Sequence[int],
+    ) -> None:
+        """The native calls: one per (kernel, dtype, precision) group, then one per
+        row-sparse gradient on ``sgd_update``'s own sparse path."""
         for (kernel, _, mixed), group in groups.items():
             self._run_dense(
                 self._kernel(kernel, hyper),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import _core
-from ._kernel import MomentumKernelOptimizer, _states_tuple, as_lists, is_row_sparse, precheck
+from ._kernel import (
+    MomentumKernelOptimizer,
+    Steps,
+    _states_tuple,
+    as_lists,
+    is_row_sparse,
+    precheck,
+    restored_on_error,
+)
 from .base import _aggregation_size_from_env, register
 
 if TYPE_CHECKING:
@@ -104,6 +112,21 @@ class SGD(MomentumKernelOptimizer):
         if len(weights) > 1:
             per_weight = [_states_tuple(m) for m in moms]
             precheck(weights, grads, per_weight, masters or [None] * len(weights), steps)
+        written = [*weights, *[m for m in moms if m is not None], *(masters or [])]
+        with restored_on_error(written, len(weights) > 1):
+            self._run_split(weights, grads, moms, masters, steps, hyper, multi_precision)
+
+    def _run_split(
+        self,
+        weights: Sequence[Any],
+        grads: Sequence[Any],
+        moms: Sequence[Any],
+        masters: Any,
+        steps: Steps,
+        hyper: Tuple[Any, ...],
+        multi_precision: bool,
+    ) -> None:
+        """One native call per tensor (a list with a row-sparse gradient is not aggregated)."""
         lrs, wds, ts, _ = steps
         for i, (weight, grad, mom) in enumerate(zip(weights, grads, moms)):
             # Row-sparse calls pick the kernel by the state, not by the momentum.

@@ -57,6 +57,20 @@ class SGLD(AdaptiveKernelOptimizer):
     def _hyper(self) -> Tuple[Any, ...]:
         return (self.rescale_grad, self.clip_gradient)
 
+    def _update_impl(
+        self, indices: Any, weights: Any, grads: Any, states: Any, multi_precision: bool
+    ) -> None:
+        # A list may run as several native calls (one per dtype); the noise keystreams are
+        # drawn in the caller's order first, so that it equals one call per index.
+        if self.add_noise and isinstance(weights, (list, tuple)) and len(weights) > 1:
+            self._streams = {id(w): random.next_stream() for w in weights}
+            try:
+                super()._update_impl(indices, weights, grads, states, multi_precision)
+            finally:
+                del self._streams
+            return
+        super()._update_impl(indices, weights, grads, states, multi_precision)
+
     def _run_dense(
         self,
         kernel: _core.Kernel,
@@ -71,13 +85,24 @@ class SGLD(AdaptiveKernelOptimizer):
             return
         lrs, wds, ts, _ = steps
         scales = [_noise_scale(lr) for lr in lrs]
-        keystreams = [random.next_stream() for _ in weights]
+        drawn = self.__dict__.get("_streams")
+        keystreams = [
+            drawn.pop(id(w)) if drawn and id(w) in drawn else random.next_stream() for w in weights
+        ]
         seeds, streams = [s for s, _ in keystreams], [s for _, s in keystreams]
         if masters is None:
             _core.step_noisy(kernel, weights, grads, states, lrs, wds, ts, scales, seeds, streams)
             return
         # MXNet's generic multi-precision fallback: the whole update, noise included, runs
         # in float32 on the master copy, which is then rounded into the float16 weight.
+        for i, weight in enumerate(weights):  # the final copy must not fail half-way
+            where = f"weight[{i}]" if len(weights) > 1 else "weight"
+            if not weight.flags.writeable:
+                raise ValueError(f"{where}: array is read-only; it must be writeable")
+            if not weight.flags.c_contiguous:
+                raise ValueError(f"{where}: expected a C-contiguous array")
+            if weight.size and np.may_share_memory(weight, grads[i]):
+                raise ValueError(f"{where}: shares memory with its gradient")
         grads32 = [g.astype(np.float32) for g in grads]
         _core.step_noisy(kernel, masters, grads32, states, lrs, wds, ts, scales, seeds, streams)
         for weight, master in zip(weights, masters):
