@@ -8,7 +8,7 @@
 //!
 //! Groups:
 //! * `fp32/{1M,16M}` — one dense tensor (`engine::run` over `engine::Dense`): `sgd_update`
-//!   (`Sgd::single_at`), plain and momentum multi-tensor SGD (`Sgd::multi_at`), NAG
+//!   (`Sgd::single_at`), plain and momentum multi-tensor SGD (`Sgd::multi_at`, `Sgd::multi_mom_at`), NAG
 //!   (`Nag::at`); at 16M also momentum on a one-thread pool, and a hand-written two-thread
 //!   axpy `w += a·g` as the machine's in-place streaming reference (12 B/param).
 //! * `mp16/16M` — one `f16` weight with its `f32` master copy (`engine::Mixed`).
@@ -199,7 +199,7 @@ fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
 
     dense_step::<_, 0>(&mut g, "sgd_update", &SGD_PLAIN.single_at(STEP)?, &mut t)?;
     dense_step::<_, 0>(&mut g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, &mut t)?;
-    let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
+    let rule = SGD_MOMENTUM.multi_mom_at::<f32>(STEP)?;
     dense_step::<_, 1>(&mut g, "sgd_momentum", &rule, &mut t)?;
 
     if n > 1 << 22 {
@@ -239,7 +239,7 @@ fn mp16(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     mixed_step::<_, 1>(
         &mut g,
         "sgd_momentum",
-        &SGD_MOMENTUM.multi_at(STEP)?,
+        &SGD_MOMENTUM.multi_mom_at(STEP)?,
         &mut t,
     )?;
     t.m.fill(0.0);
@@ -313,7 +313,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(fp32.len());
             for t in &mut fp32 {
-                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, t.walk::<1>()?));
+                jobs.push((SGD_MOMENTUM.multi_mom_at::<f32>(STEP)?, t.walk::<1>()?));
             }
             engine::run_many(jobs);
             Ok(())
@@ -329,7 +329,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(mp.len());
             for t in &mut mp {
-                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, t.walk::<1>()?));
+                jobs.push((SGD_MOMENTUM.multi_mom_at::<f32>(STEP)?, t.walk::<1>()?));
             }
             engine::run_many(jobs);
             Ok(())

@@ -1,7 +1,8 @@
-//! Errors a kernel call can report. All are detected before the first write.
+//! The crate's error type. Kernel calls and fills detect every error before the first write.
 
-/// Why a kernel call was rejected.
+/// Why a call was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Two buffers that must be walked in lockstep differ in length.
     #[error("{what}: expected {expected} elements, got {got}")]
@@ -47,6 +48,12 @@ pub enum Error {
         /// What the kernel accepts instead.
         why: &'static str,
     },
+    /// A random fill was refused ([`crate::init`]).
+    #[error(transparent)]
+    Fill(#[from] crate::init::FillError),
+    /// An invalid learning-rate schedule ([`crate::schedule`]); the message says why.
+    #[error("invalid lr schedule: {0}")]
+    Schedule(String),
 }
 
 /// Result alias of this crate.

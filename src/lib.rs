@@ -9,7 +9,9 @@
 //! * [`engine`] — the only code that loops: dense, fp16 multi-precision, row-sparse and
 //!   aggregated walks, split across rayon threads;
 //! * [`init`] — seeded, parallel random fills for the initializers, reproducible whatever
-//!   the thread count.
+//!   the thread count;
+//! * [`schedule`] — the learning-rate schedules (Factor, MultiFactor, Poly, Cosine, with
+//!   warmup).
 //!
 //! Native use needs no Python:
 //! ```
@@ -18,7 +20,7 @@
 //! let grad = vec![0.5_f32; 10];
 //! let mut momentum = vec![0.0_f32; 10];
 //! let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
-//! let rule = sgd.multi_at::<f32>(Step::new(0.1, 0.0, 1))?;
+//! let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1))?;
 //! engine::run(&rule, engine::Dense::new(&mut weight, &grad, [&mut momentum])?);
 //! assert_eq!(weight[0], 0.95);
 //! # Ok::<(), mxopt::Error>(())
@@ -30,8 +32,11 @@ pub mod init;
 pub mod optim;
 pub mod real;
 pub mod rule;
+pub mod schedule;
 
 pub use error::{Error, Result};
+/// The `half` crate, whose [`f16`](half::f16) is this crate's half-precision element type.
+pub use half;
 
 #[cfg(feature = "python")]
 mod python;

@@ -26,8 +26,10 @@ pub(crate) use fill::Normal;
 pub use fill::{fill_normal, fill_uniform, BLOCK_LEN};
 pub(crate) use rng::{block_rng, CHUNK};
 
-/// Why a fill was refused. Nothing is written when a fill returns an error.
+/// Why a fill was refused. Nothing is written when a fill returns an error. Converts into
+/// [`crate::Error`] (`?` works in functions returning [`crate::Result`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FillError {
     /// A distribution parameter is NaN or infinite.
     #[error("{name} must be finite, got {value}")]

@@ -5,7 +5,7 @@
 //! runs SGD's `preloaded_multi_*` kernels ([`Sgd::preloaded_at`]) with the scaled rates.
 //! The row-sparse path computes its ratio in Python (`_get_lars`) and is not here.
 
-use crate::optim::sgd::{F32Lr, MultiSgd, Sgd};
+use crate::optim::sgd::{F32Lr, MultiSgd, MultiSgdMom, Sgd};
 use crate::real::Elem;
 use crate::rule::{param, Step};
 use crate::Result;
@@ -71,9 +71,24 @@ impl Lars {
         })
     }
 
-    /// SGD's preloaded multi-tensor kernel for one layer; `step.lr` is the scaled rate.
+    /// SGD's momentum-free preloaded multi-tensor kernel for one layer (no state);
+    /// `step.lr` is the scaled rate.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) when `momentum > 0` (use
+    /// [`Lars::update_mom_at`]); [`Error::NotFinite`](crate::Error::NotFinite) for a NaN
+    /// or infinite scalar.
     pub fn update_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E, F32Lr>> {
         self.sgd().preloaded_at(step)
+    }
+
+    /// SGD's preloaded multi-tensor kernel with momentum (one state buffer) for one
+    /// layer; `step.lr` is the scaled rate.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
+    pub fn update_mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E, F32Lr>> {
+        self.sgd().preloaded_mom_at(step)
     }
 
     fn sgd(&self) -> Sgd {
