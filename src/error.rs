@@ -51,6 +51,18 @@ pub enum Error {
     /// A random fill was refused ([`crate::init`]).
     #[error(transparent)]
     Fill(#[from] crate::init::FillError),
+    /// An initializer cannot fill an array of this shape; the message says why.
+    #[error("{0}")]
+    Init(String),
+    /// No high-level optimizer is registered under this name.
+    #[error("unknown optimizer {0:?} (the high-level API has: sgd, adam)")]
+    UnknownOptimizer(String),
+    /// A parameter name appears twice in one list update.
+    #[error("parameter {0:?} appears twice in one update")]
+    Duplicate(String),
+    /// A parameter was updated with another element type than at its first update.
+    #[error("the parameter's element type changed since its state was created")]
+    StateType,
     /// An invalid learning-rate schedule ([`crate::schedule`]); the message says why.
     #[error("invalid lr schedule: {0}")]
     Schedule(String),

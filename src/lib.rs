@@ -10,6 +10,8 @@
 //!   aggregated walks, split across rayon threads;
 //! * [`init`] — seeded, parallel random fills for the initializers, reproducible whatever
 //!   the thread count;
+//! * [`optimizer`] — MXNet's `Optimizer`/`Updater` on plain slices: per-parameter state,
+//!   update counts, schedule and multipliers, kernel selection;
 //! * [`schedule`] — the learning-rate schedules (Factor, MultiFactor, Poly, Cosine, with
 //!   warmup).
 //!
@@ -30,6 +32,7 @@ pub mod engine;
 mod error;
 pub mod init;
 pub mod optim;
+pub mod optimizer;
 pub mod real;
 pub mod rule;
 pub mod schedule;

@@ -271,7 +271,7 @@ impl Cosine {
     /// ```
     /// use mxopt::schedule::Cosine;
     /// let mut s = Cosine { base_lr: 1.0, ..Cosine::new(4) }.build()?;
-    /// assert_eq!((s.lr(0), s.lr(2), s.lr(9)), (1.0, 0.5, 0.0));
+    /// assert_eq!((s.lr(0), s.lr(2), s.lr(4), s.lr(9)), (1.0, 0.5, 0.0, 0.0));
     /// # Ok::<(), mxopt::Error>(())
     /// ```
     pub fn build(&self) -> Result<Scheduler> {

@@ -1,4 +1,4 @@
-//! AdaDelta (MXNet `adadelta`). Spec: optimizers.md §14.
+//! AdaDelta (MXNet `adadelta`).
 //!
 //! A chain of NDArray operations in MXNet's Python (scalars converted straight to the
 //! array type, `1 − ρ` computed in `f64`, the Python-side clip). There is no learning

@@ -1,4 +1,4 @@
-//! AdaGrad (MXNet `adagrad`). Spec: optimizers.md §12.
+//! AdaGrad (MXNet `adagrad`).
 //!
 //! MXNet has two AdaGrads that differ in more than storage:
 //! * dense gradients run a chain of NDArray operations in Python (scalars converted

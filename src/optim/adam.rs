@@ -1,4 +1,4 @@
-//! Adam (MXNet `adam`). Spec: optimizers.md §11.
+//! Adam (MXNet `adam`).
 //!
 //! MXNet folds the bias correction into the learning rate in Python `f64`
 //! (`lr·sqrt(1 − β2^t)/(1 − β1^t)`) and leaves `ε` uncorrected; weight decay joins the

@@ -1,4 +1,4 @@
-//! Adamax (MXNet `adamax`). Spec: optimizers.md §16.
+//! Adamax (MXNet `adamax`).
 //!
 //! MXNet runs Adamax as a chain of NDArray operations in Python: every operation rounds to
 //! the array type, every Python float reaches the arrays as a straight conversion

@@ -1,4 +1,4 @@
-//! DCASGD, delay-compensated SGD (MXNet `dcasgd`). Spec: optimizers.md §9.
+//! DCASGD, delay-compensated SGD (MXNet `dcasgd`).
 //!
 //! A Python-side optimizer in MXNet: every operation is one NDArray op in the weight's
 //! dtype with Python floats converted straight to it, and the clip is `pyclip`. Its one

@@ -1,4 +1,4 @@
-//! FTML, Follow the Moving Leader (MXNet `ftml`). Spec: optimizers.md §5.
+//! FTML, Follow the Moving Leader (MXNet `ftml`).
 //!
 //! The kernel depends on the update count `t` through `β1^t` and `β2^t`, computed with the
 //! C library's `pow` in the weight's type (`powf` for `f32`, and for `f16` in `f32` with

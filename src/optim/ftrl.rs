@@ -1,4 +1,4 @@
-//! FTRL-Proximal (MXNet `ftrl`). Spec: optimizers.md §15.
+//! FTRL-Proximal (MXNet `ftrl`).
 //!
 //! The new weight is a closed form of the states `z` and `n` alone; weights whose `|z|`
 //! does not exceed `λ1` become (possibly negative) zero. Weight decay acts only in the

@@ -1,5 +1,4 @@
-//! GroupAdaGrad (MXNet `contrib.GroupAdaGrad`, registry `groupadagrad`). Spec:
-//! optimizers.md §19.
+//! GroupAdaGrad (MXNet `contrib.GroupAdaGrad`, registry `groupadagrad`).
 //!
 //! AdaGrad with one accumulator per row of a 2-D weight: the row's accumulator grows by
 //! the mean of the squared gradient over the row. MXNet has two code paths that differ in

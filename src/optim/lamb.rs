@@ -1,4 +1,4 @@
-//! LAMB, layer-wise adaptive moments (MXNet `lamb`). Spec: optimizers.md §8.
+//! LAMB, layer-wise adaptive moments (MXNet `lamb`).
 //!
 //! MXNet runs three steps per tensor: phase 1 updates the moments and returns the
 //! direction `u`; the norms `r1 = ‖w‖`, `r2 = ‖u‖` follow; phase 2 writes
@@ -122,6 +122,9 @@ impl Rule<f32, 2> for LambStep {
 impl Lamb {
     /// Phase 1 for one step (`lamb_update_phase1`, or `mp_lamb_update_phase1` when
     /// `mixed`).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
     pub fn direction_at(&self, step: Step, mixed: bool) -> Result<LambDirection> {
         let beta1: f32 = param("beta1", self.beta1)?;
         let beta2: f32 = param("beta2", self.beta2)?;
@@ -155,6 +158,9 @@ impl Lamb {
     /// Phase 2 given the norms `r1 = ‖w‖` and `r2 = ‖u‖`: `lr* = lr·r1*/r2`, with `r1*`
     /// bounded (bounds are ignored when absent or negative) and `lr* = lr` when either
     /// norm is zero.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
     pub fn step_at(
         &self,
         step: Step,

@@ -1,4 +1,4 @@
-//! LARS, layer-wise adaptive rate scaling (MXNet `lars`). Spec: optimizers.md §6.
+//! LARS, layer-wise adaptive rate scaling (MXNet `lars`).
 //!
 //! The dense path of MXNet 1.6 scales each layer's learning rate by its trust ratio
 //! (`multi_sum_sq` of weights and raw gradients, then `multi_lars`, all in `f32`) and
@@ -63,6 +63,10 @@ impl TrustRatio {
 
 impl Lars {
     /// The trust-ratio computation, hyper-parameters checked.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite `eta`, `eps`
+    /// or `rescale_grad`.
     pub fn trust(&self) -> Result<TrustRatio> {
         Ok(TrustRatio {
             eta: param("eta", self.eta)?,

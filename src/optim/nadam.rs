@@ -1,4 +1,4 @@
-//! Nadam (MXNet `nadam`). Spec: optimizers.md §17.
+//! Nadam (MXNet `nadam`).
 //!
 //! A chain of NDArray operations in MXNet's Python: every operation rounds to the array
 //! type and every scalar (`1 − β1`, the momentum schedule `μt = β1·(1 − 0.5·0.96^(t·sd))`,

@@ -1,4 +1,4 @@
-//! Nesterov accelerated gradient (MXNet `nag`). Spec: optimizers.md §3.
+//! Nesterov accelerated gradient (MXNet `nag`).
 //!
 //! The momentum buffer holds `−lr`-scaled velocity, and the momentum update reads the
 //! weight *after* it was written (MXNet's op writes the weight in place first). Without
@@ -31,6 +31,9 @@ impl Default for Nag {
 
 impl Nag {
     /// `nag_mom_update` / `mp_nag_mom_update` for one tensor and step.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
     pub fn at<E: Elem>(&self, step: Step) -> Result<NagMom<E>> {
         let momentum: E = param("momentum", self.momentum)?;
         Ok(NagMom {

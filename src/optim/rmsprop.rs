@@ -1,5 +1,4 @@
-//! RMSProp (MXNet `rmsprop`), plain (Tieleman & Hinton) and centered (Graves). Spec:
-//! optimizers.md §13.
+//! RMSProp (MXNet `rmsprop`), plain (Tieleman & Hinton) and centered (Graves).
 //!
 //! Weight decay joins the gradient before the clip, `ε` sits inside the square root, and
 //! the optional weight clip (`clip_weights`) bounds the new weight. MXNet keeps the states

@@ -1,4 +1,4 @@
-//! SGD with optional momentum (MXNet `sgd`, `ccsgd`). Spec: optimizers.md §2.
+//! SGD with optional momentum (MXNet `sgd`, `ccsgd`).
 //!
 //! MXNet has two association orders for the same update, and which one runs depends on
 //! the call, not on the maths: dense updates always go through the multi-tensor kernel

@@ -1,4 +1,4 @@
-//! SGLD, stochastic gradient Langevin dynamics (MXNet `sgld`). Spec: optimizers.md §10.
+//! SGLD, stochastic gradient Langevin dynamics (MXNet `sgld`).
 //!
 //! A Python-side optimizer in MXNet (NDArray ops in the weight's dtype, `pyclip`). The
 //! rule here is the deterministic half of the step; the Langevin noise `N(0, sqrt(lr))`

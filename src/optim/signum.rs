@@ -1,4 +1,4 @@
-//! Signum and signSGD (MXNet `signum`). Spec: optimizers.md §4.
+//! Signum and signSGD (MXNet `signum`).
 //!
 //! With momentum MXNet runs `signum_update`, whose stored momentum is the negative of the
 //! textbook one (the gradient is subtracted), and whose decoupled decay `wd_lh` shrinks the

@@ -1,0 +1,628 @@
+//! A high-level optimizer in the style of MXNet's `Optimizer` + `Updater`: it owns every
+//! parameter's state (created on first use), counts updates per parameter, applies the
+//! learning-rate schedule and the per-parameter multipliers, and picks the kernel (dense,
+//! row-sparse, or `f16` with an `f32` master copy) — on plain slices.
+//!
+//! ```
+//! use mxopt::optim::sgd::Sgd;
+//! use mxopt::optimizer::{Algorithm, Config, Optimizer};
+//!
+//! let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
+//! let mut opt = Optimizer::new(Algorithm::Sgd(sgd), Config { learning_rate: Some(0.1), ..Config::default() })?;
+//! let mut w = vec![1.0_f32; 4];
+//! let g = vec![0.5_f32; 4];
+//! opt.update("fc1_weight", &mut w, &g)?; // momentum buffer created here
+//! opt.update("fc1_weight", &mut w, &g)?;
+//! assert_eq!(opt.update_count("fc1_weight"), Some(2));
+//!
+//! // By MXNet name, with MXNet's defaults (Adam: learning rate 0.001).
+//! let mut adam = Optimizer::new(Algorithm::from_name("adam")?, Config::default())?;
+//! adam.update("fc1_weight", &mut w, &g)?;
+//! # Ok::<(), mxopt::Error>(())
+//! ```
+//!
+//! Implemented: `sgd` and `adam` (dense, row-sparse lazy or standard, `f16` with or without
+//! multi-precision). The other optimizers have their kernels in [`crate::optim`] but no
+//! high-level driver yet.
+
+use crate::engine::{self, Dense, Mixed, RowMode, Rows};
+use crate::optim::{adam::Adam, sgd::Sgd};
+use crate::real::Storage;
+use crate::rule::{Rule, Step};
+use crate::schedule::Scheduler;
+use crate::{Error, Result};
+use half::f16;
+use std::collections::HashMap;
+
+/// The update rule and its hyper-parameters (`Default` of each = MXNet 1.6's defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// `sgd`: momentum buffer when `momentum > 0`.
+    Sgd(Sgd),
+    /// `adam`: mean and variance buffers.
+    Adam(Adam),
+}
+
+impl Algorithm {
+    /// The algorithm registered under MXNet's name (case-insensitive), with its defaults.
+    ///
+    /// # Errors
+    /// [`Error::UnknownOptimizer`] for a name without a high-level driver.
+    ///
+    /// ```
+    /// use mxopt::optimizer::Algorithm;
+    /// assert!(Algorithm::from_name("SGD").is_ok());
+    /// assert!(Algorithm::from_name("lbfgs").is_err());
+    /// ```
+    pub fn from_name(name: &str) -> Result<Algorithm> {
+        match name.to_ascii_lowercase().as_str() {
+            "sgd" => Ok(Algorithm::Sgd(Sgd::default())),
+            "adam" => Ok(Algorithm::Adam(Adam::default())),
+            _ => Err(Error::UnknownOptimizer(name.to_owned())),
+        }
+    }
+
+    /// MXNet's name.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Sgd(_) => "sgd",
+            Algorithm::Adam(_) => "adam",
+        }
+    }
+
+    /// The learning rate MXNet's constructor uses when none is given and there is no
+    /// scheduler.
+    #[must_use]
+    pub fn default_learning_rate(&self) -> f64 {
+        match self {
+            Algorithm::Sgd(_) => 0.01,
+            Algorithm::Adam(_) => 0.001,
+        }
+    }
+
+    /// Whether MXNet's constructor declares its own default learning rate (then passed on
+    /// to a scheduler too, overwriting its base rate), rather than inheriting the base
+    /// class's `None` (0.01 without a scheduler).
+    #[must_use]
+    pub fn declares_learning_rate(&self) -> bool {
+        matches!(self, Algorithm::Adam(_))
+    }
+
+    /// State buffers per parameter.
+    #[must_use]
+    pub fn num_states(&self) -> usize {
+        match self {
+            Algorithm::Sgd(s) => usize::from(s.momentum > 0.0),
+            Algorithm::Adam(_) => 2,
+        }
+    }
+}
+
+/// The optimizer-wide settings of MXNet's `Optimizer` base class. `Default`: MXNet's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Learning rate (`None`: the algorithm's default, see
+    /// [`Algorithm::default_learning_rate`]). With a scheduler, a given value overwrites
+    /// the scheduler's base rate, as in MXNet — and so does the default of an algorithm
+    /// that [declares one](Algorithm::declares_learning_rate).
+    pub learning_rate: Option<f64>,
+    /// Weight decay (default 0).
+    pub wd: f64,
+    /// Keep an `f32` master copy and `f32` states for `f16` parameters (default `false`).
+    pub multi_precision: bool,
+    /// The update count a parameter starts from (default 0): its first update has
+    /// `t = begin_num_update + 1`.
+    pub begin_num_update: u64,
+    /// Learning-rate schedule, called with the largest update count so far (default none).
+    pub lr_scheduler: Option<Scheduler>,
+    /// Learning-rate multipliers by parameter name (default: 1 for every name).
+    pub lr_mult: HashMap<String, f64>,
+    /// Weight-decay multipliers by parameter name; names absent here get MXNet's default
+    /// (see `decay_by_suffix`).
+    pub wd_mult: HashMap<String, f64>,
+    /// MXNet's rule for named parameters (`param_idx2name`): names ending in neither
+    /// `_weight` nor `_gamma` get no weight decay. Default `true`; `false` decays every
+    /// parameter (MXNet's behaviour for unnamed indices).
+    pub decay_by_suffix: bool,
+    /// Row-sparse gradients update only their rows, states included (default `true`).
+    pub lazy_update: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            learning_rate: None,
+            wd: 0.0,
+            multi_precision: false,
+            begin_num_update: 0,
+            lr_scheduler: None,
+            lr_mult: HashMap::new(),
+            wd_mult: HashMap::new(),
+            decay_by_suffix: true,
+            lazy_update: true,
+        }
+    }
+}
+
+/// A parameter type the optimizer updates: `f32`, `f64` or `f16` (sealed).
+pub trait Param: Storage + sealed::Sealed {
+    #[doc(hidden)]
+    fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<Self>>>;
+    #[doc(hidden)]
+    fn new_buffers(weight: &[Self], n: usize, multi_precision: bool) -> Buffers;
+    #[doc(hidden)]
+    fn mixed<'a, const N: usize>(
+        w: &'a mut [Self],
+        g: &'a [Self],
+        master: &'a mut [f32],
+        s: [&'a mut [f32]; N],
+    ) -> Option<Result<Mixed<'a, N>>>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for half::f16 {}
+}
+
+/// One parameter's state buffers, in its storage type or, for multi-precision `f16`,
+/// in `f32` next to the master copy.
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Buffers {
+    F32(Vec<Vec<f32>>),
+    F64(Vec<Vec<f64>>),
+    F16(Vec<Vec<f16>>),
+    Mixed {
+        master: Vec<f32>,
+        states: Vec<Vec<f32>>,
+    },
+}
+
+macro_rules! param {
+    ($T:ty, $V:ident) => {
+        impl Param for $T {
+            fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<$T>>> {
+                match state {
+                    Buffers::$V(s) => Some(s),
+                    _ => None,
+                }
+            }
+            fn new_buffers(weight: &[$T], n: usize, _multi_precision: bool) -> Buffers {
+                Buffers::$V(vec![vec![<$T>::default(); weight.len()]; n])
+            }
+            fn mixed<'a, const N: usize>(
+                _: &'a mut [$T],
+                _: &'a [$T],
+                _: &'a mut [f32],
+                _: [&'a mut [f32]; N],
+            ) -> Option<Result<Mixed<'a, N>>> {
+                None
+            }
+        }
+    };
+}
+param!(f32, F32);
+param!(f64, F64);
+
+impl Param for f16 {
+    fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<f16>>> {
+        match state {
+            Buffers::F16(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn new_buffers(weight: &[f16], n: usize, multi_precision: bool) -> Buffers {
+        if multi_precision {
+            Buffers::Mixed {
+                master: weight.iter().map(|x| x.to_f32()).collect(),
+                states: vec![vec![0.0; weight.len()]; n],
+            }
+        } else {
+            Buffers::F16(vec![vec![f16::ZERO; weight.len()]; n])
+        }
+    }
+    fn mixed<'a, const N: usize>(
+        w: &'a mut [f16],
+        g: &'a [f16],
+        master: &'a mut [f32],
+        s: [&'a mut [f32]; N],
+    ) -> Option<Result<Mixed<'a, N>>> {
+        Some(Mixed::new(w, g, master, s))
+    }
+}
+
+/// A parameter's update count and buffers.
+#[derive(Clone, Debug, PartialEq)]
+struct ParamState {
+    count: u64,
+    buffers: Buffers,
+}
+
+/// A gradient: dense, or row-sparse (`indices` strictly increasing, one row of `values`
+/// per index; the weight has `rows` rows).
+#[derive(Clone, Copy, Debug)]
+pub enum Grad<'a, T> {
+    /// Same length as the weight.
+    Dense(&'a [T]),
+    /// Row-sparse.
+    Rows {
+        /// Number of rows of the weight.
+        rows: usize,
+        /// Row indices, strictly increasing.
+        indices: &'a [i64],
+        /// `indices.len()` rows of the weight's row length.
+        values: &'a [T],
+    },
+}
+
+/// MXNet's optimizer and updater in one: see the [module documentation](self).
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    algorithm: Algorithm,
+    config: Config,
+    lr: f64,
+    num_update: u64,
+    params: HashMap<String, ParamState>,
+}
+
+impl Optimizer {
+    /// An optimizer with no parameter state yet. As in MXNet, `clip_gradient: Some(0.0)`
+    /// means no clipping.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when a hyper-parameter, the learning rate or the weight decay
+    /// is NaN or infinite.
+    pub fn new(mut algorithm: Algorithm, mut config: Config) -> Result<Optimizer> {
+        // MXNet's optimizers hand `clip_gradient` to a kernel only when it is truthy: a zero
+        // bound means no clipping.
+        let clip = match &mut algorithm {
+            Algorithm::Sgd(h) => &mut h.clip_gradient,
+            Algorithm::Adam(h) => &mut h.clip_gradient,
+        };
+        if *clip == Some(0.0) {
+            *clip = None;
+        }
+        // Optimizers whose constructor declares a default rate (Adam's 0.001) pass it on,
+        // and a given rate overwrites the scheduler's base rate.
+        let given = config.learning_rate.or_else(|| {
+            algorithm
+                .declares_learning_rate()
+                .then(|| algorithm.default_learning_rate())
+        });
+        if let (Some(lr), Some(s)) = (given, config.lr_scheduler.as_mut()) {
+            s.set_base_lr(lr);
+        }
+        let lr = given.unwrap_or(0.01);
+        for (name, v) in [("learning_rate", lr), ("wd", config.wd)] {
+            if !v.is_finite() {
+                return Err(Error::NotFinite { name, value: v });
+            }
+        }
+        let opt = Optimizer {
+            algorithm,
+            config,
+            lr,
+            num_update: 0,
+            params: HashMap::new(),
+        };
+        // Reject bad hyper-parameters now rather than at the first update.
+        opt.check_rules()?;
+        Ok(Optimizer {
+            num_update: opt.config.begin_num_update,
+            ..opt
+        })
+    }
+
+    fn check_rules(&self) -> Result<()> {
+        let step = Step::new(0.0, 0.0, 1);
+        match self.algorithm {
+            Algorithm::Sgd(h) => h.multi_mom_at::<f32>(step).map(drop),
+            Algorithm::Adam(h) => h.at::<f32>(step).map(drop),
+        }
+    }
+
+    /// The algorithm and its hyper-parameters.
+    #[must_use]
+    pub fn algorithm(&self) -> &Algorithm {
+        &self.algorithm
+    }
+
+    /// The largest update count so far (MXNet's `num_update`, the scheduler's input).
+    #[must_use]
+    pub fn num_update(&self) -> u64 {
+        self.num_update
+    }
+
+    /// How many times `name` was updated, counted from `begin_num_update`; `None` before
+    /// its first update.
+    #[must_use]
+    pub fn update_count(&self, name: &str) -> Option<u64> {
+        self.params.get(name).map(|p| p.count)
+    }
+
+    /// The learning rate of `name` for the current `num_update`: the schedule's rate (or
+    /// the fixed one) times `lr_mult[name]`.
+    fn lr_of(&mut self, name: &str) -> f64 {
+        let base = match self.config.lr_scheduler.as_mut() {
+            Some(s) => s.lr(self.num_update),
+            None => self.lr,
+        };
+        base * self.config.lr_mult.get(name).copied().unwrap_or(1.0)
+    }
+
+    fn wd_of(&self, name: &str) -> f64 {
+        let default = if !self.config.decay_by_suffix
+            || name.ends_with("_weight")
+            || name.ends_with("_gamma")
+        {
+            1.0
+        } else {
+            0.0
+        };
+        self.config.wd * self.config.wd_mult.get(name).copied().unwrap_or(default)
+    }
+
+    /// Updates one parameter in place with a dense gradient.
+    ///
+    /// # Errors
+    /// [`Error::Length`] when the gradient's length differs from the weight's (or from
+    /// the state created at the parameter's first update); [`Error::NotFinite`] for a
+    /// learning rate or weight decay that is not finite. Nothing is written then.
+    pub fn update<T: Param>(&mut self, name: &str, weight: &mut [T], grad: &[T]) -> Result<()> {
+        self.update_many(&mut [(name, weight, Grad::Dense(grad))])
+    }
+
+    /// Updates one parameter in place with a row-sparse gradient.
+    ///
+    /// # Errors
+    /// As [`Optimizer::update`], plus [`Error::RowOutOfRange`] and [`Error::RowsUnsorted`]
+    /// for bad indices, and [`Error::Unsupported`] for `f16` with multi-precision.
+    pub fn update_rows<T: Param>(
+        &mut self,
+        name: &str,
+        weight: &mut [T],
+        rows: usize,
+        indices: &[i64],
+        values: &[T],
+    ) -> Result<()> {
+        let grad = Grad::Rows {
+            rows,
+            indices,
+            values,
+        };
+        self.update_many(&mut [(name, weight, grad)])
+    }
+
+    /// Updates a list of parameters (distinct names), in parallel: MXNet's aggregated
+    /// update. Every count is incremented before the learning rates are read, as MXNet
+    /// does for a list.
+    ///
+    /// # Errors
+    /// As [`Optimizer::update_rows`], and [`Error::Duplicate`] when a name appears twice.
+    /// All checks run before anything is written or counted.
+    pub fn update_many<T: Param>(
+        &mut self,
+        params: &mut [(&str, &mut [T], Grad<'_, T>)],
+    ) -> Result<()> {
+        for (i, (name, ..)) in params.iter().enumerate() {
+            if params[..i].iter().any(|(other, ..)| other == name) {
+                return Err(Error::Duplicate((*name).to_owned()));
+            }
+        }
+        // Take the states out of the map (created on first use), so each job owns one.
+        let n = self.algorithm.num_states();
+        let mp = self.config.multi_precision;
+        let mut taken: Vec<ParamState> = Vec::with_capacity(params.len());
+        for (name, w, _) in params.iter() {
+            let state = self.params.remove(*name).unwrap_or_else(|| ParamState {
+                count: self.config.begin_num_update,
+                buffers: T::new_buffers(w, n, mp),
+            });
+            taken.push(state);
+        }
+        let result = self.run(params, &mut taken);
+        for ((name, ..), state) in params.iter().zip(taken) {
+            self.params.insert((*name).to_owned(), state);
+        }
+        result
+    }
+
+    fn run<T: Param>(
+        &mut self,
+        params: &mut [(&str, &mut [T], Grad<'_, T>)],
+        states: &mut [ParamState],
+    ) -> Result<()> {
+        // Count, then read the rates (MXNet: `_update_count(indices)`, then `_get_lrs`).
+        let counts: Vec<u64> = states.iter().map(|s| s.count + 1).collect();
+        let num_update = counts.iter().copied().fold(self.num_update, u64::max);
+        let saved = (self.num_update, self.config.lr_scheduler.clone());
+        self.num_update = num_update;
+        let mut steps = Vec::with_capacity(params.len());
+        for ((name, ..), &t) in params.iter().zip(&counts) {
+            let (lr, wd) = (self.lr_of(name), self.wd_of(name));
+            steps.push(Step::new(lr, wd, t));
+        }
+        let mode = if self.config.lazy_update {
+            RowMode::Lazy
+        } else {
+            RowMode::Standard
+        };
+        let outcome = dispatch(self.algorithm, params, states, &steps, mode);
+        match outcome {
+            Ok(()) => {
+                for (s, t) in states.iter_mut().zip(counts) {
+                    s.count = t;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing was written: undo the count and the scheduler's progress.
+                self.num_update = saved.0;
+                self.config.lr_scheduler = saved.1;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The slices of a parameter's state buffers as the engine's array.
+fn slices<T, const N: usize>(buffers: &mut [Vec<T>]) -> Result<[&mut [T]; N]> {
+    let got = buffers.len();
+    let v: Vec<&mut [T]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+    v.try_into().map_err(|_| Error::Length {
+        what: "optimizer states",
+        expected: N,
+        got,
+    })
+}
+
+/// What one algorithm needs from a kernel family: the rule for a step, in any compute type.
+trait Family<const N: usize> {
+    type Rule<E: crate::real::Elem>: Rule<E, N> + Send;
+    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>>;
+    fn rows<E: crate::real::Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>>;
+}
+
+struct SgdMom(Sgd);
+/// Plain SGD; `single`: a list with a row-sparse gradient, for which MXNet runs
+/// `sgd_update` on every tensor (the multi-tensor kernel only for all-dense lists).
+struct SgdPlain {
+    sgd: Sgd,
+    single: bool,
+}
+struct AdamFamily(Adam);
+
+impl Family<1> for SgdMom {
+    type Rule<E: crate::real::Elem> = crate::optim::sgd::MultiSgdMom<E>;
+    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+        self.0.multi_mom_at(step)
+    }
+    fn rows<E: crate::real::Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
+        self.0.multi_mom_at(step)
+    }
+}
+
+/// Plain SGD: the multi-tensor kernel for dense gradients, `sgd_update` for row-sparse.
+enum PlainRule<E> {
+    Multi(crate::optim::sgd::MultiSgd<E>),
+    Single(crate::optim::sgd::SgdUpdate<E>),
+}
+
+impl<E: crate::real::Elem> Rule<E, 0> for PlainRule<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, s: [E; 0]) -> (E, [E; 0]) {
+        match self {
+            PlainRule::Multi(r) => r.apply(w, g, s),
+            PlainRule::Single(r) => r.apply(w, g, s),
+        }
+    }
+}
+
+impl Family<0> for SgdPlain {
+    type Rule<E: crate::real::Elem> = PlainRule<E>;
+    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+        if self.single {
+            return self.sgd.single_at(step).map(PlainRule::Single);
+        }
+        Sgd {
+            momentum: 0.0,
+            ..self.sgd
+        }
+        .multi_at(step)
+        .map(PlainRule::Multi)
+    }
+    fn rows<E: crate::real::Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
+        self.sgd.single_at(step).map(PlainRule::Single)
+    }
+}
+
+impl Family<2> for AdamFamily {
+    type Rule<E: crate::real::Elem> = crate::optim::adam::AdamRule<E>;
+    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+        self.0.at(step)
+    }
+    fn rows<E: crate::real::Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>> {
+        match mode {
+            RowMode::Lazy => self.0.lazy_at(step),
+            RowMode::Standard => self.0.std_at(step),
+        }
+    }
+}
+
+fn dispatch<T: Param>(
+    algorithm: Algorithm,
+    params: &mut [(&str, &mut [T], Grad<'_, T>)],
+    states: &mut [ParamState],
+    steps: &[Step],
+    mode: RowMode,
+) -> Result<()> {
+    match algorithm {
+        Algorithm::Sgd(h) if h.momentum > 0.0 => {
+            run_family(&SgdMom(h), params, states, steps, mode)
+        }
+        Algorithm::Sgd(sgd) => {
+            let single = params
+                .iter()
+                .any(|(_, _, g)| matches!(g, Grad::Rows { .. }));
+            run_family(&SgdPlain { sgd, single }, params, states, steps, mode)
+        }
+        Algorithm::Adam(h) => run_family(&AdamFamily(h), params, states, steps, mode),
+    }
+}
+
+/// Builds every job (all checks first), then runs each walk kind's jobs with
+/// [`engine::run_many`].
+fn run_family<T: Param, F: Family<N>, const N: usize>(
+    family: &F,
+    params: &mut [(&str, &mut [T], Grad<'_, T>)],
+    states: &mut [ParamState],
+    steps: &[Step],
+    mode: RowMode,
+) -> Result<()> {
+    let mut dense = Vec::new();
+    let mut mixed = Vec::new();
+    let mut rows = Vec::new();
+    for (((_, w, g), state), &step) in params.iter_mut().zip(states.iter_mut()).zip(steps) {
+        let w: &mut [T] = w;
+        match (&mut state.buffers, *g) {
+            (Buffers::Mixed { master, states }, Grad::Dense(g)) => {
+                let walk =
+                    T::mixed(w, g, master, slices::<f32, N>(states)?).ok_or(Error::StateType)??;
+                mixed.push((family.dense::<f32>(step)?, walk));
+            }
+            (Buffers::Mixed { .. }, Grad::Rows { .. }) => {
+                return Err(Error::Unsupported {
+                    kernel: "Optimizer::update_rows",
+                    name: "multi_precision",
+                    value: 1.0,
+                    why: "row-sparse gradients of f16 parameters with a master copy are not implemented",
+                });
+            }
+            (buffers, Grad::Dense(g)) => {
+                let s = T::buffers(buffers).ok_or(Error::StateType)?;
+                let walk = Dense::new(w, g, slices::<T, N>(s)?)?;
+                dense.push((family.dense::<T::Elem>(step)?, walk));
+            }
+            (
+                buffers,
+                Grad::Rows {
+                    rows: n,
+                    indices,
+                    values,
+                },
+            ) => {
+                let s = T::buffers(buffers).ok_or(Error::StateType)?;
+                let walk = Rows::new(w, n, indices, values, slices::<T, N>(s)?, mode)?;
+                rows.push((family.rows::<T::Elem>(step, mode)?, walk));
+            }
+        }
+    }
+    engine::run_many(dense);
+    engine::run_many(mixed);
+    engine::run_many(rows);
+    Ok(())
+}

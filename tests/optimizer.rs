@@ -1,0 +1,268 @@
+//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories for SGD and Adam
+//! (`tests/fixtures/optimizer_golden.json`, exported from `tests/golden/*.npz` by
+//! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
+
+use mxopt::half::f16;
+use mxopt::optim::{adam::Adam, sgd::Sgd};
+use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer, Param};
+use mxopt::schedule::{Factor, MultiFactor, Scheduler, Warmup, WarmupMode};
+use serde_json::Value;
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("list")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+fn opt_f(kw: &Value, key: &str) -> Option<f64> {
+    kw.get(key).and_then(Value::as_f64)
+}
+
+fn scheduler(s: &Value) -> Option<Scheduler> {
+    if s.is_null() {
+        return None;
+    }
+    let kw = &s["kwargs"];
+    let base_lr = opt_f(kw, "base_lr").unwrap_or(0.01);
+    let factor = opt_f(kw, "factor").unwrap_or(1.0);
+    let warmup = Warmup {
+        steps: kw.get("warmup_steps").and_then(Value::as_u64).unwrap_or(0),
+        begin_lr: opt_f(kw, "warmup_begin_lr").unwrap_or(0.0),
+        mode: match kw.get("warmup_mode").and_then(Value::as_str) {
+            Some("constant") => WarmupMode::Constant,
+            _ => WarmupMode::Linear,
+        },
+    };
+    let built = match s["class"].as_str().expect("class") {
+        "FactorScheduler" => Factor {
+            factor,
+            base_lr,
+            stop_factor_lr: opt_f(kw, "stop_factor_lr").unwrap_or(1e-8),
+            warmup,
+            ..Factor::new(kw["step"].as_u64().expect("step"))
+        }
+        .build(),
+        "MultiFactorScheduler" => MultiFactor {
+            factor,
+            base_lr,
+            warmup,
+            ..MultiFactor::new(
+                kw["step"]
+                    .as_array()
+                    .expect("steps")
+                    .iter()
+                    .map(|x| x.as_u64().expect("int"))
+                    .collect(),
+            )
+        }
+        .build(),
+        other => panic!("scheduler {other} not used by the fixture"),
+    };
+    Some(built.expect("valid scheduler"))
+}
+
+fn optimizer(case: &Value) -> Optimizer {
+    let kw = &case["kwargs"];
+    let clip = opt_f(kw, "clip_gradient");
+    let rs = opt_f(kw, "rescale_grad").unwrap_or(1.0);
+    let algorithm = match case["optimizer"].as_str().expect("name") {
+        "sgd" => Algorithm::Sgd(Sgd {
+            momentum: opt_f(kw, "momentum").unwrap_or(0.0),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        "adam" => {
+            let d = Adam::default();
+            Algorithm::Adam(Adam {
+                beta1: opt_f(kw, "beta1").unwrap_or(d.beta1),
+                beta2: opt_f(kw, "beta2").unwrap_or(d.beta2),
+                epsilon: opt_f(kw, "epsilon").unwrap_or(d.epsilon),
+                rescale_grad: rs,
+                clip_gradient: clip,
+            })
+        }
+        other => panic!("{other}"),
+    };
+    let config = Config {
+        learning_rate: opt_f(kw, "learning_rate"),
+        wd: opt_f(kw, "wd").unwrap_or(0.0),
+        multi_precision: kw
+            .get("multi_precision")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        begin_num_update: kw
+            .get("begin_num_update")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        lazy_update: kw
+            .get("lazy_update")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        lr_scheduler: scheduler(&case["scheduler"]),
+        decay_by_suffix: false, // unnamed indices: MXNet decays every parameter
+        ..Config::default()
+    };
+    Optimizer::new(algorithm, config).expect("valid optimizer")
+}
+
+trait FromF64: Param {
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+impl FromF64 for f32 {
+    #[allow(clippy::cast_possible_truncation)] // exact: the values are f32
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+impl FromF64 for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+impl FromF64 for f16 {
+    fn from_f64(x: f64) -> Self {
+        f16::from_f64(x)
+    }
+    fn to_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+}
+
+fn replay<T: FromF64>(case: &Value) {
+    let name = case["name"].as_str().expect("name");
+    let mut opt = optimizer(case);
+    let conv = |v: &Value| floats(v).into_iter().map(T::from_f64).collect::<Vec<T>>();
+    let mut weights: Vec<Vec<T>> = case["w0"]
+        .as_array()
+        .expect("w0")
+        .iter()
+        .map(conv)
+        .collect();
+    let shapes: Vec<usize> = case["shapes"]
+        .as_array()
+        .expect("shapes")
+        .iter()
+        .map(|s| usize::try_from(s[0].as_u64().expect("dim")).expect("usize"))
+        .collect();
+    for (i, call) in case["calls"].as_array().expect("calls").iter().enumerate() {
+        let index: Vec<String> = call["index"]
+            .as_array()
+            .expect("index")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let ks: Vec<usize> = call["weights"]
+            .as_array()
+            .expect("weights")
+            .iter()
+            .map(|k| usize::try_from(k.as_u64().expect("k")).expect("usize"))
+            .collect();
+        let grads: Vec<(Vec<i64>, Vec<T>, bool)> = call["grads"]
+            .as_array()
+            .expect("grads")
+            .iter()
+            .map(|g| match g.get("dense") {
+                Some(d) => (Vec::new(), conv(d), true),
+                None => (
+                    g["indices"]
+                        .as_array()
+                        .expect("indices")
+                        .iter()
+                        .map(|x| x.as_i64().expect("i64"))
+                        .collect(),
+                    conv(&g["values"]),
+                    false,
+                ),
+            })
+            .collect();
+        // Borrow the called weights mutably, in call order.
+        let mut slots: Vec<Option<&mut Vec<T>>> = weights.iter_mut().map(Some).collect();
+        let mut list: Vec<(&str, &mut [T], Grad<'_, T>)> = Vec::new();
+        for ((idx, &k), (indices, values, dense)) in index.iter().zip(&ks).zip(&grads) {
+            let w = slots[k].take().expect("distinct weights");
+            let g = if *dense {
+                Grad::Dense(values.as_slice())
+            } else {
+                Grad::Rows {
+                    rows: shapes[k],
+                    indices,
+                    values,
+                }
+            };
+            list.push((idx.as_str(), w.as_mut_slice(), g));
+        }
+        opt.update_many(&mut list)
+            .unwrap_or_else(|e| panic!("{name} call {i}: {e}"));
+        for (k, want) in call["after"].as_object().expect("after") {
+            let k: usize = k.parse().expect("k");
+            let got: Vec<f64> = weights[k].iter().map(|&x| x.to_f64()).collect();
+            let want = floats(want);
+            assert_eq!(got.len(), want.len());
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g == w || (g.is_nan() && w.is_nan()),
+                    "{name} call {i} weight {k}[{j}]: {g} != {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sgd_and_adam_golden_trajectories() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/optimizer_golden.json"
+    ))
+    .expect("fixture");
+    let fixture: Value = serde_json::from_str(&text).expect("json");
+    let cases = fixture["cases"].as_array().expect("cases");
+    let mut per_optimizer = [0, 0];
+    for case in cases {
+        match case["dtype"].as_str().expect("dtype") {
+            "float16" => replay::<f16>(case),
+            "float32" => replay::<f32>(case),
+            _ => replay::<f64>(case),
+        }
+        per_optimizer[usize::from(case["optimizer"] == "adam")] += 1;
+    }
+    assert!(
+        per_optimizer[0] >= 10 && per_optimizer[1] >= 10,
+        "{per_optimizer:?}"
+    );
+}
+
+#[test]
+fn momentum_state_is_created_and_counted() {
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let mut opt = Optimizer::new(
+        Algorithm::Sgd(sgd),
+        Config {
+            learning_rate: Some(0.1),
+            ..Config::default()
+        },
+    )
+    .expect("valid");
+    let (mut w, g) = (vec![1.0_f32; 3], vec![0.5_f32; 3]);
+    opt.update("a_weight", &mut w, &g).expect("update");
+    opt.update("a_weight", &mut w, &g).expect("update");
+    // m1 = −0.05, w1 = 0.95; m2 = 0.9·m1 − 0.05 = −0.095, w2 = 0.855.
+    assert_eq!(w[0], 0.95_f32 + (-0.05_f32 * 0.9 - 0.05));
+    assert_eq!(opt.update_count("a_weight"), Some(2));
+    assert!(opt.update("a_weight", &mut w, &g[..2]).is_err());
+    assert_eq!(opt.update_count("a_weight"), Some(2));
+    let mut w16 = vec![f16::ONE; 3];
+    assert!(opt.update("a_weight", &mut w16, &[f16::ONE; 3]).is_err());
+}

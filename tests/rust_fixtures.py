@@ -1,0 +1,135 @@
+"""Fixtures the Rust tests compare with.
+
+``python tests/rust_fixtures.py`` rewrites
+
+* ``tests/fixtures/initializers_mxopt.json``: values computed by the Python package
+  (replayed by ``tests/initializer.rs`` with ``mxopt::init``);
+* ``tests/fixtures/optimizer_golden.json``: the SGD and Adam golden trajectories of
+  ``tests/golden/*.npz`` (MXNet 1.6.0, which the Python package reproduces bit for bit)
+  that the high-level Rust API supports (replayed by ``tests/optimizer.rs``).
+
+``tests/test_rust_fixtures.py`` checks that the committed files are still up to date.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any, Dict, List
+
+import numpy as np
+
+from mxopt import initializer, random
+
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "initializers_mxopt.json"
+OPT_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_golden.json"
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
+
+SEED = 20260
+# (class name, kwargs, shape, dtype): run in this order after one seed.
+CASES: List[tuple] = [
+    ("Uniform", {}, [5, 7], "float32"),
+    ("Uniform", {"scale": 0.5}, [300], "float64"),
+    ("Normal", {}, [4, 6], "float32"),
+    ("Normal", {"sigma": 2.0}, [3, 5], "float64"),
+    ("Zero", {}, [3], "float32"),
+    ("One", {}, [2, 2], "float16"),
+    ("Constant", {"value": 0.1}, [4], "float16"),
+    ("Constant", {"value": 0.1}, [4], "float32"),
+    ("Uniform", {"scale": 0.3}, [9, 2], "float16"),
+]
+for rnd in ("uniform", "gaussian"):
+    for factor in ("avg", "in", "out"):
+        CASES.append(
+            ("Xavier", {"rnd_type": rnd, "factor_type": factor, "magnitude": 2.34}, [6, 4, 3], "float32")
+        )
+CASES += [
+    ("Xavier", {}, [8, 5], "float64"),
+    ("Xavier", {}, [16, 3, 2, 2], "float16"),
+    ("MSRAPrelu", {}, [7, 3, 2], "float32"),
+    ("MSRAPrelu", {"factor_type": "in", "slope": 0.1}, [5, 4], "float64"),
+]
+
+
+def generate() -> Dict[str, Any]:
+    random.seed(SEED)
+    out = []
+    for name, kwargs, shape, dtype in CASES:
+        arr = np.zeros(shape, dtype=dtype)
+        getattr(initializer, name)(**kwargs)._init_weight("x_weight", arr)
+        values = [float(v) for v in arr.astype(np.float64).ravel()]
+        out.append({"init": name, "kwargs": kwargs, "shape": shape, "dtype": dtype, "values": values})
+    return {"generator": "tests/rust_fixtures.py", "seed": SEED, "cases": out}
+
+
+def dumps(data: Dict[str, Any]) -> str:
+    return json.dumps(data, indent=0) + "\n"
+
+
+def _floats(a: np.ndarray) -> List[float]:
+    return [float(v) for v in a.astype(np.float64).ravel()]
+
+
+def _supported(meta: Dict[str, Any]) -> bool:
+    if meta["optimizer"] not in ("sgd", "adam") or meta["mode"] != "updater":
+        return False
+    if meta["param_idx2name"] or meta["lr_mult"] or meta["wd_mult"] or meta.get("state_init"):
+        return False
+    if set(meta["env"]) - {AGG_ENV}:
+        return False
+    if any(c["kind"] != "updater" for c in meta["calls"]):
+        return False
+    mp = meta["kwargs"].get("multi_precision", False)
+    dtypes = {w["dtype"] for w in meta["weights"]}
+    sparse = any(g["stype"] != "default" for c in meta["calls"] for g in c["grads"])
+    return len(dtypes) == 1 and not (mp and "float16" in dtypes and sparse)
+
+
+def optimizer_cases() -> Dict[str, Any]:
+    cases = []
+    for stem in ("sgd", "adam"):
+        with np.load(GOLDEN / f"{stem}.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        names = sorted(k[: -len("/meta")] for k in arrays if k.endswith("/meta"))
+        for name in names:
+            meta = json.loads(str(arrays[f"{name}/meta"]))
+            if not _supported(meta):
+                continue
+            get = lambda key, name=name: arrays[f"{name}/{key}"]  # noqa: E731
+            weights = [_floats(get(f"w0/{k}")) for k in range(len(meta["weights"]))]
+            calls = []
+            for i, call in enumerate(meta["calls"]):
+                index = call["index"] if isinstance(call["index"], list) else [call["index"]]
+                grads = []
+                for j, spec in enumerate(call["grads"]):
+                    if spec["stype"] == "default":
+                        grads.append({"dense": _floats(get(f"call{i}/g{j}"))})
+                    else:
+                        indices = [int(x) for x in get(f"call{i}/g{j}/indices")]
+                        grads.append({"indices": indices, "values": _floats(get(f"call{i}/g{j}/data"))})
+                after = {}
+                for k in range(len(meta["weights"])):
+                    key = f"{name}/call{i}/w{k}"
+                    if key in arrays:
+                        after[str(k)] = _floats(arrays[key])
+                calls.append({"index": index, "weights": call["weights"], "grads": grads, "after": after})
+            cases.append(
+                {
+                    "name": f"{stem}:{name}",
+                    "optimizer": meta["optimizer"],
+                    "kwargs": meta["kwargs"],
+                    "scheduler": meta["scheduler"],
+                    "dtype": meta["weights"][0]["dtype"],
+                    "shapes": [w["shape"] for w in meta["weights"]],
+                    "w0": weights,
+                    "calls": calls,
+                }
+            )
+    return {"generator": "tests/rust_fixtures.py", "cases": cases}
+
+
+if __name__ == "__main__":
+    FIXTURE.write_text(dumps(generate()))
+    OPT_FIXTURE.write_text(json.dumps(optimizer_cases()) + "\n")
+    print(f"wrote {FIXTURE} and {OPT_FIXTURE}")
