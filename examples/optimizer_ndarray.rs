@@ -32,7 +32,7 @@ fn main() -> mxopt::Result<()> {
 
     // Minimise ½‖p − target‖² for two parameters.
     let mut weight = Array2::<f16>::from_elem((4, 3), f16::from_f32(1.0));
-    let mut bias = Array1::<f16>::zeros(3);
+    let mut bias = Array1::<f16>::from_elem(3, f16::ZERO);
     let target_w = Array2::<f32>::from_shape_fn((4, 3), |(i, j)| (i as f32 - j as f32) / 4.0);
     let target_b = Array1::<f32>::from_vec(vec![0.25, -0.5, 1.0]);
 

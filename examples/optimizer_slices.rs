@@ -9,7 +9,7 @@ use mxopt::schedule::{Cosine, Warmup, WarmupMode};
 
 fn main() -> mxopt::Result<()> {
     let x = [[1.0_f32, 2.0], [3.0, -1.0], [0.5, 0.5], [-2.0, 1.0]];
-    let y = [5.5_f32, 2.0, 2.0, -0.5]; // w = (1.5, 2.0), b = 0.5
+    let y = [6.0_f32, 3.0, 2.25, -0.5]; // w = (1.5, 2.0), b = 0.5
     let mut w = vec![0.0_f32; 2];
     let mut b = vec![0.0_f32; 1];
 

@@ -112,7 +112,7 @@ impl<'a, T, const N: usize> Dense<'a, T, N> {
     /// Checks that gradient and states have the weight's length.
     ///
     /// # Errors
-    /// [`Error::Length`](crate::Error::Length) for a buffer of the wrong length.
+    /// [`Error::Length`] for a buffer of the wrong length.
     ///
     /// ```
     /// use mxopt::engine::Dense;
@@ -170,7 +170,7 @@ impl<'a, const N: usize> Mixed<'a, N> {
     /// Checks that gradient, master copy and states have the weight's length.
     ///
     /// # Errors
-    /// [`Error::Length`](crate::Error::Length) for a buffer of the wrong length.
+    /// [`Error::Length`] for a buffer of the wrong length.
     pub fn new(
         w: &'a mut [f16],
         g: &'a [f16],
@@ -259,8 +259,8 @@ impl<'a, T, const N: usize> Rows<'a, T, N> {
     /// Checks lengths, and that `indices` are in range and strictly increasing.
     ///
     /// # Errors
-    /// [`Error::Length`](crate::Error::Length), [`Error::RowOutOfRange`](crate::Error::RowOutOfRange)
-    /// or [`Error::RowsUnsorted`](crate::Error::RowsUnsorted); nothing is written then.
+    /// [`Error::Length`], [`Error::RowOutOfRange`]
+    /// or [`Error::RowsUnsorted`]; nothing is written then.
     pub fn new(
         w: &'a mut [T],
         rows: usize,
