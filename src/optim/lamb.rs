@@ -13,6 +13,17 @@ use crate::Result;
 use half::f16;
 
 /// LAMB's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `beta1 = 0.9, beta2 = 0.999, epsilon = 1e-6, bias_correction = true, lower_bound = upper_bound = None`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{optim::lamb::Lamb, rule::Step};
+/// let hyper = Lamb { rescale_grad: 0.5, ..Lamb::default() };
+/// assert!(hyper.direction_at(Step::new(0.01, 0.0, 1), false).is_ok());
+/// let bad = Lamb { rescale_grad: f64::NAN, ..Lamb::default() };
+/// assert!(bad.direction_at(Step::new(0.01, 0.0, 1), false).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lamb {
     /// Decay of the first moment.

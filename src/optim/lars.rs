@@ -11,6 +11,17 @@ use crate::rule::{param, Step};
 use crate::Result;
 
 /// LARS's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `eta = 0.001, eps = 0, momentum = 0`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{optim::lars::Lars, rule::Step};
+/// let hyper = Lars { rescale_grad: 0.5, ..Lars::default() };
+/// assert!(hyper.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_ok());
+/// let bad = Lars { rescale_grad: f64::NAN, ..Lars::default() };
+/// assert!(bad.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lars {
     /// Trust coefficient `η`.

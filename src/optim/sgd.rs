@@ -10,6 +10,20 @@ use crate::rule::{param, Rescale, Rule, Step};
 use crate::{Error, Result};
 
 /// SGD's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `momentum = 0`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+/// let hyper = Sgd { rescale_grad: 0.5, ..Sgd::default() };
+/// let rule = hyper.multi_at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Sgd { rescale_grad: f64::NAN, ..Sgd::default() };
+/// assert!(bad.multi_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sgd {
     /// Momentum `μ`; momentum state buffers hold the negative, lr-scaled velocity.
