@@ -21,13 +21,18 @@
 //! # Ok::<(), mxopt::Error>(())
 //! ```
 //!
-//! Implemented: `sgd` and `adam` (dense, row-sparse lazy or standard, `f16` with or without
-//! multi-precision). The other optimizers have their kernels in [`crate::optim`] but no
-//! high-level driver yet.
+//! Implemented: `sgd`, `nag`, `adam`, `adagrad` (dense and row-sparse gradients), and
+//! `rmsprop` (plain and centered), `adamax`, `nadam`, `adadelta`, `ftml`, `ftrl`,
+//! `signum` (dense gradients); all with `f32`/`f64`/`f16` parameters and multi-precision.
+//! Not yet: `lars`, `lamb`, `lbsgd`, `dcasgd`, `sgld`, `groupadagrad`, `ccsgd`, `test`
+//! (their kernels are in [`crate::optim`]), and the Python package's fallback that
+//! densifies row-sparse gradients for optimizers without a sparse kernel.
 
 use crate::engine::{self, Dense, Mixed, RowMode, Rows};
-use crate::optim::{adam::Adam, sgd::Sgd};
-use crate::real::Storage;
+use crate::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
+use crate::optim::{ftml::Ftml, ftrl::Ftrl, nadam::Nadam, nag::Nag, rmsprop::RmsProp};
+use crate::optim::{sgd::Sgd, signum::Signum};
+use crate::real::{Elem, Storage};
 use crate::rule::{Rule, Step};
 use crate::schedule::Scheduler;
 use crate::{Error, Result};
@@ -42,6 +47,29 @@ pub enum Algorithm {
     Sgd(Sgd),
     /// `adam`: mean and variance buffers.
     Adam(Adam),
+    /// `nag`: momentum buffer when `momentum > 0`.
+    Nag(Nag),
+    /// `adagrad`: the squared-gradient history.
+    AdaGrad(AdaGrad),
+    /// `rmsprop`: `n`, or `(n, g, delta)` when `centered`.
+    RmsProp {
+        /// Hyper-parameters.
+        hyper: RmsProp,
+        /// Graves' centered variant (MXNet `centered=True`, default `false`).
+        centered: bool,
+    },
+    /// `adamax`: mean and infinity norm.
+    Adamax(Adamax),
+    /// `nadam`: mean and variance; the optimizer carries the momentum schedule.
+    Nadam(Nadam),
+    /// `adadelta`: accumulated squared gradients and updates (no learning rate).
+    AdaDelta(AdaDelta),
+    /// `ftml`: `(d, v, z)`.
+    Ftml(Ftml),
+    /// `ftrl`: `(z, n)`.
+    Ftrl(Ftrl),
+    /// `signum`: momentum buffer, or signSGD (no state) when `momentum == 0`.
+    Signum(Signum),
 }
 
 impl Algorithm {
@@ -59,6 +87,18 @@ impl Algorithm {
         match name.to_ascii_lowercase().as_str() {
             "sgd" => Ok(Algorithm::Sgd(Sgd::default())),
             "adam" => Ok(Algorithm::Adam(Adam::default())),
+            "nag" => Ok(Algorithm::Nag(Nag::default())),
+            "adagrad" => Ok(Algorithm::AdaGrad(AdaGrad::default())),
+            "rmsprop" => Ok(Algorithm::RmsProp {
+                hyper: RmsProp::default(),
+                centered: false,
+            }),
+            "adamax" => Ok(Algorithm::Adamax(Adamax::default())),
+            "nadam" => Ok(Algorithm::Nadam(Nadam::default())),
+            "adadelta" => Ok(Algorithm::AdaDelta(AdaDelta::default())),
+            "ftml" => Ok(Algorithm::Ftml(Ftml::default())),
+            "ftrl" => Ok(Algorithm::Ftrl(Ftrl::default())),
+            "signum" => Ok(Algorithm::Signum(Signum::default())),
             _ => Err(Error::UnknownOptimizer(name.to_owned())),
         }
     }
@@ -69,6 +109,15 @@ impl Algorithm {
         match self {
             Algorithm::Sgd(_) => "sgd",
             Algorithm::Adam(_) => "adam",
+            Algorithm::Nag(_) => "nag",
+            Algorithm::AdaGrad(_) => "adagrad",
+            Algorithm::RmsProp { .. } => "rmsprop",
+            Algorithm::Adamax(_) => "adamax",
+            Algorithm::Nadam(_) => "nadam",
+            Algorithm::AdaDelta(_) => "adadelta",
+            Algorithm::Ftml(_) => "ftml",
+            Algorithm::Ftrl(_) => "ftrl",
+            Algorithm::Signum(_) => "signum",
         }
     }
 
@@ -77,8 +126,10 @@ impl Algorithm {
     #[must_use]
     pub fn default_learning_rate(&self) -> f64 {
         match self {
-            Algorithm::Sgd(_) => 0.01,
-            Algorithm::Adam(_) => 0.001,
+            Algorithm::Adam(_) | Algorithm::RmsProp { .. } | Algorithm::Nadam(_) => 0.001,
+            Algorithm::Adamax(_) => 0.002,
+            Algorithm::Ftrl(_) => 0.1,
+            _ => 0.01,
         }
     }
 
@@ -87,7 +138,25 @@ impl Algorithm {
     /// class's `None` (0.01 without a scheduler).
     #[must_use]
     pub fn declares_learning_rate(&self) -> bool {
-        matches!(self, Algorithm::Adam(_))
+        matches!(
+            self,
+            Algorithm::Adam(_)
+                | Algorithm::RmsProp { .. }
+                | Algorithm::Nadam(_)
+                | Algorithm::Adamax(_)
+                | Algorithm::Signum(_)
+        )
+    }
+
+    /// Whether MXNet (and so this driver) turns row-sparse gradients into dense ones
+    /// for this optimizer, which has no row-sparse kernel (NAG: only with momentum).
+    #[must_use]
+    pub fn densifies_rows(&self) -> bool {
+        match self {
+            Algorithm::Sgd(_) | Algorithm::Adam(_) | Algorithm::AdaGrad(_) => false,
+            Algorithm::Nag(n) => n.momentum != 0.0,
+            _ => true,
+        }
     }
 
     /// State buffers per parameter.
@@ -95,7 +164,19 @@ impl Algorithm {
     pub fn num_states(&self) -> usize {
         match self {
             Algorithm::Sgd(s) => usize::from(s.momentum > 0.0),
-            Algorithm::Adam(_) => 2,
+            Algorithm::Nag(Nag { momentum, .. }) | Algorithm::Signum(Signum { momentum, .. }) => {
+                usize::from(*momentum != 0.0)
+            }
+            Algorithm::AdaGrad(_)
+            | Algorithm::RmsProp {
+                centered: false, ..
+            } => 1,
+            Algorithm::Adam(_)
+            | Algorithm::Adamax(_)
+            | Algorithm::Nadam(_)
+            | Algorithm::AdaDelta(_)
+            | Algorithm::Ftrl(_) => 2,
+            Algorithm::Ftml(_) | Algorithm::RmsProp { centered: true, .. } => 3,
         }
     }
 }
@@ -266,6 +347,8 @@ pub struct Optimizer {
     config: Config,
     lr: f64,
     num_update: u64,
+    /// Nadam's running momentum product (`m_schedule`), 1 for the others.
+    m_schedule: f64,
     params: HashMap<String, ParamState>,
 }
 
@@ -279,12 +362,29 @@ impl Optimizer {
     pub fn new(mut algorithm: Algorithm, mut config: Config) -> Result<Optimizer> {
         // MXNet's optimizers hand `clip_gradient` to a kernel only when it is truthy: a zero
         // bound means no clipping.
+        // (The optimizers MXNet runs in Python operations clip whenever a bound is set.)
         let clip = match &mut algorithm {
-            Algorithm::Sgd(h) => &mut h.clip_gradient,
-            Algorithm::Adam(h) => &mut h.clip_gradient,
+            Algorithm::Sgd(Sgd { clip_gradient, .. })
+            | Algorithm::Nag(Nag { clip_gradient, .. })
+            | Algorithm::Adam(Adam { clip_gradient, .. })
+            | Algorithm::RmsProp {
+                hyper: RmsProp { clip_gradient, .. },
+                ..
+            }
+            | Algorithm::Ftml(Ftml { clip_gradient, .. })
+            | Algorithm::Ftrl(Ftrl { clip_gradient, .. })
+            | Algorithm::Signum(Signum { clip_gradient, .. }) => Some(clip_gradient),
+            _ => None,
         };
-        if *clip == Some(0.0) {
-            *clip = None;
+        if let Some(clip) = clip {
+            if *clip == Some(0.0) {
+                *clip = None;
+            }
+        }
+        if let Algorithm::RmsProp { hyper, .. } = &mut algorithm {
+            if hyper.clip_weights == Some(0.0) {
+                hyper.clip_weights = None;
+            }
         }
         // Optimizers whose constructor declares a default rate (Adam's 0.001) pass it on,
         // and a given rate overwrites the scheduler's base rate.
@@ -293,10 +393,15 @@ impl Optimizer {
                 .declares_learning_rate()
                 .then(|| algorithm.default_learning_rate())
         });
-        if let (Some(lr), Some(s)) = (given, config.lr_scheduler.as_mut()) {
+        // Ftrl keeps its rate out of MXNet's base constructor: its scheduler is left alone.
+        if let (Some(lr), Some(s), false) = (
+            given,
+            config.lr_scheduler.as_mut(),
+            matches!(algorithm, Algorithm::Ftrl(_)),
+        ) {
             s.set_base_lr(lr);
         }
-        let lr = given.unwrap_or(0.01);
+        let lr = given.unwrap_or_else(|| algorithm.default_learning_rate());
         for (name, v) in [("learning_rate", lr), ("wd", config.wd)] {
             if !v.is_finite() {
                 return Err(Error::NotFinite { name, value: v });
@@ -307,6 +412,7 @@ impl Optimizer {
             config,
             lr,
             num_update: 0,
+            m_schedule: 1.0,
             params: HashMap::new(),
         };
         // Reject bad hyper-parameters now rather than at the first update.
@@ -318,11 +424,22 @@ impl Optimizer {
     }
 
     fn check_rules(&self) -> Result<()> {
-        let step = Step::new(0.0, 0.0, 1);
-        match self.algorithm {
-            Algorithm::Sgd(h) => h.multi_mom_at::<f32>(step).map(drop),
-            Algorithm::Adam(h) => h.at::<f32>(step).map(drop),
-        }
+        let mut w = [0.0_f32];
+        let (step, g) = (Step::new(0.0, 0.0, 1), [0.0_f32]);
+        // A one-element dry run on a copy builds every rule of the algorithm.
+        let mut probe = [("", &mut w[..], Grad::Dense(&g[..]))];
+        let n = self.algorithm.num_states();
+        let mut state = [ParamState {
+            count: 0,
+            buffers: f32::new_buffers(&[0.0], n, false),
+        }];
+        dispatch(
+            self.algorithm,
+            &mut probe,
+            &mut state,
+            &[step],
+            RowMode::Lazy,
+        )
     }
 
     /// The algorithm and its hyper-parameters.
@@ -436,22 +553,48 @@ impl Optimizer {
         params: &mut [(&str, &mut [T], Grad<'_, T>)],
         states: &mut [ParamState],
     ) -> Result<()> {
-        // Count, then read the rates (MXNet: `_update_count(indices)`, then `_get_lrs`).
         let counts: Vec<u64> = states.iter().map(|s| s.count + 1).collect();
-        let num_update = counts.iter().copied().fold(self.num_update, u64::max);
-        let saved = (self.num_update, self.config.lr_scheduler.clone());
-        self.num_update = num_update;
+        let saved = (
+            self.num_update,
+            self.config.lr_scheduler.clone(),
+            self.m_schedule,
+        );
+        // SGD counts the whole list, then reads the rates (`_update_count(indices)`, then
+        // `_get_lrs`); the others run MXNet's preamble index by index.
+        if matches!(self.algorithm, Algorithm::Sgd(_)) {
+            self.num_update = counts.iter().copied().fold(self.num_update, u64::max);
+        }
         let mut steps = Vec::with_capacity(params.len());
         for ((name, ..), &t) in params.iter().zip(&counts) {
+            self.num_update = self.num_update.max(t);
             let (lr, wd) = (self.lr_of(name), self.wd_of(name));
-            steps.push(Step::new(lr, wd, t));
+            let mut step = Step::new(lr, wd, t);
+            if let Algorithm::Nadam(nadam) = self.algorithm {
+                self.m_schedule *= nadam.momentum(t);
+                step.schedule = self.m_schedule;
+            }
+            steps.push(step);
         }
         let mode = if self.config.lazy_update {
             RowMode::Lazy
         } else {
             RowMode::Standard
         };
-        let outcome = dispatch(self.algorithm, params, states, &steps, mode);
+        let outcome = if self.algorithm.densifies_rows() {
+            densified(params).and_then(|dense| {
+                let mut list: Vec<(&str, &mut [T], Grad<'_, T>)> = params
+                    .iter_mut()
+                    .zip(&dense)
+                    .map(|((name, w, g), d)| {
+                        let g = d.as_deref().map_or(*g, Grad::Dense);
+                        (*name, &mut **w, g)
+                    })
+                    .collect();
+                dispatch(self.algorithm, &mut list, states, &steps, mode)
+            })
+        } else {
+            dispatch(self.algorithm, params, states, &steps, mode)
+        };
         match outcome {
             Ok(()) => {
                 for (s, t) in states.iter_mut().zip(counts) {
@@ -463,10 +606,50 @@ impl Optimizer {
                 // Nothing was written: undo the count and the scheduler's progress.
                 self.num_update = saved.0;
                 self.config.lr_scheduler = saved.1;
+                self.m_schedule = saved.2;
                 Err(e)
             }
         }
     }
+}
+
+/// The dense form of each row-sparse gradient (`None` for dense ones): zeros outside the
+/// gradient's rows, as MXNet's fallback for optimizers without a sparse kernel.
+fn densified<T: Param>(params: &[(&str, &mut [T], Grad<'_, T>)]) -> Result<Vec<Option<Vec<T>>>> {
+    params
+        .iter()
+        .map(|(_, w, g)| match *g {
+            Grad::Dense(_) => Ok(None),
+            Grad::Rows {
+                rows,
+                indices,
+                values,
+            } => {
+                let row_len = w.len().checked_div(rows).unwrap_or(0);
+                if rows * row_len != w.len() {
+                    return Err(Error::Length {
+                        what: "weight",
+                        expected: rows * row_len,
+                        got: w.len(),
+                    });
+                }
+                if values.len() != indices.len() * row_len {
+                    return Err(Error::Length {
+                        what: "gradient values",
+                        expected: indices.len() * row_len,
+                        got: values.len(),
+                    });
+                }
+                engine::check_rows(indices, rows)?;
+                let mut dense = vec![T::store(T::Elem::zero()); w.len()];
+                for (&r, row) in indices.iter().zip(values.chunks_exact(row_len.max(1))) {
+                    let at = usize::try_from(r).unwrap_or(0) * row_len;
+                    dense[at..at + row_len].copy_from_slice(&row[..row_len]);
+                }
+                Ok(Some(dense))
+            }
+        })
+        .collect()
 }
 
 /// The slices of a parameter's state buffers as the engine's array.
@@ -482,9 +665,9 @@ fn slices<T, const N: usize>(buffers: &mut [Vec<T>]) -> Result<[&mut [T]; N]> {
 
 /// What one algorithm needs from a kernel family: the rule for a step, in any compute type.
 trait Family<const N: usize> {
-    type Rule<E: crate::real::Elem>: Rule<E, N> + Send;
-    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>>;
-    fn rows<E: crate::real::Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>>;
+    type Rule<E: Elem>: Rule<E, N> + Send;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>>;
+    fn rows<E: Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>>;
 }
 
 struct SgdMom(Sgd);
@@ -497,11 +680,11 @@ struct SgdPlain {
 struct AdamFamily(Adam);
 
 impl Family<1> for SgdMom {
-    type Rule<E: crate::real::Elem> = crate::optim::sgd::MultiSgdMom<E>;
-    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+    type Rule<E: Elem> = crate::optim::sgd::MultiSgdMom<E>;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
         self.0.multi_mom_at(step)
     }
-    fn rows<E: crate::real::Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
+    fn rows<E: Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
         self.0.multi_mom_at(step)
     }
 }
@@ -512,7 +695,7 @@ enum PlainRule<E> {
     Single(crate::optim::sgd::SgdUpdate<E>),
 }
 
-impl<E: crate::real::Elem> Rule<E, 0> for PlainRule<E> {
+impl<E: Elem> Rule<E, 0> for PlainRule<E> {
     #[inline(always)]
     fn apply(&self, w: E, g: E, s: [E; 0]) -> (E, [E; 0]) {
         match self {
@@ -523,8 +706,8 @@ impl<E: crate::real::Elem> Rule<E, 0> for PlainRule<E> {
 }
 
 impl Family<0> for SgdPlain {
-    type Rule<E: crate::real::Elem> = PlainRule<E>;
-    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+    type Rule<E: Elem> = PlainRule<E>;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
         if self.single {
             return self.sgd.single_at(step).map(PlainRule::Single);
         }
@@ -535,17 +718,17 @@ impl Family<0> for SgdPlain {
         .multi_at(step)
         .map(PlainRule::Multi)
     }
-    fn rows<E: crate::real::Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
+    fn rows<E: Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
         self.sgd.single_at(step).map(PlainRule::Single)
     }
 }
 
 impl Family<2> for AdamFamily {
-    type Rule<E: crate::real::Elem> = crate::optim::adam::AdamRule<E>;
-    fn dense<E: crate::real::Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+    type Rule<E: Elem> = crate::optim::adam::AdamRule<E>;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
         self.0.at(step)
     }
-    fn rows<E: crate::real::Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>> {
+    fn rows<E: Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>> {
         match mode {
             RowMode::Lazy => self.0.lazy_at(step),
             RowMode::Standard => self.0.std_at(step),
@@ -560,18 +743,149 @@ fn dispatch<T: Param>(
     steps: &[Step],
     mode: RowMode,
 ) -> Result<()> {
-    match algorithm {
-        Algorithm::Sgd(h) if h.momentum > 0.0 => {
-            run_family(&SgdMom(h), params, states, steps, mode)
-        }
-        Algorithm::Sgd(sgd) => {
-            let single = params
-                .iter()
-                .any(|(_, _, g)| matches!(g, Grad::Rows { .. }));
-            run_family(&SgdPlain { sgd, single }, params, states, steps, mode)
-        }
-        Algorithm::Adam(h) => run_family(&AdamFamily(h), params, states, steps, mode),
+    let any_rows = params
+        .iter()
+        .any(|(_, _, g)| matches!(g, Grad::Rows { .. }));
+    macro_rules! go {
+        ($family:expr) => {
+            run_family(&$family, params, states, steps, mode)
+        };
+        ($hyper:expr, $N:literal) => {
+            run_family::<T, _, $N>(&DenseOnly($hyper), params, states, steps, mode)
+        };
     }
+    match algorithm {
+        Algorithm::Sgd(h) if h.momentum > 0.0 => go!(SgdMom(h)),
+        Algorithm::Sgd(sgd) => go!(SgdPlain {
+            sgd,
+            single: any_rows
+        }),
+        Algorithm::Adam(h) => go!(AdamFamily(h)),
+        // A momentum buffer exists for any non-zero momentum, but MXNet hands the kernel
+        // only a positive one.
+        Algorithm::Nag(h) if h.momentum != 0.0 => go!(NagFamily(Nag {
+            momentum: h.momentum.max(0.0),
+            ..h
+        })),
+        // NAG without momentum runs `sgd_update`.
+        Algorithm::Nag(h) => go!(SgdPlain {
+            sgd: Sgd {
+                momentum: 0.0,
+                rescale_grad: h.rescale_grad,
+                clip_gradient: h.clip_gradient,
+            },
+            single: true
+        }),
+        Algorithm::AdaGrad(h) => go!(AdaGradFamily(h)),
+        Algorithm::RmsProp {
+            hyper,
+            centered: false,
+        } => go!(hyper, 1),
+        Algorithm::RmsProp {
+            hyper,
+            centered: true,
+        } => go!(hyper, 3),
+        Algorithm::Adamax(h) => go!(h, 2),
+        Algorithm::Nadam(h) => go!(h, 2),
+        Algorithm::AdaDelta(h) => go!(h, 2),
+        Algorithm::Ftml(h) => go!(h, 3),
+        Algorithm::Ftrl(h) => go!(h, 2),
+        Algorithm::Signum(h) if h.momentum != 0.0 => go!(h, 1),
+        Algorithm::Signum(h) => go!(h, 0),
+    }
+}
+
+struct NagFamily(Nag);
+
+impl Family<1> for NagFamily {
+    type Rule<E: Elem> = crate::optim::nag::NagMom<E>;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+        self.0.at(step)
+    }
+    fn rows<E: Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
+        self.0.at(step)
+    }
+}
+
+struct AdaGradFamily(AdaGrad);
+
+impl Family<1> for AdaGradFamily {
+    type Rule<E: Elem> = AdaGradAny<E>;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+        self.0.at(step).map(AdaGradAny::Dense)
+    }
+    fn rows<E: Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
+        self.0.rows_at(step).map(AdaGradAny::Rows)
+    }
+}
+
+/// AdaGrad's dense rule or its row-sparse kernel's.
+enum AdaGradAny<E> {
+    Dense(crate::optim::adagrad::AdaGradRule<E>),
+    Rows(crate::optim::adagrad::AdaGradRowsRule<E>),
+}
+
+impl<E: Elem> Rule<E, 1> for AdaGradAny<E> {
+    #[inline(always)]
+    fn apply(&self, w: E, g: E, s: [E; 1]) -> (E, [E; 1]) {
+        match self {
+            AdaGradAny::Dense(r) => r.apply(w, g, s),
+            AdaGradAny::Rows(r) => r.apply(w, g, s),
+        }
+    }
+}
+
+/// An optimizer whose high-level driver has one dense kernel with `N` states and no
+/// row-sparse one.
+struct DenseOnly<H>(H);
+
+/// The dense rule constructor of a hyper-parameter struct, by state count.
+trait DenseCtor<const N: usize> {
+    type Rule<E: Elem>: Rule<E, N> + Send;
+    fn make<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>>;
+}
+
+impl<H: DenseCtor<N>, const N: usize> Family<N> for DenseOnly<H> {
+    type Rule<E: Elem> = H::Rule<E>;
+    fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+        self.0.make(step)
+    }
+    fn rows<E: Elem>(&self, _: Step, _: RowMode) -> Result<Self::Rule<E>> {
+        Err(Error::Unsupported {
+            kernel: "Optimizer::update_rows",
+            name: "row_sparse",
+            value: 1.0,
+            why: "this optimizer's high-level driver takes dense gradients only",
+        })
+    }
+}
+
+macro_rules! dense_ctor {
+    ($($H:ident :: $f:ident => $R:ident, $N:literal;)*) => {$(
+        impl DenseCtor<$N> for $H {
+            type Rule<E: Elem> = $R<E>;
+            fn make<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
+                self.$f(step)
+            }
+        }
+    )*};
+}
+
+use crate::optim::{adadelta::AdaDeltaRule, adamax::AdamaxRule, ftml::FtmlRule};
+use crate::optim::{ftrl::FtrlRule, nadam::NadamRule};
+use crate::optim::{rmsprop::RmsPropAlexRule, rmsprop::RmsPropRule};
+use crate::optim::{signum::SignSgdRule, signum::SignumRule};
+
+dense_ctor! {
+    RmsProp::at => RmsPropRule, 1;
+    RmsProp::centered_at => RmsPropAlexRule, 3;
+    Adamax::at => AdamaxRule, 2;
+    Nadam::at => NadamRule, 2;
+    AdaDelta::at => AdaDeltaRule, 2;
+    Ftml::at => FtmlRule, 3;
+    Ftrl::at => FtrlRule, 2;
+    Signum::at => SignumRule, 1;
+    Signum::sign_at => SignSgdRule, 0;
 }
 
 /// Builds every job (all checks first), then runs each walk kind's jobs with

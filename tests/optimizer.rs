@@ -1,9 +1,11 @@
-//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories for SGD and Adam
+//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories of its 11 optimizers
 //! (`tests/fixtures/optimizer_golden.json`, exported from `tests/golden/*.npz` by
 //! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
 
 use mxopt::half::f16;
-use mxopt::optim::{adam::Adam, sgd::Sgd};
+use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
+use mxopt::optim::{ftml::Ftml, ftrl::Ftrl, nadam::Nadam, nag::Nag, rmsprop::RmsProp};
+use mxopt::optim::{sgd::Sgd, signum::Signum};
 use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer, Param};
 use mxopt::schedule::{Factor, MultiFactor, Scheduler, Warmup, WarmupMode};
 use serde_json::Value;
@@ -12,7 +14,12 @@ fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
         .expect("list")
         .iter()
-        .map(|x| x.as_f64().expect("number"))
+        .map(|x| match x.as_str() {
+            Some("nan") => f64::NAN,
+            Some("inf") => f64::INFINITY,
+            Some("-inf") => f64::NEG_INFINITY,
+            _ => x.as_f64().expect("number"),
+        })
         .collect()
 }
 
@@ -67,23 +74,82 @@ fn optimizer(case: &Value) -> Optimizer {
     let kw = &case["kwargs"];
     let clip = opt_f(kw, "clip_gradient");
     let rs = opt_f(kw, "rescale_grad").unwrap_or(1.0);
-    let algorithm = match case["optimizer"].as_str().expect("name") {
-        "sgd" => Algorithm::Sgd(Sgd {
-            momentum: opt_f(kw, "momentum").unwrap_or(0.0),
+    let name = case["optimizer"].as_str().expect("name");
+    let f = |key: &str, default: f64| opt_f(kw, key).unwrap_or(default);
+    let algorithm = match Algorithm::from_name(name).expect("known optimizer") {
+        Algorithm::Sgd(d) => Algorithm::Sgd(Sgd {
+            momentum: f("momentum", d.momentum),
             rescale_grad: rs,
             clip_gradient: clip,
         }),
-        "adam" => {
-            let d = Adam::default();
-            Algorithm::Adam(Adam {
-                beta1: opt_f(kw, "beta1").unwrap_or(d.beta1),
-                beta2: opt_f(kw, "beta2").unwrap_or(d.beta2),
-                epsilon: opt_f(kw, "epsilon").unwrap_or(d.epsilon),
+        Algorithm::Nag(d) => Algorithm::Nag(Nag {
+            momentum: f("momentum", d.momentum),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Adam(d) => Algorithm::Adam(Adam {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            epsilon: f("epsilon", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::AdaGrad(d) => Algorithm::AdaGrad(AdaGrad {
+            epsilon: f("eps", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::RmsProp { hyper: d, .. } => Algorithm::RmsProp {
+            hyper: RmsProp {
+                gamma1: f("gamma1", d.gamma1),
+                gamma2: f("gamma2", d.gamma2),
+                epsilon: f("epsilon", d.epsilon),
                 rescale_grad: rs,
                 clip_gradient: clip,
-            })
-        }
-        other => panic!("{other}"),
+                clip_weights: opt_f(kw, "clip_weights"),
+            },
+            centered: kw.get("centered").and_then(Value::as_bool).unwrap_or(false),
+        },
+        Algorithm::Adamax(d) => Algorithm::Adamax(Adamax {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Nadam(d) => Algorithm::Nadam(Nadam {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            epsilon: f("epsilon", d.epsilon),
+            schedule_decay: f("schedule_decay", d.schedule_decay),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::AdaDelta(d) => Algorithm::AdaDelta(AdaDelta {
+            rho: f("rho", d.rho),
+            epsilon: f("epsilon", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Ftml(d) => Algorithm::Ftml(Ftml {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            epsilon: f("epsilon", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Ftrl(d) => Algorithm::Ftrl(Ftrl {
+            lamda1: f("lamda1", d.lamda1),
+            beta: f("beta", d.beta),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Signum(d) => Algorithm::Signum(Signum {
+            momentum: f("momentum", d.momentum),
+            wd_lh: f("wd_lh", d.wd_lh),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        other => panic!("{other:?}"),
     };
     let config = Config {
         learning_rate: opt_f(kw, "learning_rate"),
@@ -218,7 +284,7 @@ fn replay<T: FromF64>(case: &Value) {
 }
 
 #[test]
-fn sgd_and_adam_golden_trajectories() {
+fn golden_trajectories_of_every_driver() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/optimizer_golden.json"
@@ -226,17 +292,34 @@ fn sgd_and_adam_golden_trajectories() {
     .expect("fixture");
     let fixture: Value = serde_json::from_str(&text).expect("json");
     let cases = fixture["cases"].as_array().expect("cases");
-    let mut per_optimizer = [0, 0];
+    let mut per_optimizer = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
     for case in cases {
-        match case["dtype"].as_str().expect("dtype") {
+        let run = std::panic::catch_unwind(|| match case["dtype"].as_str().expect("dtype") {
             "float16" => replay::<f16>(case),
             "float32" => replay::<f32>(case),
             _ => replay::<f64>(case),
+        });
+        if let Err(e) = run {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "panic".to_owned());
+            failures.push(msg);
         }
-        per_optimizer[usize::from(case["optimizer"] == "adam")] += 1;
+        *per_optimizer
+            .entry(case["optimizer"].as_str().expect("name").to_owned())
+            .or_insert(0) += 1;
     }
     assert!(
-        per_optimizer[0] >= 10 && per_optimizer[1] >= 10,
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(per_optimizer.len(), 11, "{per_optimizer:?}");
+    assert!(
+        per_optimizer.values().all(|&n| n >= 10),
         "{per_optimizer:?}"
     );
 }

@@ -4,9 +4,9 @@
 
 * ``tests/fixtures/initializers_mxopt.json``: values computed by the Python package
   (replayed by ``tests/initializer.rs`` with ``mxopt::init``);
-* ``tests/fixtures/optimizer_golden.json``: the SGD and Adam golden trajectories of
+* ``tests/fixtures/optimizer_golden.json``: the golden trajectories of
   ``tests/golden/*.npz`` (MXNet 1.6.0, which the Python package reproduces bit for bit)
-  that the high-level Rust API supports (replayed by ``tests/optimizer.rs``).
+  that the high-level Rust API supports (``OPTIMIZERS``) (replayed by ``tests/optimizer.rs``).
 
 ``tests/test_rust_fixtures.py`` checks that the committed files are still up to date.
 """
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 from typing import Any, Dict, List
 
@@ -25,6 +26,8 @@ FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "initializers_mxopt.json"
 OPT_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_golden.json"
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
+# The optimizers of the high-level Rust API (``mxopt::optimizer``), by golden archive.
+OPTIMIZERS = ("sgd", "adam", "nag", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl", "signum")
 
 SEED = 20260
 # (class name, kwargs, shape, dtype): run in this order after one seed.
@@ -67,12 +70,13 @@ def dumps(data: Dict[str, Any]) -> str:
     return json.dumps(data, indent=0) + "\n"
 
 
-def _floats(a: np.ndarray) -> List[float]:
-    return [float(v) for v in a.astype(np.float64).ravel()]
+def _floats(a: np.ndarray) -> List[Any]:
+    """Finite values as JSON numbers; NaN and infinities as the strings "nan", "inf", "-inf"."""
+    return [v if math.isfinite(v) else repr(v) for v in map(float, a.astype(np.float64).ravel())]
 
 
 def _supported(meta: Dict[str, Any]) -> bool:
-    if meta["optimizer"] not in ("sgd", "adam") or meta["mode"] != "updater":
+    if meta["optimizer"] not in OPTIMIZERS or meta["mode"] != "updater":
         return False
     if meta["param_idx2name"] or meta["lr_mult"] or meta["wd_mult"] or meta.get("state_init"):
         return False
@@ -88,7 +92,7 @@ def _supported(meta: Dict[str, Any]) -> bool:
 
 def optimizer_cases() -> Dict[str, Any]:
     cases = []
-    for stem in ("sgd", "adam"):
+    for stem in OPTIMIZERS:
         with np.load(GOLDEN / f"{stem}.npz") as z:
             arrays = {k: z[k] for k in z.files}
         names = sorted(k[: -len("/meta")] for k in arrays if k.endswith("/meta"))
@@ -131,5 +135,5 @@ def optimizer_cases() -> Dict[str, Any]:
 
 if __name__ == "__main__":
     FIXTURE.write_text(dumps(generate()))
-    OPT_FIXTURE.write_text(json.dumps(optimizer_cases()) + "\n")
+    OPT_FIXTURE.write_text(json.dumps(optimizer_cases(), allow_nan=False) + "\n")
     print(f"wrote {FIXTURE} and {OPT_FIXTURE}")

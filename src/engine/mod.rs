@@ -73,7 +73,7 @@ fn check_states<T, const N: usize>(expected: usize, states: &[&mut [T]; N]) -> R
 }
 
 /// Checks that row indices are in range and strictly increasing.
-fn check_rows(indices: &[i64], rows: usize) -> Result<()> {
+pub(crate) fn check_rows(indices: &[i64], rows: usize) -> Result<()> {
     for (at, &index) in indices.iter().enumerate() {
         if index < 0 || index as u64 >= rows as u64 {
             return Err(Error::RowOutOfRange { index, rows });
