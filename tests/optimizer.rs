@@ -10,17 +10,14 @@ use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer, Param};
 use mxopt::schedule::{Factor, MultiFactor, Scheduler, Warmup, WarmupMode};
 use serde_json::Value;
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("list")
-        .iter()
-        .map(|x| match x.as_str() {
-            Some("nan") => f64::NAN,
-            Some("inf") => f64::INFINITY,
-            Some("-inf") => f64::NEG_INFINITY,
-            _ => x.as_f64().expect("number"),
-        })
-        .collect()
+/// An array of the fixture: the hex string of its little-endian bytes.
+fn array<T: FromLe>(v: &Value) -> Vec<T> {
+    let hex = v.as_str().expect("hex string").as_bytes();
+    let bytes: Vec<u8> = hex
+        .chunks_exact(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex"))
+        .collect();
+    bytes.chunks_exact(T::SIZE).map(T::from_le).collect()
 }
 
 fn opt_f(kw: &Value, key: &str) -> Option<f64> {
@@ -173,40 +170,43 @@ fn optimizer(case: &Value) -> Optimizer {
     Optimizer::new(algorithm, config).expect("valid optimizer")
 }
 
-trait FromF64: Param {
-    fn from_f64(x: f64) -> Self;
+trait FromLe: Param {
+    const SIZE: usize;
+    fn from_le(bytes: &[u8]) -> Self;
     fn to_f64(self) -> f64;
 }
-impl FromF64 for f32 {
-    #[allow(clippy::cast_possible_truncation)] // exact: the values are f32
-    fn from_f64(x: f64) -> Self {
-        x as f32
+impl FromLe for f32 {
+    const SIZE: usize = 4;
+    fn from_le(b: &[u8]) -> Self {
+        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
 }
-impl FromF64 for f64 {
-    fn from_f64(x: f64) -> Self {
-        x
+impl FromLe for f64 {
+    const SIZE: usize = 8;
+    fn from_le(b: &[u8]) -> Self {
+        f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
     }
     fn to_f64(self) -> f64 {
         self
     }
 }
-impl FromF64 for f16 {
-    fn from_f64(x: f64) -> Self {
-        f16::from_f64(x)
+impl FromLe for f16 {
+    const SIZE: usize = 2;
+    fn from_le(b: &[u8]) -> Self {
+        f16::from_le_bytes([b[0], b[1]])
     }
     fn to_f64(self) -> f64 {
         f16::to_f64(self)
     }
 }
 
-fn replay<T: FromF64>(case: &Value) {
+fn replay<T: FromLe>(case: &Value) {
     let name = case["name"].as_str().expect("name");
     let mut opt = optimizer(case);
-    let conv = |v: &Value| floats(v).into_iter().map(T::from_f64).collect::<Vec<T>>();
+    let conv = |v: &Value| array::<T>(v);
     let mut weights: Vec<Vec<T>> = case["w0"]
         .as_array()
         .expect("w0")
@@ -271,7 +271,7 @@ fn replay<T: FromF64>(case: &Value) {
         for (k, want) in call["after"].as_object().expect("after") {
             let k: usize = k.parse().expect("k");
             let got: Vec<f64> = weights[k].iter().map(|&x| x.to_f64()).collect();
-            let want = floats(want);
+            let want: Vec<f64> = array::<T>(want).into_iter().map(T::to_f64).collect();
             assert_eq!(got.len(), want.len());
             for (j, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(

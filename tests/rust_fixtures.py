@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 import pathlib
 from typing import Any, Dict, List
 
@@ -27,7 +27,19 @@ OPT_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_golden.jso
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
 # The optimizers of the high-level Rust API (``mxopt::optimizer``), by golden archive.
-OPTIMIZERS = ("sgd", "adam", "nag", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl", "signum")
+OPTIMIZERS = (
+    "sgd",
+    "adam",
+    "nag",
+    "adagrad",
+    "rmsprop",
+    "adamax",
+    "nadam",
+    "adadelta",
+    "ftml",
+    "ftrl",
+    "signum",
+)
 
 SEED = 20260
 # (class name, kwargs, shape, dtype): run in this order after one seed.
@@ -45,7 +57,12 @@ CASES: List[tuple] = [
 for rnd in ("uniform", "gaussian"):
     for factor in ("avg", "in", "out"):
         CASES.append(
-            ("Xavier", {"rnd_type": rnd, "factor_type": factor, "magnitude": 2.34}, [6, 4, 3], "float32")
+            (
+                "Xavier",
+                {"rnd_type": rnd, "factor_type": factor, "magnitude": 2.34},
+                [6, 4, 3],
+                "float32",
+            )
         )
 CASES += [
     ("Xavier", {}, [8, 5], "float64"),
@@ -62,7 +79,9 @@ def generate() -> Dict[str, Any]:
         arr = np.zeros(shape, dtype=dtype)
         getattr(initializer, name)(**kwargs)._init_weight("x_weight", arr)
         values = [float(v) for v in arr.astype(np.float64).ravel()]
-        out.append({"init": name, "kwargs": kwargs, "shape": shape, "dtype": dtype, "values": values})
+        out.append(
+            {"init": name, "kwargs": kwargs, "shape": shape, "dtype": dtype, "values": values}
+        )
     return {"generator": "tests/rust_fixtures.py", "seed": SEED, "cases": out}
 
 
@@ -70,9 +89,13 @@ def dumps(data: Dict[str, Any]) -> str:
     return json.dumps(data, indent=0) + "\n"
 
 
-def _floats(a: np.ndarray) -> List[Any]:
-    """Finite values as JSON numbers; NaN and infinities as the strings "nan", "inf", "-inf"."""
-    return [v if math.isfinite(v) else repr(v) for v in map(float, a.astype(np.float64).ravel())]
+def _floats(a: np.ndarray) -> str:
+    """The array's values as the hex string of their little-endian bytes (compact, exact)."""
+    return a.astype(a.dtype.newbyteorder("<")).tobytes().hex()
+
+
+def _entry(arrays: Dict[str, np.ndarray], name: str, key: str) -> np.ndarray:
+    return arrays[f"{name}/{key}"]
 
 
 def _supported(meta: Dict[str, Any]) -> bool:
@@ -100,7 +123,7 @@ def optimizer_cases() -> Dict[str, Any]:
             meta = json.loads(str(arrays[f"{name}/meta"]))
             if not _supported(meta):
                 continue
-            get = lambda key, name=name: arrays[f"{name}/{key}"]  # noqa: E731
+            get = functools.partial(_entry, arrays, name)
             weights = [_floats(get(f"w0/{k}")) for k in range(len(meta["weights"]))]
             calls = []
             for i, call in enumerate(meta["calls"]):
@@ -111,13 +134,17 @@ def optimizer_cases() -> Dict[str, Any]:
                         grads.append({"dense": _floats(get(f"call{i}/g{j}"))})
                     else:
                         indices = [int(x) for x in get(f"call{i}/g{j}/indices")]
-                        grads.append({"indices": indices, "values": _floats(get(f"call{i}/g{j}/data"))})
+                        grads.append(
+                            {"indices": indices, "values": _floats(get(f"call{i}/g{j}/data"))}
+                        )
                 after = {}
                 for k in range(len(meta["weights"])):
                     key = f"{name}/call{i}/w{k}"
                     if key in arrays:
                         after[str(k)] = _floats(arrays[key])
-                calls.append({"index": index, "weights": call["weights"], "grads": grads, "after": after})
+                calls.append(
+                    {"index": index, "weights": call["weights"], "grads": grads, "after": after}
+                )
             cases.append(
                 {
                     "name": f"{stem}:{name}",

@@ -22,4 +22,7 @@ def test_optimizer_fixture_matches_the_golden_files():
     import json
 
     fixtures = _module()
-    assert fixtures.OPT_FIXTURE.read_text() == json.dumps(fixtures.optimizer_cases(), allow_nan=False) + "\n"
+    assert (
+        fixtures.OPT_FIXTURE.read_text()
+        == json.dumps(fixtures.optimizer_cases(), allow_nan=False) + "\n"
+    )
