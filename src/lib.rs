@@ -15,7 +15,29 @@
 //! * [`schedule`] — the learning-rate schedules (Factor, MultiFactor, Poly, Cosine, with
 //!   warmup).
 //!
-//! Native use needs no Python:
+//! Native use needs no Python. The high-level API initializes, schedules and updates
+//! named parameters on plain slices, with the Python package's numbers:
+//! ```
+//! use mxopt::init::{Generator, Initializer};
+//! use mxopt::optimizer::{Algorithm, Config, Optimizer};
+//! use mxopt::schedule::Factor;
+//!
+//! let mut gen = Generator::new(42); // as mxopt.random.seed(42)
+//! let mut w = vec![0.0_f32; 64 * 32];
+//! Initializer::XAVIER.init(&mut gen, &[64, 32], &mut w)?;
+//! let config = Config {
+//!     learning_rate: Some(0.1),
+//!     wd: 1e-4,
+//!     lr_scheduler: Some(Factor { factor: 0.5, ..Factor::new(1000) }.build()?),
+//!     ..Config::default()
+//! };
+//! let mut opt = Optimizer::new(Algorithm::from_name("sgd")?, config)?;
+//! let grad = vec![0.01_f32; w.len()];
+//! opt.update("fc1_weight", &mut w, &grad)?; // state, count, schedule, lr/wd multipliers
+//! # Ok::<(), mxopt::Error>(())
+//! ```
+//!
+//! The kernels underneath can be driven directly:
 //! ```
 //! use mxopt::{engine, optim::sgd::Sgd, rule::Step};
 //! let mut weight = vec![1.0_f32; 10];
