@@ -67,6 +67,14 @@ fn scheduler(s: &Value) -> Option<Scheduler> {
     Some(built.expect("valid scheduler"))
 }
 
+fn mults(v: &Value) -> std::collections::HashMap<String, f64> {
+    v.as_object()
+        .expect("dict")
+        .iter()
+        .map(|(k, x)| (k.clone(), x.as_f64().expect("number")))
+        .collect()
+}
+
 fn optimizer(case: &Value) -> Optimizer {
     let kw = &case["kwargs"];
     let clip = opt_f(kw, "clip_gradient");
@@ -164,7 +172,9 @@ fn optimizer(case: &Value) -> Optimizer {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         lr_scheduler: scheduler(&case["scheduler"]),
-        decay_by_suffix: false, // unnamed indices: MXNet decays every parameter
+        decay_by_suffix: case["decay_by_suffix"].as_bool().expect("bool"),
+        lr_mult: mults(&case["lr_mult"]),
+        wd_mult: mults(&case["wd_mult"]),
         ..Config::default()
     };
     Optimizer::new(algorithm, config).expect("valid optimizer")
@@ -220,11 +230,11 @@ fn replay<T: FromLe>(case: &Value) {
         .map(|s| usize::try_from(s[0].as_u64().expect("dim")).expect("usize"))
         .collect();
     for (i, call) in case["calls"].as_array().expect("calls").iter().enumerate() {
-        let index: Vec<String> = call["index"]
+        let index: Vec<String> = call["names"]
             .as_array()
-            .expect("index")
+            .expect("names")
             .iter()
-            .map(ToString::to_string)
+            .map(|n| n.as_str().expect("name").to_owned())
             .collect();
         let ks: Vec<usize> = call["weights"]
             .as_array()

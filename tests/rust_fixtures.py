@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -98,10 +98,26 @@ def _entry(arrays: Dict[str, np.ndarray], name: str, key: str) -> np.ndarray:
     return arrays[f"{name}/{key}"]
 
 
+def _names(meta: Dict[str, Any]) -> Tuple[Any, Dict[str, float], Dict[str, float]]:
+    """Parameter names (MXNet's index, or its ``param_idx2name`` name) and the lr/wd
+    multipliers keyed by name (MXNet looks an index up first, then its name)."""
+    idx2name = {k: v for k, v in meta["param_idx2name"] or []}
+
+    def name(index: Any) -> str:
+        return idx2name.get(index, index if isinstance(index, str) else str(index))
+
+    def mults(pairs: Any) -> Dict[str, float]:
+        by_name = {name(k): v for k, v in pairs or [] if not isinstance(k, int)}
+        by_name.update({name(k): v for k, v in pairs or [] if isinstance(k, int)})
+        return by_name
+
+    return name, mults(meta["lr_mult"]), mults(meta["wd_mult"])
+
+
 def _supported(meta: Dict[str, Any]) -> bool:
     if meta["optimizer"] not in OPTIMIZERS or meta["mode"] != "updater":
         return False
-    if meta["param_idx2name"] or meta["lr_mult"] or meta["wd_mult"] or meta.get("state_init"):
+    if meta.get("state_init"):
         return False
     if set(meta["env"]) - {AGG_ENV}:
         return False
@@ -125,6 +141,7 @@ def optimizer_cases() -> Dict[str, Any]:
                 continue
             get = functools.partial(_entry, arrays, name)
             weights = [_floats(get(f"w0/{k}")) for k in range(len(meta["weights"]))]
+            name_of, lr_mult, wd_mult = _names(meta)
             calls = []
             for i, call in enumerate(meta["calls"]):
                 index = call["index"] if isinstance(call["index"], list) else [call["index"]]
@@ -142,8 +159,9 @@ def optimizer_cases() -> Dict[str, Any]:
                     key = f"{name}/call{i}/w{k}"
                     if key in arrays:
                         after[str(k)] = _floats(arrays[key])
+                names = [name_of(i) for i in index]
                 calls.append(
-                    {"index": index, "weights": call["weights"], "grads": grads, "after": after}
+                    {"names": names, "weights": call["weights"], "grads": grads, "after": after}
                 )
             cases.append(
                 {
@@ -151,6 +169,9 @@ def optimizer_cases() -> Dict[str, Any]:
                     "optimizer": meta["optimizer"],
                     "kwargs": meta["kwargs"],
                     "scheduler": meta["scheduler"],
+                    "decay_by_suffix": bool(meta["param_idx2name"]),
+                    "lr_mult": lr_mult,
+                    "wd_mult": wd_mult,
                     "dtype": meta["weights"][0]["dtype"],
                     "shapes": [w["shape"] for w in meta["weights"]],
                     "w0": weights,
