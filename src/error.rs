@@ -55,7 +55,10 @@ pub enum Error {
     #[error("{0}")]
     Init(String),
     /// No high-level optimizer is registered under this name.
-    #[error("unknown optimizer {0:?} (the high-level API has: sgd, adam)")]
+    #[error(
+        "unknown optimizer {0:?} (the high-level API has sgd, ccsgd, nag, adam, adagrad, \
+         rmsprop, adamax, nadam, adadelta, ftml, ftrl, signum)"
+    )]
     UnknownOptimizer(String),
     /// A parameter name appears twice in one list update.
     #[error("parameter {0:?} appears twice in one update")]

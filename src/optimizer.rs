@@ -21,10 +21,10 @@
 //! # Ok::<(), mxopt::Error>(())
 //! ```
 //!
-//! Implemented: `sgd`, `nag`, `adam`, `adagrad` (dense and row-sparse gradients), and
+//! Implemented: `sgd` (and its alias `ccsgd`), `nag`, `adam`, `adagrad` (dense and row-sparse gradients), and
 //! `rmsprop` (plain and centered), `adamax`, `nadam`, `adadelta`, `ftml`, `ftrl`,
 //! `signum` (dense gradients); all with `f32`/`f64`/`f16` parameters and multi-precision.
-//! Not yet: `lars`, `lamb`, `lbsgd`, `dcasgd`, `sgld`, `groupadagrad`, `ccsgd`, `test`
+//! Not yet: `lars`, `lamb`, `lbsgd`, `dcasgd`, `sgld`, `groupadagrad`, `test`
 //! (their kernels are in [`crate::optim`]), and the Python package's fallback that
 //! densifies row-sparse gradients for optimizers without a sparse kernel.
 
@@ -85,7 +85,8 @@ impl Algorithm {
     /// ```
     pub fn from_name(name: &str) -> Result<Algorithm> {
         match name.to_ascii_lowercase().as_str() {
-            "sgd" => Ok(Algorithm::Sgd(Sgd::default())),
+            // `ccsgd` is MXNet 1.6's deprecated alias of `sgd`.
+            "sgd" | "ccsgd" => Ok(Algorithm::Sgd(Sgd::default())),
             "adam" => Ok(Algorithm::Adam(Adam::default())),
             "nag" => Ok(Algorithm::Nag(Nag::default())),
             "adagrad" => Ok(Algorithm::AdaGrad(AdaGrad::default())),

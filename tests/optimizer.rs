@@ -1,4 +1,4 @@
-//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories of its 11 optimizers
+//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories of every optimizer it drives
 //! (`tests/fixtures/optimizer_golden.json`, exported from `tests/golden/*.npz` by
 //! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
 
@@ -327,7 +327,7 @@ fn golden_trajectories_of_every_driver() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(per_optimizer.len(), 11, "{per_optimizer:?}");
+    assert_eq!(per_optimizer.len(), 12, "{per_optimizer:?}");
     assert!(
         per_optimizer.values().all(|&n| n >= 10),
         "{per_optimizer:?}"

@@ -29,6 +29,7 @@ AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
 # The optimizers of the high-level Rust API (``mxopt::optimizer``), by golden archive.
 OPTIMIZERS = (
     "sgd",
+    "ccsgd",
     "adam",
     "nag",
     "adagrad",
