@@ -175,7 +175,6 @@ fn optimizer(case: &Value) -> Optimizer {
         decay_by_suffix: case["decay_by_suffix"].as_bool().expect("bool"),
         lr_mult: mults(&case["lr_mult"]),
         wd_mult: mults(&case["wd_mult"]),
-        ..Config::default()
     };
     Optimizer::new(algorithm, config).expect("valid optimizer")
 }
