@@ -229,44 +229,50 @@ impl Default for Config {
 }
 
 /// A parameter type the optimizer updates: `f32`, `f64` or `f16` (sealed).
-pub trait Param: Storage + sealed::Sealed {
-    #[doc(hidden)]
-    fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<Self>>>;
-    #[doc(hidden)]
-    fn new_buffers(weight: &[Self], n: usize, multi_precision: bool) -> Buffers;
-    #[doc(hidden)]
-    fn mixed<'a, const N: usize>(
-        w: &'a mut [Self],
-        g: &'a [Self],
-        master: &'a mut [f32],
-        s: [&'a mut [f32]; N],
-    ) -> Option<Result<Mixed<'a, N>>>;
-}
+pub trait Param: Storage + sealed::Sealed {}
 
+impl Param for f32 {}
+impl Param for f64 {}
+impl Param for f16 {}
+
+/// The crate-internal side of [`Param`]: how a parameter type keeps its state.
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
-    impl Sealed for half::f16 {}
+    use super::{f16, Mixed, Result};
+
+    pub trait Sealed: Sized {
+        /// The buffers of a parameter of this type, `None` if they were made for another.
+        fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<Self>>>;
+        /// `n` zero buffers for `weight` (and its `f32` master copy for multi-precision
+        /// `f16`).
+        fn new_buffers(weight: &[Self], n: usize, multi_precision: bool) -> Buffers;
+        /// The multi-precision walk; `None` for types without one.
+        fn mixed<'a, const N: usize>(
+            w: &'a mut [Self],
+            g: &'a [Self],
+            master: &'a mut [f32],
+            s: [&'a mut [f32]; N],
+        ) -> Option<Result<Mixed<'a, N>>>;
+    }
+
+    /// One parameter's state buffers, in its storage type or, for multi-precision `f16`,
+    /// in `f32` next to the master copy.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum Buffers {
+        F32(Vec<Vec<f32>>),
+        F64(Vec<Vec<f64>>),
+        F16(Vec<Vec<f16>>),
+        Mixed {
+            master: Vec<f32>,
+            states: Vec<Vec<f32>>,
+        },
+    }
 }
 
-/// One parameter's state buffers, in its storage type or, for multi-precision `f16`,
-/// in `f32` next to the master copy.
-#[doc(hidden)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Buffers {
-    F32(Vec<Vec<f32>>),
-    F64(Vec<Vec<f64>>),
-    F16(Vec<Vec<f16>>),
-    Mixed {
-        master: Vec<f32>,
-        states: Vec<Vec<f32>>,
-    },
-}
+use sealed::{Buffers, Sealed};
 
 macro_rules! param {
     ($T:ty, $V:ident) => {
-        impl Param for $T {
+        impl Sealed for $T {
             fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<$T>>> {
                 match state {
                     Buffers::$V(s) => Some(s),
@@ -290,7 +296,7 @@ macro_rules! param {
 param!(f32, F32);
 param!(f64, F64);
 
-impl Param for f16 {
+impl Sealed for f16 {
     fn buffers(state: &mut Buffers) -> Option<&mut Vec<Vec<f16>>> {
         match state {
             Buffers::F16(s) => Some(s),
