@@ -505,6 +505,17 @@ impl Optimizer {
     /// # Errors
     /// As [`Optimizer::update`], plus [`Error::RowOutOfRange`] and [`Error::RowsUnsorted`]
     /// for bad indices, and [`Error::Unsupported`] for `f16` with multi-precision.
+    ///
+    /// ```
+    /// use mxopt::optimizer::{Algorithm, Config, Optimizer};
+    /// let config = Config { learning_rate: Some(0.5), ..Config::default() };
+    /// let mut opt = Optimizer::new(Algorithm::from_name("sgd")?, config)?;
+    /// let mut emb = vec![1.0_f32; 3 * 2]; // 3 rows of 2
+    /// opt.update_rows("emb_weight", &mut emb, 3, &[1], &[1.0, 1.0])?;
+    /// assert_eq!(emb, [1.0, 1.0, 0.5, 0.5, 1.0, 1.0]); // lazy: only row 1 moves
+    /// assert!(opt.update_rows("emb_weight", &mut emb, 3, &[3], &[1.0, 1.0]).is_err());
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
     pub fn update_rows<T: Param>(
         &mut self,
         name: &str,
@@ -528,6 +539,19 @@ impl Optimizer {
     /// # Errors
     /// As [`Optimizer::update_rows`], and [`Error::Duplicate`] when a name appears twice.
     /// All checks run before anything is written or counted.
+    ///
+    /// ```
+    /// use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer};
+    /// let mut opt = Optimizer::new(Algorithm::from_name("adam")?, Config::default())?;
+    /// let (mut w, mut b) = (vec![1.0_f64; 8], vec![0.0_f64; 2]);
+    /// let (gw, gb) = (vec![0.1_f64; 8], vec![0.2_f64; 2]);
+    /// opt.update_many(&mut [
+    ///     ("fc_weight", &mut w, Grad::Dense(&gw)),
+    ///     ("fc_bias", &mut b, Grad::Dense(&gb)),
+    /// ])?;
+    /// assert_eq!((opt.update_count("fc_bias"), opt.num_update()), (Some(1), 1));
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
     pub fn update_many<T: Param>(
         &mut self,
         params: &mut [(&str, &mut [T], Grad<'_, T>)],

@@ -358,3 +358,62 @@ fn momentum_state_is_created_and_counted() {
     let mut w16 = vec![f16::ONE; 3];
     assert!(opt.update("a_weight", &mut w16, &[f16::ONE; 3]).is_err());
 }
+
+#[test]
+fn multipliers_suffix_rule_and_atomic_errors() {
+    let sgd = Algorithm::Sgd(Sgd::default());
+    let config = Config {
+        learning_rate: Some(1.0),
+        wd: 0.5,
+        lr_mult: [("b_weight".to_owned(), 2.0)].into_iter().collect(),
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(sgd, config).expect("valid");
+    let (mut a, mut b, mut bias) = (vec![1.0_f32; 2], vec![1.0_f32; 2], vec![1.0_f32; 2]);
+    let g = vec![0.0_f32; 2];
+    opt.update_many(&mut [
+        ("a_weight", &mut a, Grad::Dense(&g)),
+        ("b_weight", &mut b, Grad::Dense(&g)),
+        ("a_bias", &mut bias, Grad::Dense(&g)),
+    ])
+    .expect("update");
+    // w' = w − lr·wd·w: the bias gets no weight decay (MXNet's suffix rule).
+    assert_eq!((a[0], b[0], bias[0]), (0.5, 0.0, 1.0));
+    // A duplicate name or a bad length is refused before anything is written or counted.
+    let before = (a.clone(), opt.num_update());
+    let mut a2 = vec![1.0_f32; 2];
+    assert!(opt
+        .update_many(&mut [
+            ("a_weight", &mut a, Grad::Dense(&g)),
+            ("a_weight", &mut a2, Grad::Dense(&g)),
+        ])
+        .is_err());
+    assert!(opt
+        .update_many(&mut [
+            ("a_weight", &mut a, Grad::Dense(&g)),
+            ("b_weight", &mut b, Grad::Dense(&g[..1])),
+        ])
+        .is_err());
+    assert_eq!((a, opt.num_update()), before);
+    assert_eq!(opt.update_count("a_weight"), Some(1));
+}
+
+#[test]
+fn multi_precision_keeps_an_f32_master() {
+    let config = Config {
+        learning_rate: Some(1e-4),
+        multi_precision: true,
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(Algorithm::Sgd(Sgd::default()), config).expect("valid");
+    let mut w = vec![f16::ONE; 4];
+    let g = vec![f16::ONE; 4];
+    // Each step (1e-4) is below half an f16 ulp at 1.0: only the master copy moves, and
+    // the f16 weight follows once the master has drifted far enough.
+    opt.update("w_weight", &mut w, &g).expect("update");
+    assert_eq!(w[0], f16::ONE);
+    for _ in 0..9 {
+        opt.update("w_weight", &mut w, &g).expect("update");
+    }
+    assert!(w[0] < f16::ONE);
+}
