@@ -4,6 +4,8 @@
 
 * ``tests/fixtures/initializers_mxopt.json``: values computed by the Python package
   (replayed by ``tests/initializer.rs`` with ``mxopt::init``);
+* ``tests/fixtures/schedulers_mxopt.json``: the Python package's learning-rate schedules
+  over ranges of update counts (replayed by ``tests/schedule.rs``);
 * ``tests/fixtures/optimizer_golden.json``: the golden trajectories of
   ``tests/golden/*.npz`` (MXNet 1.6.0, which the Python package reproduces bit for bit)
   that the high-level Rust API supports (``OPTIMIZERS``) (replayed by ``tests/optimizer.rs``).
@@ -24,6 +26,45 @@ from mxopt import initializer, random
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "initializers_mxopt.json"
 OPT_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_golden.json"
+SCHED_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "schedulers_mxopt.json"
+# (class, kwargs, calls): each scheduler is called with every count of ``calls`` in order.
+SCHEDULES: List[tuple] = [
+    ("FactorScheduler", {"step": 7, "factor": 0.9, "base_lr": 0.3}, list(range(400))),
+    (
+        "FactorScheduler",
+        {"step": 3, "factor": 0.5, "stop_factor_lr": 1e-4, "base_lr": 1.0, "warmup_steps": 10},
+        list(range(120)),
+    ),
+    ("FactorScheduler", {"step": 5, "factor": 0.7}, [3, 50, 10, 51, 400, 1000, 999]),
+    (
+        "MultiFactorScheduler",
+        {
+            "step": [10, 25, 60],
+            "factor": 0.3,
+            "base_lr": 0.5,
+            "warmup_steps": 5,
+            "warmup_begin_lr": 0.1,
+            "warmup_mode": "constant",
+        },
+        list(range(100)),
+    ),
+    (
+        "PolyScheduler",
+        {"max_update": 150, "base_lr": 0.2, "pwr": 1.7, "final_lr": 0.01},
+        list(range(200)),
+    ),
+    (
+        "PolyScheduler",
+        {"max_update": 90, "base_lr": 0.1, "pwr": 3, "warmup_steps": 20, "warmup_begin_lr": 0.01},
+        list(range(120)),
+    ),
+    ("CosineScheduler", {"max_update": 250, "base_lr": 0.4, "final_lr": 0.001}, list(range(300))),
+    (
+        "CosineScheduler",
+        {"max_update": 77, "base_lr": 1.0, "warmup_steps": 13, "warmup_begin_lr": 0.5},
+        list(range(100)),
+    ),
+]
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 AGG_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
 # The optimizers of the high-level Rust API (``mxopt::optimizer``), by golden archive.
@@ -88,6 +129,17 @@ def generate() -> Dict[str, Any]:
 
 def dumps(data: Dict[str, Any]) -> str:
     return json.dumps(data, indent=0) + "\n"
+
+
+def schedules() -> Dict[str, Any]:
+    from mxopt import lr_scheduler
+
+    cases = []
+    for cls, kwargs, calls in SCHEDULES:
+        sched = getattr(lr_scheduler, cls)(**kwargs)
+        outputs = [sched(n) for n in calls]
+        cases.append({"scheduler": cls, "kwargs": kwargs, "calls": calls, "outputs": outputs})
+    return {"generator": "tests/rust_fixtures.py", "cases": cases}
 
 
 def _floats(a: np.ndarray) -> str:
@@ -185,4 +237,5 @@ def optimizer_cases() -> Dict[str, Any]:
 if __name__ == "__main__":
     FIXTURE.write_text(dumps(generate()))
     OPT_FIXTURE.write_text(json.dumps(optimizer_cases(), allow_nan=False) + "\n")
-    print(f"wrote {FIXTURE} and {OPT_FIXTURE}")
+    SCHED_FIXTURE.write_text(json.dumps(schedules(), allow_nan=False) + "\n")
+    print(f"wrote {FIXTURE}, {OPT_FIXTURE} and {SCHED_FIXTURE}")

@@ -1,6 +1,7 @@
 //! The Rust schedulers against `tests/golden/schedulers.json` (MXNet 1.6.0's values, which
-//! the Python package reproduces): every call of every case, bit for bit, and the final
-//! base rate and counter.
+//! the Python package reproduces: every call of every case, bit for bit, and the final
+//! base rate and counter) and against `tests/fixtures/schedulers_mxopt.json` (the Python
+//! package's values over long ranges of update counts, from `tests/rust_fixtures.py`).
 
 use mxopt::schedule::{Cosine, Factor, MultiFactor, Poly, Scheduler, Warmup, WarmupMode};
 use serde_json::Value;
@@ -108,6 +109,41 @@ fn every_golden_case_bit_for_bit() {
         }
     }
     assert!(compared > 100, "{compared}");
+}
+
+#[test]
+fn python_package_values_over_long_ranges() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/schedulers_mxopt.json"
+    ))
+    .expect("fixture");
+    let fixture: Value = serde_json::from_str(&text).expect("json");
+    let mut compared = 0;
+    for (i, case) in fixture["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .enumerate()
+    {
+        let name = case["scheduler"].as_str().expect("name");
+        let mut sched = build(name, &case["kwargs"]).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let calls = case["calls"].as_array().expect("calls");
+        for (n, want) in calls
+            .iter()
+            .zip(case["outputs"].as_array().expect("outputs"))
+        {
+            let n = n.as_u64().expect("int");
+            let want = want.as_f64().expect("rate");
+            assert_eq!(
+                sched.lr(n).to_bits(),
+                want.to_bits(),
+                "case {i} ({name}) n = {n}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 1000, "{compared}");
 }
 
 #[test]

@@ -26,3 +26,11 @@ def test_optimizer_fixture_matches_the_golden_files():
         fixtures.OPT_FIXTURE.read_text()
         == json.dumps(fixtures.optimizer_cases(), allow_nan=False) + "\n"
     )
+
+
+def test_scheduler_fixture_matches_the_package():
+    import json
+
+    fixtures = _module()
+    expected = json.dumps(fixtures.schedules(), allow_nan=False) + "\n"
+    assert fixtures.SCHED_FIXTURE.read_text() == expected
