@@ -599,9 +599,10 @@ impl Optimizer {
         for ((name, ..), &t) in params.iter().zip(&counts) {
             self.num_update = self.num_update.max(t);
             let (lr, wd) = (self.lr_of(name), self.wd_of(name));
-            let mut step = Step::new(lr, wd, t);
+            // `as _`: the count type of `Step` may change (u64 or i64).
+            let mut step = Step::new(lr, wd, t as _);
             if let Algorithm::Nadam(nadam) = self.algorithm {
-                self.m_schedule *= nadam.momentum(t);
+                self.m_schedule *= nadam.momentum(t as _);
                 step.schedule = self.m_schedule;
             }
             steps.push(step);
