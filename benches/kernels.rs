@@ -68,7 +68,7 @@ macro_rules! kernels {
     ($bench:ident, $g:expr, $t:expr) => {
         $bench::<_, 0>($g, "sgd_update", &SGD_PLAIN.single_at(STEP)?, $t)?;
         $bench::<_, 0>($g, "sgd_plain", &SGD_PLAIN.multi_at(STEP)?, $t)?;
-        $bench::<_, 1>($g, "sgd_momentum", &SGD_MOMENTUM.multi_at(STEP)?, $t)?;
+        $bench::<_, 1>($g, "sgd_momentum", &SGD_MOMENTUM.multi_mom_at(STEP)?, $t)?;
         $bench::<_, 1>($g, "nag", &NAG.at(STEP)?, $t)?;
         $bench::<_, 2>($g, "adam", &Adam::default().at(STEP)?, $t)?;
         $bench::<_, 2>($g, "adamax", &Adamax::default().at(STEP)?, $t)?;
@@ -233,7 +233,7 @@ fn fp32(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     kernels!(dense_step, &mut g, &mut t);
 
     if n > 1 << 22 {
-        let rule = SGD_MOMENTUM.multi_at::<f32>(STEP)?;
+        let rule = SGD_MOMENTUM.multi_mom_at::<f32>(STEP)?;
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
         let id = BenchmarkId::from_parameter("sgd_momentum_1thread");
         timed(&mut g, id, BYTES_ONE_STATE * elems, || {
@@ -333,7 +333,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(fp32.len());
             for t in &mut fp32 {
-                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, t.walk::<1>()?));
+                jobs.push((SGD_MOMENTUM.multi_mom_at::<f32>(STEP)?, t.walk::<1>()?));
             }
             engine::run_many(jobs);
             Ok(())
@@ -349,7 +349,7 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
         || {
             let mut jobs = Vec::with_capacity(mp.len());
             for t in &mut mp {
-                jobs.push((SGD_MOMENTUM.multi_at::<f32>(STEP)?, t.walk::<1>()?));
+                jobs.push((SGD_MOMENTUM.multi_mom_at::<f32>(STEP)?, t.walk::<1>()?));
             }
             engine::run_many(jobs);
             Ok(())

@@ -58,7 +58,7 @@ fn main() -> Result<(), mxopt::Error> {
         if t == 1 || t % 20 == 0 {
             println!("step {t:3}  loss {loss:.6e}");
         }
-        let rule = sgd.multi_at::<f32>(Step::new(0.1, 0.0, t))?;
+        let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, t))?;
         engine::run(&rule, Dense::new(&mut w, &grad, [&mut momentum])?);
     }
     println!("solution {w:.3?}");

@@ -1,7 +1,8 @@
-//! Errors a kernel call can report. All are detected before the first write.
+//! The crate's error type. Kernel calls and fills detect every error before the first write.
 
-/// Why a kernel call was rejected.
+/// Why a call was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Two buffers that must be walked in lockstep differ in length.
     #[error("{what}: expected {expected} elements, got {got}")]
@@ -47,6 +48,27 @@ pub enum Error {
         /// What the kernel accepts instead.
         why: &'static str,
     },
+    /// A random fill was refused ([`crate::init`]).
+    #[error(transparent)]
+    Fill(#[from] crate::init::FillError),
+    /// An initializer cannot fill an array of this shape; the message says why.
+    #[error("{0}")]
+    Init(String),
+    /// No high-level optimizer is registered under this name.
+    #[error(
+        "unknown optimizer {0:?} (the high-level API has sgd, ccsgd, nag, adam, adagrad, \
+         rmsprop, adamax, nadam, adadelta, ftml, ftrl, signum)"
+    )]
+    UnknownOptimizer(String),
+    /// A parameter name appears twice in one list update.
+    #[error("parameter {0:?} appears twice in one update")]
+    Duplicate(String),
+    /// A parameter was updated with another element type than at its first update.
+    #[error("the parameter's element type changed since its state was created")]
+    StateType,
+    /// An invalid learning-rate schedule ([`crate::schedule`]); the message says why.
+    #[error("invalid lr schedule: {0}")]
+    Schedule(String),
 }
 
 /// Result alias of this crate.

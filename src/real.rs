@@ -4,8 +4,7 @@
 //! as `f32` ([`K`]), convert it to the weight's type, and do *all* arithmetic in that type:
 //! plain `f32`/`f64`, or, for `f16` weights without multi-precision, `f32` arithmetic with
 //! every result rounded back to `f16` ([`Half`]) — products of two hyper-parameters such
-//! as `lr·wd` included. Spec: optimizers.md §0.3; checked against MXNet 1.6.0 for all three
-//! types.
+//! as `lr·wd` included. Checked against MXNet 1.6.0 for all three types.
 
 use half::f16;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -325,7 +324,7 @@ pub fn kclip<E: Elem>(x: E, hi: E) -> E {
 /// The clip of MXNet's Python-side optimizers (the NDArray `clip` op with bounds
 /// `−bound`, `bound`): `bound` if `x > bound`, `−bound` if `x < −bound`, else `x`. Unlike
 /// [`kclip`] it is applied whatever the bound's sign: `0` zeroes every value and a
-/// negative bound swaps the roles of the two tests (spec: optimizers.md §0.4).
+/// negative bound swaps the roles of the two tests.
 #[inline(always)]
 pub fn pyclip<E: Elem>(x: E, bound: E) -> E {
     let (lo, hi) = (-bound, bound);

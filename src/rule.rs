@@ -31,10 +31,16 @@ impl Step {
     }
 
     /// The learning rate as the kernel sees it.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when it is NaN or not finite in `E`.
     pub fn lr<E: Elem>(&self) -> Result<E> {
         param("lr", self.lr)
     }
     /// The weight decay as the kernel sees it.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when it is NaN or not finite in `E`.
     pub fn wd<E: Elem>(&self) -> Result<E> {
         param("wd", self.wd)
     }
@@ -43,6 +49,15 @@ impl Step {
 /// The value a C++ kernel computing in `E` sees for the Python float hyper-parameter
 /// `value` (parsed as `f32`, then converted). A value that is not finite in `E` (NaN,
 /// infinite, or too large for `f32` or `E`) is rejected.
+///
+/// # Errors
+/// [`Error::NotFinite`] as described.
+///
+/// ```
+/// assert_eq!(mxopt::rule::param::<f64>("lr", 0.1)?, f64::from(0.1_f32));
+/// assert!(mxopt::rule::param::<f32>("lr", 1e39).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 pub fn param<E: Elem>(name: &'static str, value: f64) -> Result<E> {
     finite(name, value, E::from_k(K::from_py(value)))
 }
@@ -50,6 +65,9 @@ pub fn param<E: Elem>(name: &'static str, value: f64) -> Result<E> {
 /// The value an NDArray operation on `E` arrays sees for the Python float `value` (MXNet's
 /// Python-side optimizers: full precision for `f64`, rounded once for `f32`/`f16`). A value
 /// that is not finite in `E` is rejected.
+///
+/// # Errors
+/// [`Error::NotFinite`] as described.
 pub fn scalar<E: Elem>(name: &'static str, value: f64) -> Result<E> {
     finite(name, value, E::from_f64(value))
 }
@@ -64,6 +82,9 @@ fn finite<E: Elem>(name: &'static str, value: f64, converted: E) -> Result<E> {
 
 /// A kernel bound such as `clip_gradient`: MXNet's kernels apply it only when it is `≥ 0`,
 /// so `None` and negative values give `None`. NaN, or a bound not finite in `E`, is rejected.
+///
+/// # Errors
+/// [`Error::NotFinite`] as described.
 pub fn bound<E: Elem>(name: &'static str, value: Option<f64>) -> Result<Option<E>> {
     match value {
         Some(c) if c < 0.0 => Ok(None),
@@ -82,7 +103,7 @@ pub trait Rule<E: Elem, const N: usize>: Sync {
 }
 
 /// The gradient as MXNet's kernels first see it: `kclip(rs·g)` when clipping, else `rs·g`.
-/// The clip always follows the rescale. Spec: optimizers.md §0.4.
+/// The clip always follows the rescale.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rescale<E> {
     /// `rescale_grad`.
@@ -117,7 +138,7 @@ impl<E: Elem> Rescale<E> {
 /// is not `None` (zero and negative bounds included, with [`pyclip`]'s results). Unlike
 /// the other scalars of those optimizers, the bound is a parameter of the `clip` operator,
 /// which parses it as `f32` ([`param`]): on `f64` arrays `clip(x, −0.1, 0.1)` gives
-/// `±f64(f32(0.1))` (checked against MXNet 1.6.0). Spec: optimizers.md §0.4.
+/// `±f64(f32(0.1))` (checked against MXNet 1.6.0).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PyClip<E>(Option<E>);
 

@@ -121,8 +121,15 @@ fn dense_matches_reference_for_every_rule_and_dtype() {
     };
     macro_rules! all {
         ($T:ty) => {
-            check_dense::<$T, _, 0>(&sgd.multi_at(STEP).unwrap());
-            check_dense::<$T, _, 1>(&sgd.multi_at(STEP).unwrap());
+            check_dense::<$T, _, 0>(
+                &Sgd {
+                    momentum: 0.0,
+                    ..sgd
+                }
+                .multi_at(STEP)
+                .unwrap(),
+            );
+            check_dense::<$T, _, 1>(&sgd.multi_mom_at(STEP).unwrap());
             check_dense::<$T, _, 0>(&sgd.single_at(STEP).unwrap());
             check_dense::<$T, _, 1>(&nag.at(STEP).unwrap());
         };
@@ -138,7 +145,7 @@ fn mixed_equals_f32_update_of_the_master_then_rounding() {
         momentum: 0.9,
         ..Sgd::default()
     }
-    .multi_at::<f32>(STEP)
+    .multi_mom_at::<f32>(STEP)
     .unwrap();
     for n in LENGTHS {
         let g16 = data::<f16>(n, 1);
@@ -165,7 +172,7 @@ fn rows_lazy_and_standard_against_dense_reference() {
         momentum: 0.9,
         ..Sgd::default()
     }
-    .multi_at::<f32>(STEP)
+    .multi_mom_at::<f32>(STEP)
     .unwrap();
     let row_len = 5;
     for rows in [1, 2, 9, 64, 65, 2 * MIN_PARALLEL_LEN / row_len + 7] {
@@ -264,7 +271,7 @@ fn many_equals_one_run_per_tensor_and_is_thread_count_independent() {
                 .zip(&steps)
                 .map(|(((w, m), g), s)| {
                     (
-                        sgd.multi_at::<f32>(*s).unwrap(),
+                        sgd.multi_mom_at::<f32>(*s).unwrap(),
                         Dense::new(w, g, [m]).unwrap(),
                     )
                 })
@@ -276,7 +283,7 @@ fn many_equals_one_run_per_tensor_and_is_thread_count_independent() {
     let (mut ws, mut ms) = (start.clone(), start.clone());
     for (((w, m), g), s) in ws.iter_mut().zip(ms.iter_mut()).zip(&grads).zip(&steps) {
         engine::run(
-            &sgd.multi_at::<f32>(*s).unwrap(),
+            &sgd.multi_mom_at::<f32>(*s).unwrap(),
             Dense::new(w, g, [m]).unwrap(),
         );
     }

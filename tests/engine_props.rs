@@ -23,7 +23,7 @@ fn rule() -> impl Rule<f32, 1> {
         momentum: 0.9,
         ..Sgd::default()
     }
-    .multi_at::<f32>(STEP)
+    .multi_mom_at::<f32>(STEP)
     .unwrap()
 }
 

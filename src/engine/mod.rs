@@ -74,7 +74,7 @@ fn check_states<T, const N: usize>(expected: usize, states: &[&mut [T]; N]) -> R
 }
 
 /// Checks that row indices are in range and strictly increasing.
-fn check_rows(indices: &[i64], rows: usize) -> Result<()> {
+pub(crate) fn check_rows(indices: &[i64], rows: usize) -> Result<()> {
     for (at, &index) in indices.iter().enumerate() {
         if index < 0 || index as u64 >= rows as u64 {
             return Err(Error::RowOutOfRange { index, rows });
@@ -111,6 +111,15 @@ pub struct Dense<'a, T, const N: usize> {
 
 impl<'a, T, const N: usize> Dense<'a, T, N> {
     /// Checks that gradient and states have the weight's length.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for a buffer of the wrong length.
+    ///
+    /// ```
+    /// use mxopt::engine::Dense;
+    /// let (mut w, g) = (vec![0.0_f32; 3], vec![0.0_f32; 2]);
+    /// assert!(Dense::new(&mut w, &g, []).is_err());
+    /// ```
     pub fn new(w: &'a mut [T], g: &'a [T], s: [&'a mut [T]; N]) -> Result<Self> {
         check_len("grad", w.len(), g.len())?;
         check_states(w.len(), &s)?;
@@ -160,6 +169,9 @@ pub struct Mixed<'a, const N: usize> {
 
 impl<'a, const N: usize> Mixed<'a, N> {
     /// Checks that gradient, master copy and states have the weight's length.
+    ///
+    /// # Errors
+    /// [`Error::Length`] for a buffer of the wrong length.
     pub fn new(
         w: &'a mut [f16],
         g: &'a [f16],
@@ -223,7 +235,7 @@ impl<R: Rule<f32, N>, const N: usize> Walk<R> for Mixed<'_, N> {
     }
 }
 
-/// How rows absent from a row-sparse gradient are treated. Spec: optimizers.md §0.5.
+/// How rows absent from a row-sparse gradient are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowMode {
     /// Only the gradient's rows are touched (weight decay included).
@@ -246,6 +258,10 @@ pub struct Rows<'a, T, const N: usize> {
 
 impl<'a, T, const N: usize> Rows<'a, T, N> {
     /// Checks lengths, and that `indices` are in range and strictly increasing.
+    ///
+    /// # Errors
+    /// [`Error::Length`], [`Error::RowOutOfRange`]
+    /// or [`Error::RowsUnsorted`]; nothing is written then.
     pub fn new(
         w: &'a mut [T],
         rows: usize,

@@ -1,8 +1,8 @@
 //! Per-tensor reductions: sums of squares and L2 norms, for the layer-wise optimizers.
 //!
 //! Two evaluation orders are offered ([`Reduction`]):
-//! * [`Reduction::Exact`] follows MXNet 1.6's sequential recipes bit for bit
-//!   (optimizers.md §0.6): `multi_sum_sq` accumulates `v·v` (computed in the array's
+//! * [`Reduction::Exact`] follows MXNet 1.6's sequential recipes bit for bit:
+//!   `multi_sum_sq` accumulates `v·v` (computed in the array's
 //!   type) into an `f32`; `NDArray.norm()` keeps a scaled sum of squares in the array's
 //!   type. Each tensor is one sequential loop (one core); tensors of a list run in
 //!   parallel.
@@ -172,6 +172,7 @@ pub fn norm<T: Storage>(a: &[T], how: Reduction) -> T::Elem {
 /// order, each group sum added to the running sum; the last `len % 4` products added one
 /// by one), not the scaled recipe of dense arrays. Checked against MXNet for lengths up
 /// to 513.
+#[must_use]
 pub fn row_sparse_norm(a: &[f32], how: Reduction) -> f32 {
     match how {
         Reduction::Exact => {

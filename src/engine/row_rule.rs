@@ -5,7 +5,7 @@
 //! The reduction follows the MXNet code path being reproduced: [`RowWise`] (dense gradient)
 //! takes the Kahan-compensated mean that `NDArray.mean(axis=1)` computes, [`RowWiseSparse`]
 //! (row-sparse gradient, lazy) the plain sequential sum divided by the row length that the
-//! sparse kernels compute. Spec: optimizers.md §0.6, §19. Rows are independent, so the walks
+//! sparse kernels compute. Rows are independent, so the walks
 //! split between rows like the others (cut points depend only on the row count).
 
 use super::{check_len, check_rows, Walk, MIN_PARALLEL_LEN};
@@ -82,6 +82,9 @@ pub struct RowWise<'a, T> {
 
 impl<'a, T> RowWise<'a, T> {
     /// Checks that the gradient has the weight's length and the state one value per row.
+    ///
+    /// # Errors
+    /// [`Error::Length`](crate::Error::Length) for a buffer of the wrong length.
     pub fn new(w: &'a mut [T], g: &'a [T], state: &'a mut [T], rows: usize) -> Result<Self> {
         let row_len = w.len().checked_div(rows).unwrap_or(0);
         check_len("weight", rows * row_len, w.len())?;
@@ -138,6 +141,10 @@ pub struct RowWiseSparse<'a, T> {
 
 impl<'a, T> RowWiseSparse<'a, T> {
     /// Checks lengths, and that `indices` are in range and strictly increasing.
+    ///
+    /// # Errors
+    /// [`Error::Length`](crate::Error::Length), [`Error::RowOutOfRange`](crate::Error::RowOutOfRange)
+    /// or [`Error::RowsUnsorted`](crate::Error::RowsUnsorted).
     pub fn new(
         w: &'a mut [T],
         state: &'a mut [T],

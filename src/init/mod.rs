@@ -1,4 +1,5 @@
-//! Seeded, parallel random fills for the initializers (spec: initializer.md, style §2.8).
+//! Seeded, parallel random fills and MXNet's initializers ([`Initializer`], drawing from a
+//! [`Generator`] as the Python package's `mxopt.random` does).
 //!
 //! Every fill cuts its output into blocks of [`BLOCK_LEN`] elements. Block `k` draws from its
 //! own ChaCha8 keystream, keyed by `(seed, stream, k)`, so the values depend only on
@@ -19,15 +20,19 @@
 
 mod element;
 mod fill;
+mod initializer;
 mod rng;
 
 pub use element::Element;
 pub(crate) use fill::Normal;
 pub use fill::{fill_normal, fill_uniform, BLOCK_LEN};
+pub use initializer::{FactorType, Generator, Initializer, RandType, DEFAULT_SEED};
 pub(crate) use rng::{block_rng, CHUNK};
 
-/// Why a fill was refused. Nothing is written when a fill returns an error.
+/// Why a fill was refused. Nothing is written when a fill returns an error. Converts into
+/// [`crate::Error`] (`?` works in functions returning [`crate::Result`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FillError {
     /// A distribution parameter is NaN or infinite.
     #[error("{name} must be finite, got {value}")]

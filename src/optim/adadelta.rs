@@ -1,4 +1,4 @@
-//! AdaDelta (MXNet `adadelta`). Spec: optimizers.md §14.
+//! AdaDelta (MXNet `adadelta`).
 //!
 //! A chain of NDArray operations in MXNet's Python (scalars converted straight to the
 //! array type, `1 − ρ` computed in `f64`, the Python-side clip). There is no learning
@@ -11,6 +11,22 @@ use crate::rule::{scalar, PyClip, Rule, Step};
 use crate::Result;
 
 /// AdaDelta's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `rho = 0.9, epsilon = 1e-5`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::adadelta::AdaDelta, rule::Step};
+/// let hyper = AdaDelta { rescale_grad: 0.5, ..AdaDelta::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// let mut s1 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0, &mut s1])?);
+/// assert!(w[0] != 1.0);
+/// let bad = AdaDelta { rescale_grad: f64::NAN, ..AdaDelta::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdaDelta {
     /// Decay of both running averages, `ρ`.

@@ -1,4 +1,4 @@
-//! AdaGrad (MXNet `adagrad`). Spec: optimizers.md §12.
+//! AdaGrad (MXNet `adagrad`).
 //!
 //! MXNet has two AdaGrads that differ in more than storage:
 //! * dense gradients run a chain of NDArray operations in Python (scalars converted
@@ -15,6 +15,21 @@ use crate::rule::{param, scalar, PyClip, Rescale, Rule, Step};
 use crate::{Error, Result};
 
 /// AdaGrad's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `epsilon = 1e-7`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::adagrad::AdaGrad, rule::Step};
+/// let hyper = AdaGrad { rescale_grad: 0.5, ..AdaGrad::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0])?);
+/// assert!(w[0] != 1.0);
+/// let bad = AdaGrad { rescale_grad: f64::NAN, ..AdaGrad::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdaGrad {
     /// Added to the history under the square root (the class's `eps`).

@@ -1,4 +1,4 @@
-//! Adam (MXNet `adam`). Spec: optimizers.md §11.
+//! Adam (MXNet `adam`).
 //!
 //! MXNet folds the bias correction into the learning rate in Python `f64`
 //! (`lr·sqrt(1 − β2^t)/(1 − β1^t)`) and leaves `ε` uncorrected; weight decay joins the
@@ -11,6 +11,22 @@ use crate::rule::{bound, param, Rule, Step};
 use crate::Result;
 
 /// Adam's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::adam::Adam, rule::Step};
+/// let hyper = Adam { rescale_grad: 0.5, ..Adam::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// let mut s1 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0, &mut s1])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Adam { rescale_grad: f64::NAN, ..Adam::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adam {
     /// Decay of the first moment, `β1`.

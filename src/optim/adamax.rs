@@ -1,4 +1,4 @@
-//! Adamax (MXNet `adamax`). Spec: optimizers.md §16.
+//! Adamax (MXNet `adamax`).
 //!
 //! MXNet runs Adamax as a chain of NDArray operations in Python: every operation rounds to
 //! the array type, every Python float reaches the arrays as a straight conversion
@@ -12,6 +12,22 @@ use crate::rule::{scalar, PyClip, Rule, Step};
 use crate::Result;
 
 /// Adamax's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `beta1 = 0.9, beta2 = 0.999`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::adamax::Adamax, rule::Step};
+/// let hyper = Adamax { rescale_grad: 0.5, ..Adamax::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// let mut s1 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0, &mut s1])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Adamax { rescale_grad: f64::NAN, ..Adamax::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adamax {
     /// Decay of the first moment, `β1`; also sets the bias correction `1/(1 − β1^t)`.

@@ -1,4 +1,4 @@
-//! DCASGD, delay-compensated SGD (MXNet `dcasgd`). Spec: optimizers.md §9.
+//! DCASGD, delay-compensated SGD (MXNet `dcasgd`).
 //!
 //! A Python-side optimizer in MXNet: every operation is one NDArray op in the weight's
 //! dtype with Python floats converted straight to it, and the clip is `pyclip`. Its one
@@ -10,6 +10,21 @@ use crate::rule::{scalar, Rule, Step};
 use crate::Result;
 
 /// DCASGD's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `lamda = 0.04`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::dcasgd::Dcasgd, rule::Step};
+/// let hyper = Dcasgd { rescale_grad: 0.5, ..Dcasgd::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Dcasgd { rescale_grad: f64::NAN, ..Dcasgd::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dcasgd {
     /// Strength `λ` of the delay compensation `λ·ĝ²·(w − w_prev)`.

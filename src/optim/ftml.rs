@@ -1,4 +1,4 @@
-//! FTML, Follow the Moving Leader (MXNet `ftml`). Spec: optimizers.md §5.
+//! FTML, Follow the Moving Leader (MXNet `ftml`).
 //!
 //! The kernel depends on the update count `t` through `β1^t` and `β2^t`, computed with the
 //! C library's `pow` in the weight's type (`powf` for `f32`, and for `f16` in `f32` with
@@ -11,6 +11,23 @@ use crate::rule::{bound, param, scalar, Rule, Step};
 use crate::Result;
 
 /// FTML's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `beta1 = 0.6, beta2 = 0.999, epsilon = 1e-8`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::ftml::Ftml, rule::Step};
+/// let hyper = Ftml { rescale_grad: 0.5, ..Ftml::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// let mut s1 = vec![0.0_f32; 4];
+/// let mut s2 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0, &mut s1, &mut s2])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Ftml { rescale_grad: f64::NAN, ..Ftml::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Ftml {
     /// `β1`: decay of `z` and of the previous `d`.

@@ -1,4 +1,4 @@
-//! FTRL-Proximal (MXNet `ftrl`). Spec: optimizers.md §15.
+//! FTRL-Proximal (MXNet `ftrl`).
 //!
 //! The new weight is a closed form of the states `z` and `n` alone; weights whose `|z|`
 //! does not exceed `λ1` become (possibly negative) zero. Weight decay acts only in the
@@ -10,6 +10,22 @@ use crate::rule::{param, Rescale, Rule, Step};
 use crate::Result;
 
 /// Ftrl's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `lamda1 = 0.01, beta = 1`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::ftrl::Ftrl, rule::Step};
+/// let hyper = Ftrl { rescale_grad: 0.5, ..Ftrl::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// let mut s1 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0, &mut s1])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Ftrl { rescale_grad: f64::NAN, ..Ftrl::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Ftrl {
     /// L1 regularisation strength `λ1`.

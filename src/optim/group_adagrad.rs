@@ -1,5 +1,4 @@
-//! GroupAdaGrad (MXNet `contrib.GroupAdaGrad`, registry `groupadagrad`). Spec:
-//! optimizers.md §19.
+//! GroupAdaGrad (MXNet `contrib.GroupAdaGrad`, registry `groupadagrad`).
 //!
 //! AdaGrad with one accumulator per row of a 2-D weight: the row's accumulator grows by
 //! the mean of the squared gradient over the row. MXNet has two code paths that differ in
@@ -15,6 +14,17 @@ use crate::rule::{param, scalar, Rescale, Step};
 use crate::Result;
 
 /// GroupAdaGrad's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `epsilon = 1e-5`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{optim::group_adagrad::GroupAdaGrad, rule::Step};
+/// let hyper = GroupAdaGrad { rescale_grad: 0.5, ..GroupAdaGrad::default() };
+/// assert!(hyper.dense_at::<f32>(Step::new(0.01, 0.0, 1)).is_ok());
+/// let bad = GroupAdaGrad { rescale_grad: f64::NAN, ..GroupAdaGrad::default() };
+/// assert!(bad.dense_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupAdaGrad {
     /// Added to the accumulator under the square root (`float_stable_eps`).

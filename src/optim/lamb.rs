@@ -1,4 +1,4 @@
-//! LAMB, layer-wise adaptive moments (MXNet `lamb`). Spec: optimizers.md §8.
+//! LAMB, layer-wise adaptive moments (MXNet `lamb`).
 //!
 //! MXNet runs three steps per tensor: phase 1 updates the moments and returns the
 //! direction `u`; the norms `r1 = ‖w‖`, `r2 = ‖u‖` follow; phase 2 writes
@@ -13,6 +13,17 @@ use crate::Result;
 use half::f16;
 
 /// LAMB's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `beta1 = 0.9, beta2 = 0.999, epsilon = 1e-6, bias_correction = true, lower_bound = upper_bound = None`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{optim::lamb::Lamb, rule::Step};
+/// let hyper = Lamb { rescale_grad: 0.5, ..Lamb::default() };
+/// assert!(hyper.direction_at(Step::new(0.01, 0.0, 1), false).is_ok());
+/// let bad = Lamb { rescale_grad: f64::NAN, ..Lamb::default() };
+/// assert!(bad.direction_at(Step::new(0.01, 0.0, 1), false).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lamb {
     /// Decay of the first moment.
@@ -122,6 +133,9 @@ impl Rule<f32, 2> for LambStep {
 impl Lamb {
     /// Phase 1 for one step (`lamb_update_phase1`, or `mp_lamb_update_phase1` when
     /// `mixed`).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
     pub fn direction_at(&self, step: Step, mixed: bool) -> Result<LambDirection> {
         let beta1: f32 = param("beta1", self.beta1)?;
         let beta2: f32 = param("beta2", self.beta2)?;
@@ -155,6 +169,9 @@ impl Lamb {
     /// Phase 2 given the norms `r1 = ‖w‖` and `r2 = ‖u‖`: `lr* = lr·r1*/r2`, with `r1*`
     /// bounded (bounds are ignored when absent or negative) and `lr* = lr` when either
     /// norm is zero.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
     pub fn step_at(
         &self,
         step: Step,

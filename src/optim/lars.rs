@@ -1,16 +1,27 @@
-//! LARS, layer-wise adaptive rate scaling (MXNet `lars`). Spec: optimizers.md §6.
+//! LARS, layer-wise adaptive rate scaling (MXNet `lars`).
 //!
 //! The dense path of MXNet 1.6 scales each layer's learning rate by its trust ratio
 //! (`multi_sum_sq` of weights and raw gradients, then `multi_lars`, all in `f32`) and
 //! runs SGD's `preloaded_multi_*` kernels ([`Sgd::preloaded_at`]) with the scaled rates.
 //! The row-sparse path computes its ratio in Python (`_get_lars`) and is not here.
 
-use crate::optim::sgd::{F32Lr, MultiSgd, Sgd};
+use crate::optim::sgd::{F32Lr, MultiSgd, MultiSgdMom, Sgd};
 use crate::real::Elem;
 use crate::rule::{param, Step};
 use crate::Result;
 
 /// LARS's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `eta = 0.001, eps = 0, momentum = 0`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{optim::lars::Lars, rule::Step};
+/// let hyper = Lars { rescale_grad: 0.5, ..Lars::default() };
+/// assert!(hyper.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_ok());
+/// let bad = Lars { rescale_grad: f64::NAN, ..Lars::default() };
+/// assert!(bad.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lars {
     /// Trust coefficient `η`.
@@ -63,6 +74,10 @@ impl TrustRatio {
 
 impl Lars {
     /// The trust-ratio computation, hyper-parameters checked.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite `eta`, `eps`
+    /// or `rescale_grad`.
     pub fn trust(&self) -> Result<TrustRatio> {
         Ok(TrustRatio {
             eta: param("eta", self.eta)?,
@@ -71,9 +86,24 @@ impl Lars {
         })
     }
 
-    /// SGD's preloaded multi-tensor kernel for one layer; `step.lr` is the scaled rate.
+    /// SGD's momentum-free preloaded multi-tensor kernel for one layer (no state);
+    /// `step.lr` is the scaled rate.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) when `momentum > 0` (use
+    /// [`Lars::update_mom_at`]); [`Error::NotFinite`](crate::Error::NotFinite) for a NaN
+    /// or infinite scalar.
     pub fn update_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E, F32Lr>> {
         self.sgd().preloaded_at(step)
+    }
+
+    /// SGD's preloaded multi-tensor kernel with momentum (one state buffer) for one
+    /// layer; `step.lr` is the scaled rate.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
+    pub fn update_mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E, F32Lr>> {
+        self.sgd().preloaded_mom_at(step)
     }
 
     fn sgd(&self) -> Sgd {

@@ -1,4 +1,4 @@
-//! Nadam (MXNet `nadam`). Spec: optimizers.md §17.
+//! Nadam (MXNet `nadam`).
 //!
 //! A chain of NDArray operations in MXNet's Python: every operation rounds to the array
 //! type and every scalar (`1 − β1`, the momentum schedule `μt = β1·(1 − 0.5·0.96^(t·sd))`,
@@ -12,6 +12,22 @@ use crate::rule::{scalar, PyClip, Rule, Step};
 use crate::Result;
 
 /// Nadam's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, schedule_decay = 0.004`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::nadam::Nadam, rule::Step};
+/// let hyper = Nadam { rescale_grad: 0.5, ..Nadam::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// let mut s1 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0, &mut s1])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Nadam { rescale_grad: f64::NAN, ..Nadam::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nadam {
     /// Decay of the first moment, `β1`, and the scale of the momentum schedule.

@@ -1,4 +1,4 @@
-//! Nesterov accelerated gradient (MXNet `nag`). Spec: optimizers.md §3.
+//! Nesterov accelerated gradient (MXNet `nag`).
 //!
 //! The momentum buffer holds `−lr`-scaled velocity, and the momentum update reads the
 //! weight *after* it was written (MXNet's op writes the weight in place first). Without
@@ -9,6 +9,21 @@ use crate::rule::{param, Rescale, Rule, Step};
 use crate::Result;
 
 /// NAG's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `momentum = 0`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::nag::Nag, rule::Step};
+/// let hyper = Nag { rescale_grad: 0.5, ..Nag::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Nag { rescale_grad: f64::NAN, ..Nag::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Nag {
     /// Momentum `μ`.
@@ -31,6 +46,9 @@ impl Default for Nag {
 
 impl Nag {
     /// `nag_mom_update` / `mp_nag_mom_update` for one tensor and step.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite scalar.
     pub fn at<E: Elem>(&self, step: Step) -> Result<NagMom<E>> {
         let momentum: E = param("momentum", self.momentum)?;
         Ok(NagMom {

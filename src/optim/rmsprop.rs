@@ -1,5 +1,4 @@
-//! RMSProp (MXNet `rmsprop`), plain (Tieleman & Hinton) and centered (Graves). Spec:
-//! optimizers.md §13.
+//! RMSProp (MXNet `rmsprop`), plain (Tieleman & Hinton) and centered (Graves).
 //!
 //! Weight decay joins the gradient before the clip, `ε` sits inside the square root, and
 //! the optional weight clip (`clip_weights`) bounds the new weight. MXNet keeps the states
@@ -12,6 +11,21 @@ use crate::Result;
 
 /// RMSProp's hyper-parameters, with the defaults of MXNet 1.6's `RMSProp` class (the
 /// class always passes its `gamma1 = 0.9`; the operators' own default, 0.95, never shows).
+///
+/// Defaults: `gamma1 = 0.9, gamma2 = 0.9, epsilon = 1e-8, clip_weights = None`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::rmsprop::RmsProp, rule::Step};
+/// let hyper = RmsProp { rescale_grad: 0.5, ..RmsProp::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0])?);
+/// assert!(w[0] != 1.0);
+/// let bad = RmsProp { rescale_grad: f64::NAN, ..RmsProp::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsProp {
     /// Decay of the running mean square `n` (and, centered, of the running mean `ḡ`).

@@ -1,4 +1,4 @@
-//! SGD with optional momentum (MXNet `sgd`, `ccsgd`). Spec: optimizers.md §2.
+//! SGD with optional momentum (MXNet `sgd`, `ccsgd`).
 //!
 //! MXNet has two association orders for the same update, and which one runs depends on
 //! the call, not on the maths: dense updates always go through the multi-tensor kernel
@@ -7,9 +7,23 @@
 
 use crate::real::Elem;
 use crate::rule::{param, Rescale, Rule, Step};
-use crate::Result;
+use crate::{Error, Result};
 
 /// SGD's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `momentum = 0`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+/// let hyper = Sgd { rescale_grad: 0.5, ..Sgd::default() };
+/// let rule = hyper.multi_at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Sgd { rescale_grad: f64::NAN, ..Sgd::default() };
+/// assert!(bad.multi_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sgd {
     /// Momentum `μ`; momentum state buffers hold the negative, lr-scaled velocity.
@@ -86,30 +100,96 @@ impl<E: Elem, L: LrFactor<E>> LrGrad<E, L> {
 }
 
 impl Sgd {
-    /// The multi-tensor kernel (`multi_[mp_]sgd[_mom]_update`) for one tensor and step.
+    /// The momentum-free multi-tensor kernel (`multi_[mp_]sgd_update`) for one tensor and
+    /// step: a [`Rule`] with no state buffer. MXNet runs it when `momentum ≤ 0`.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] when `momentum > 0` (that needs a momentum buffer: use
+    /// [`Sgd::multi_mom_at`]); [`Error::NotFinite`] for a NaN or infinite scalar.
+    ///
+    /// ```
+    /// use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+    /// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+    /// let rule = Sgd::default().multi_at::<f32>(Step::new(0.1, 0.0, 1))?;
+    /// engine::run(&rule, engine::Dense::new(&mut w, &g, [])?);
+    /// assert_eq!(w[0], 0.95);
+    /// // Momentum without a buffer would silently be plain SGD: refused.
+    /// let heavy = Sgd { momentum: 0.9, ..Sgd::default() };
+    /// assert!(heavy.multi_at::<f32>(Step::new(0.1, 0.0, 1)).is_err());
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
     pub fn multi_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E>> {
+        self.no_momentum("multi_sgd_update")?;
         let lr: E = step.lr()?;
-        Ok(MultiSgd {
-            momentum: param("momentum", self.momentum)?,
-            lr_wd: lr * step.wd()?,
-            grad: LrGrad::new(self, lr)?,
-        })
+        Ok(MultiSgd(self.velocity(lr * step.wd()?, lr)?))
     }
 
-    /// The `preloaded_multi_[mp_]sgd[_mom]_update` kernel (LARS): `step.lr` and `step.wd`
-    /// are read as `f32`, and `lr` and `lr·wd` (computed in `f32`) stay `f32` in their
-    /// products with elements. For `f32` weights this equals [`Sgd::multi_at`].
+    /// The momentum multi-tensor kernel (`multi_[mp_]sgd_mom_update`) for one tensor and
+    /// step: a [`Rule`] with one state buffer, the momentum (zeros at first).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] for a NaN or infinite scalar.
+    ///
+    /// ```
+    /// use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+    /// let (mut w, g, mut mom) = (vec![1.0_f32; 4], vec![0.5_f32; 4], vec![0.0_f32; 4]);
+    /// let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
+    /// let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1))?;
+    /// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut mom])?);
+    /// assert_eq!((w[0], mom[0]), (0.95, -0.05));
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
+    ///
+    /// The momentum rule has exactly one state buffer; forgetting it does not compile:
+    /// ```compile_fail
+    /// use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+    /// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+    /// let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
+    /// let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    /// engine::run(&rule, engine::Dense::new(&mut w, &g, []).unwrap());
+    /// ```
+    pub fn multi_mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E>> {
+        let lr: E = step.lr()?;
+        Ok(MultiSgdMom(self.velocity(lr * step.wd()?, lr)?))
+    }
+
+    /// The momentum-free `preloaded_multi_[mp_]sgd_update` kernel (LARS): `step.lr` and
+    /// `step.wd` are read as `f32`, and `lr` and `lr·wd` (computed in `f32`) stay `f32` in
+    /// their products with elements. For `f32` weights this equals [`Sgd::multi_at`].
+    ///
+    /// # Errors
+    /// As [`Sgd::multi_at`].
     pub fn preloaded_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E, F32Lr>> {
-        let lr: f32 = step.lr()?;
-        let wd: f32 = step.wd()?;
-        Ok(MultiSgd {
-            momentum: param("momentum", self.momentum)?,
-            lr_wd: F32Lr(lr * wd),
-            grad: LrGrad::new(self, F32Lr(lr))?,
-        })
+        self.no_momentum("preloaded_multi_sgd_update")?;
+        let (lr, wd): (f32, f32) = (step.lr()?, step.wd()?);
+        Ok(MultiSgd(self.velocity(F32Lr(lr * wd), F32Lr(lr))?))
     }
 
-    /// The single-tensor momentum-free kernel (`[mp_]sgd_update`) for one tensor and step.
+    /// The momentum `preloaded_multi_[mp_]sgd_mom_update` kernel (LARS), with one state
+    /// buffer; see [`Sgd::preloaded_at`].
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] for a NaN or infinite scalar.
+    pub fn preloaded_mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E, F32Lr>> {
+        let (lr, wd): (f32, f32) = (step.lr()?, step.wd()?);
+        Ok(MultiSgdMom(self.velocity(F32Lr(lr * wd), F32Lr(lr))?))
+    }
+
+    /// The single-tensor kernel `[mp_]sgd_update`, which has no momentum (MXNet runs it
+    /// for row-sparse gradients of weights without a momentum state): `momentum` is not
+    /// read.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] for a NaN or infinite scalar.
+    ///
+    /// ```
+    /// use mxopt::{engine, optim::sgd::Sgd, rule::Step};
+    /// let (mut w, g) = (vec![1.0_f64; 4], vec![0.5_f64; 4]);
+    /// let rule = Sgd::default().single_at::<f64>(Step::new(0.5, 0.0, 1))?;
+    /// engine::run(&rule, engine::Dense::new(&mut w, &g, [])?);
+    /// assert_eq!(w[0], 0.75);
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
     pub fn single_at<E: Elem>(&self, step: Step) -> Result<SgdUpdate<E>> {
         let lr: E = step.lr()?;
         Ok(SgdUpdate {
@@ -117,34 +197,64 @@ impl Sgd {
             grad: LrGrad::new(self, lr)?,
         })
     }
+
+    fn velocity<E: Elem, L: LrFactor<E>>(&self, lr_wd: L, lr: L) -> Result<Velocity<E, L>> {
+        Ok(Velocity {
+            momentum: param("momentum", self.momentum)?,
+            lr_wd,
+            grad: LrGrad::new(self, lr)?,
+        })
+    }
+
+    fn no_momentum(&self, kernel: &'static str) -> Result<()> {
+        param::<f32>("momentum", self.momentum)?;
+        if self.momentum > 0.0 {
+            return Err(Error::Unsupported {
+                kernel,
+                name: "momentum",
+                value: self.momentum,
+                why: "momentum > 0 needs a momentum buffer (the `_mom` kernel)",
+            });
+        }
+        Ok(())
+    }
 }
 
-/// `m' = ((μ·m) − ((lr·wd)·w)) − G`, `w' = w + m'`; without momentum `m = 0`.
+/// `m' = ((μ·m) − ((lr·wd)·w)) − G`.
 #[derive(Clone, Copy, Debug)]
-pub struct MultiSgd<E, L = E> {
+struct Velocity<E, L> {
     momentum: E,
     lr_wd: L,
     grad: LrGrad<E, L>,
 }
 
-impl<E: Elem, L: LrFactor<E>> MultiSgd<E, L> {
+impl<E: Elem, L: LrFactor<E>> Velocity<E, L> {
     #[inline(always)]
-    fn velocity(&self, w: E, g: E, m: E) -> E {
+    fn of(&self, w: E, g: E, m: E) -> E {
         (m * self.momentum - self.lr_wd.times(w)) - self.grad.of(g)
     }
 }
 
+/// `w' = w + ((−(lr·wd)·w) − G)`: the multi-tensor kernel without momentum (no state).
+#[derive(Clone, Copy, Debug)]
+pub struct MultiSgd<E, L = E>(Velocity<E, L>);
+
 impl<E: Elem, L: LrFactor<E>> Rule<E, 0> for MultiSgd<E, L> {
     #[inline(always)]
     fn apply(&self, w: E, g: E, []: [E; 0]) -> (E, [E; 0]) {
-        (w + self.velocity(w, g, E::zero()), [])
+        (w + self.0.of(w, g, E::zero()), [])
     }
 }
 
-impl<E: Elem, L: LrFactor<E>> Rule<E, 1> for MultiSgd<E, L> {
+/// `m' = ((μ·m) − ((lr·wd)·w)) − G`, `w' = w + m'`: the multi-tensor kernel with its
+/// momentum buffer (the one state).
+#[derive(Clone, Copy, Debug)]
+pub struct MultiSgdMom<E, L = E>(Velocity<E, L>);
+
+impl<E: Elem, L: LrFactor<E>> Rule<E, 1> for MultiSgdMom<E, L> {
     #[inline(always)]
     fn apply(&self, w: E, g: E, [m]: [E; 1]) -> (E, [E; 1]) {
-        let m = self.velocity(w, g, m);
+        let m = self.0.of(w, g, m);
         (w + m, [m])
     }
 }
@@ -177,7 +287,7 @@ mod tests {
             momentum: 0.9,
             ..Sgd::default()
         };
-        let r = sgd.multi_at::<f32>(step(0.1, 0.01)).unwrap();
+        let r = sgd.multi_mom_at::<f32>(step(0.1, 0.01)).unwrap();
         let (w, [m]) = Rule::<f32, 1>::apply(&r, 2.0, 0.5, [0.25]);
         let expect_m = (0.25_f32 * 0.9 - 2.0 * (0.1_f32 * 0.01)) - 0.5 * (0.1_f32 * 1.0);
         assert_eq!(m, expect_m);

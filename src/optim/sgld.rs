@@ -1,4 +1,4 @@
-//! SGLD, stochastic gradient Langevin dynamics (MXNet `sgld`). Spec: optimizers.md §10.
+//! SGLD, stochastic gradient Langevin dynamics (MXNet `sgld`).
 //!
 //! A Python-side optimizer in MXNet (NDArray ops in the weight's dtype, `pyclip`). The
 //! rule here is the deterministic half of the step; the Langevin noise `N(0, sqrt(lr))`
@@ -10,6 +10,17 @@ use crate::rule::{scalar, Rule, Step};
 use crate::Result;
 
 /// SGLD's hyper-parameters (it has none of its own), with MXNet 1.6's defaults.
+///
+/// Defaults: `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{optim::sgld::Sgld, rule::Step};
+/// let hyper = Sgld { rescale_grad: 0.5, ..Sgld::default() };
+/// assert!(hyper.at::<f32>(Step::new(0.01, 0.0, 1)).is_ok());
+/// let bad = Sgld { rescale_grad: f64::NAN, ..Sgld::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sgld {
     /// Factor applied to the gradient before anything else.

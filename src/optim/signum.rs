@@ -1,4 +1,4 @@
-//! Signum and signSGD (MXNet `signum`). Spec: optimizers.md §4.
+//! Signum and signSGD (MXNet `signum`).
 //!
 //! With momentum MXNet runs `signum_update`, whose stored momentum is the negative of the
 //! textbook one (the gradient is subtracted), and whose decoupled decay `wd_lh` shrinks the
@@ -10,6 +10,21 @@ use crate::rule::{param, Rescale, Rule, Step};
 use crate::Result;
 
 /// Signum's hyper-parameters, with MXNet 1.6's defaults.
+///
+/// Defaults: `momentum = 0.9, wd_lh = 0`, `rescale_grad = 1`, `clip_gradient = None`.
+///
+/// ```
+/// use mxopt::{engine, optim::signum::Signum, rule::Step};
+/// let hyper = Signum { rescale_grad: 0.5, ..Signum::default() };
+/// let rule = hyper.at::<f32>(Step::new(0.01, 0.0, 1))?;
+/// let (mut w, g) = (vec![1.0_f32; 4], vec![0.5_f32; 4]);
+/// let mut s0 = vec![0.0_f32; 4];
+/// engine::run(&rule, engine::Dense::new(&mut w, &g, [&mut s0])?);
+/// assert!(w[0] != 1.0);
+/// let bad = Signum { rescale_grad: f64::NAN, ..Signum::default() };
+/// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
+/// # Ok::<(), mxopt::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Signum {
     /// Momentum `μ`; `0` selects signSGD.

@@ -46,7 +46,7 @@ macro_rules! kernel_table {
         $callback! {$($args)*;
             Sgd "sgd" => Sgd::single_at, 0;
             MultiSgd "multi_sgd" => Sgd::multi_at, 0;
-            MultiSgdMom "multi_sgd_mom" => Sgd::multi_at, 1;
+            MultiSgdMom "multi_sgd_mom" => Sgd::multi_mom_at, 1;
             NagMom "nag_mom" => Nag::at, 1;
             Adam "adam" => Adam::at, 2;
             AdamLazy "adam_lazy" => Adam::lazy_at, 2;

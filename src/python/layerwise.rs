@@ -12,7 +12,6 @@ use crate::engine::reduce::{self, Reduction};
 use crate::engine::{self, Dense, Mixed};
 use crate::optim::lamb::{Lamb, LambDirection};
 use crate::optim::lars::{Lars, TrustRatio};
-use crate::optim::sgd::{F32Lr, MultiSgd};
 use crate::real::{Elem, Storage};
 use crate::rule::{param, Rule, Step};
 use half::f16;
@@ -187,7 +186,7 @@ fn lars_many(
     let steps = steps(lrs, wds, ts, n)?;
     let trust = lars.trust()?;
     // Reject a bad momentum, rescale_grad or clip_gradient before anything is written.
-    lars.update_at::<f32>(Step::new(0.0, 0.0, 1))?;
+    lars.update_mom_at::<f32>(Step::new(0.0, 0.0, 1))?;
     let Some(first) = weights.first() else {
         return Ok(());
     };
@@ -210,16 +209,16 @@ fn lars_many(
         Some(masters) => {
             let masters = per_tensor("masters", masters, n)?;
             if with_momentum {
-                run.mixed::<1>(py, &tensors, &masters)
+                run.mixed::<1, _>(py, &tensors, &masters, Lars::update_mom_at::<f32>)
             } else {
-                run.mixed::<0>(py, &tensors, &masters)
+                run.mixed::<0, _>(py, &tensors, &masters, Lars::update_at::<f32>)
             }
         }
         None => with_dtype!(Dtype::of("weights[0]", first)?, T => {
             if with_momentum {
-                run.dense::<T, 1>(py, &tensors)
+                run.dense::<T, 1, _>(py, &tensors, Lars::update_mom_at::<<T as Storage>::Elem>)
             } else {
-                run.dense::<T, 0>(py, &tensors)
+                run.dense::<T, 0, _>(py, &tensors, Lars::update_at::<<T as Storage>::Elem>)
             }
         }),
     }
@@ -279,17 +278,15 @@ impl LarsRun<'_> {
             .collect()
     }
 
-    fn dense<T: Element + Storage, const N: usize>(
+    fn dense<T: Element + Storage, const N: usize, R: Rule<T::Elem, N> + Send + Copy>(
         &self,
         py: Python<'_>,
         tensors: &Tensors<'_, '_>,
-    ) -> PyResult<()>
-    where
-        MultiSgd<T::Elem, F32Lr>: Rule<T::Elem, N>,
-    {
+        at: fn(&Lars, Step) -> crate::Result<R>,
+    ) -> PyResult<()> {
         in_chunks::<T, T>(tensors, None, N, |chunk| {
             let steps = self.scaled_steps(py, chunk)?;
-            let rules = rules_for(|s| self.lars.update_at::<T::Elem>(s), &steps)?;
+            let rules = rules_for(|s| at(&self.lars, s), &steps)?;
             let elements = chunk.iter().map(|b| b.w.len()).sum();
             let mut jobs = Vec::with_capacity(chunk.len());
             for (b, rule) in chunk.iter_mut().zip(rules) {
@@ -302,18 +299,16 @@ impl LarsRun<'_> {
         })
     }
 
-    fn mixed<const N: usize>(
+    fn mixed<const N: usize, R: Rule<f32, N> + Send + Copy>(
         &self,
         py: Python<'_>,
         tensors: &Tensors<'_, '_>,
         masters: &[Bound<'_, PyAny>],
-    ) -> PyResult<()>
-    where
-        MultiSgd<f32, F32Lr>: Rule<f32, N>,
-    {
+        at: fn(&Lars, Step) -> crate::Result<R>,
+    ) -> PyResult<()> {
         in_chunks::<f16, f32>(tensors, Some(masters), N, |chunk| {
             let steps = self.scaled_steps(py, chunk)?;
-            let rules = rules_for(|s| self.lars.update_at::<f32>(s), &steps)?;
+            let rules = rules_for(|s| at(&self.lars, s), &steps)?;
             let elements = chunk.iter().map(|b| b.w.len()).sum();
             let mut jobs = Vec::with_capacity(chunk.len());
             for (b, rule) in chunk.iter_mut().zip(rules) {

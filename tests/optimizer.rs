@@ -1,0 +1,419 @@
+//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories of every optimizer it drives
+//! (`tests/fixtures/optimizer_golden.json`, exported from `tests/golden/*.npz` by
+//! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
+
+use mxopt::half::f16;
+use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
+use mxopt::optim::{ftml::Ftml, ftrl::Ftrl, nadam::Nadam, nag::Nag, rmsprop::RmsProp};
+use mxopt::optim::{sgd::Sgd, signum::Signum};
+use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer, Param};
+use mxopt::schedule::{Factor, MultiFactor, Scheduler, Warmup, WarmupMode};
+use serde_json::Value;
+
+/// An array of the fixture: the hex string of its little-endian bytes.
+fn array<T: FromLe>(v: &Value) -> Vec<T> {
+    let hex = v.as_str().expect("hex string").as_bytes();
+    let bytes: Vec<u8> = hex
+        .chunks_exact(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex"))
+        .collect();
+    bytes.chunks_exact(T::SIZE).map(T::from_le).collect()
+}
+
+fn opt_f(kw: &Value, key: &str) -> Option<f64> {
+    kw.get(key).and_then(Value::as_f64)
+}
+
+fn scheduler(s: &Value) -> Option<Scheduler> {
+    if s.is_null() {
+        return None;
+    }
+    let kw = &s["kwargs"];
+    let base_lr = opt_f(kw, "base_lr").unwrap_or(0.01);
+    let factor = opt_f(kw, "factor").unwrap_or(1.0);
+    let warmup = Warmup {
+        steps: kw.get("warmup_steps").and_then(Value::as_u64).unwrap_or(0),
+        begin_lr: opt_f(kw, "warmup_begin_lr").unwrap_or(0.0),
+        mode: match kw.get("warmup_mode").and_then(Value::as_str) {
+            Some("constant") => WarmupMode::Constant,
+            _ => WarmupMode::Linear,
+        },
+    };
+    let built = match s["class"].as_str().expect("class") {
+        "FactorScheduler" => Factor {
+            factor,
+            base_lr,
+            stop_factor_lr: opt_f(kw, "stop_factor_lr").unwrap_or(1e-8),
+            warmup,
+            ..Factor::new(kw["step"].as_u64().expect("step"))
+        }
+        .build(),
+        "MultiFactorScheduler" => MultiFactor {
+            factor,
+            base_lr,
+            warmup,
+            ..MultiFactor::new(
+                kw["step"]
+                    .as_array()
+                    .expect("steps")
+                    .iter()
+                    .map(|x| x.as_u64().expect("int"))
+                    .collect(),
+            )
+        }
+        .build(),
+        other => panic!("scheduler {other} not used by the fixture"),
+    };
+    Some(built.expect("valid scheduler"))
+}
+
+fn mults(v: &Value) -> std::collections::HashMap<String, f64> {
+    v.as_object()
+        .expect("dict")
+        .iter()
+        .map(|(k, x)| (k.clone(), x.as_f64().expect("number")))
+        .collect()
+}
+
+fn optimizer(case: &Value) -> Optimizer {
+    let kw = &case["kwargs"];
+    let clip = opt_f(kw, "clip_gradient");
+    let rs = opt_f(kw, "rescale_grad").unwrap_or(1.0);
+    let name = case["optimizer"].as_str().expect("name");
+    let f = |key: &str, default: f64| opt_f(kw, key).unwrap_or(default);
+    let algorithm = match Algorithm::from_name(name).expect("known optimizer") {
+        Algorithm::Sgd(d) => Algorithm::Sgd(Sgd {
+            momentum: f("momentum", d.momentum),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Nag(d) => Algorithm::Nag(Nag {
+            momentum: f("momentum", d.momentum),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Adam(d) => Algorithm::Adam(Adam {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            epsilon: f("epsilon", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::AdaGrad(d) => Algorithm::AdaGrad(AdaGrad {
+            epsilon: f("eps", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::RmsProp { hyper: d, .. } => Algorithm::RmsProp {
+            hyper: RmsProp {
+                gamma1: f("gamma1", d.gamma1),
+                gamma2: f("gamma2", d.gamma2),
+                epsilon: f("epsilon", d.epsilon),
+                rescale_grad: rs,
+                clip_gradient: clip,
+                clip_weights: opt_f(kw, "clip_weights"),
+            },
+            centered: kw.get("centered").and_then(Value::as_bool).unwrap_or(false),
+        },
+        Algorithm::Adamax(d) => Algorithm::Adamax(Adamax {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Nadam(d) => Algorithm::Nadam(Nadam {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            epsilon: f("epsilon", d.epsilon),
+            schedule_decay: f("schedule_decay", d.schedule_decay),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::AdaDelta(d) => Algorithm::AdaDelta(AdaDelta {
+            rho: f("rho", d.rho),
+            epsilon: f("epsilon", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Ftml(d) => Algorithm::Ftml(Ftml {
+            beta1: f("beta1", d.beta1),
+            beta2: f("beta2", d.beta2),
+            epsilon: f("epsilon", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Ftrl(d) => Algorithm::Ftrl(Ftrl {
+            lamda1: f("lamda1", d.lamda1),
+            beta: f("beta", d.beta),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Signum(d) => Algorithm::Signum(Signum {
+            momentum: f("momentum", d.momentum),
+            wd_lh: f("wd_lh", d.wd_lh),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        other => panic!("{other:?}"),
+    };
+    let config = Config {
+        learning_rate: opt_f(kw, "learning_rate"),
+        wd: opt_f(kw, "wd").unwrap_or(0.0),
+        multi_precision: kw
+            .get("multi_precision")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        begin_num_update: kw
+            .get("begin_num_update")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        lazy_update: kw
+            .get("lazy_update")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        lr_scheduler: scheduler(&case["scheduler"]),
+        decay_by_suffix: case["decay_by_suffix"].as_bool().expect("bool"),
+        lr_mult: mults(&case["lr_mult"]),
+        wd_mult: mults(&case["wd_mult"]),
+    };
+    Optimizer::new(algorithm, config).expect("valid optimizer")
+}
+
+trait FromLe: Param {
+    const SIZE: usize;
+    fn from_le(bytes: &[u8]) -> Self;
+    fn to_f64(self) -> f64;
+}
+impl FromLe for f32 {
+    const SIZE: usize = 4;
+    fn from_le(b: &[u8]) -> Self {
+        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+impl FromLe for f64 {
+    const SIZE: usize = 8;
+    fn from_le(b: &[u8]) -> Self {
+        f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+impl FromLe for f16 {
+    const SIZE: usize = 2;
+    fn from_le(b: &[u8]) -> Self {
+        f16::from_le_bytes([b[0], b[1]])
+    }
+    fn to_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+}
+
+fn replay<T: FromLe>(case: &Value) {
+    let name = case["name"].as_str().expect("name");
+    let mut opt = optimizer(case);
+    let conv = |v: &Value| array::<T>(v);
+    let mut weights: Vec<Vec<T>> = case["w0"]
+        .as_array()
+        .expect("w0")
+        .iter()
+        .map(conv)
+        .collect();
+    let shapes: Vec<usize> = case["shapes"]
+        .as_array()
+        .expect("shapes")
+        .iter()
+        .map(|s| usize::try_from(s[0].as_u64().expect("dim")).expect("usize"))
+        .collect();
+    for (i, call) in case["calls"].as_array().expect("calls").iter().enumerate() {
+        let index: Vec<String> = call["names"]
+            .as_array()
+            .expect("names")
+            .iter()
+            .map(|n| n.as_str().expect("name").to_owned())
+            .collect();
+        let ks: Vec<usize> = call["weights"]
+            .as_array()
+            .expect("weights")
+            .iter()
+            .map(|k| usize::try_from(k.as_u64().expect("k")).expect("usize"))
+            .collect();
+        let grads: Vec<(Vec<i64>, Vec<T>, bool)> = call["grads"]
+            .as_array()
+            .expect("grads")
+            .iter()
+            .map(|g| match g.get("dense") {
+                Some(d) => (Vec::new(), conv(d), true),
+                None => (
+                    g["indices"]
+                        .as_array()
+                        .expect("indices")
+                        .iter()
+                        .map(|x| x.as_i64().expect("i64"))
+                        .collect(),
+                    conv(&g["values"]),
+                    false,
+                ),
+            })
+            .collect();
+        // Borrow the called weights mutably, in call order.
+        let mut slots: Vec<Option<&mut Vec<T>>> = weights.iter_mut().map(Some).collect();
+        let mut list: Vec<(&str, &mut [T], Grad<'_, T>)> = Vec::new();
+        for ((idx, &k), (indices, values, dense)) in index.iter().zip(&ks).zip(&grads) {
+            let w = slots[k].take().expect("distinct weights");
+            let g = if *dense {
+                Grad::Dense(values.as_slice())
+            } else {
+                Grad::Rows {
+                    rows: shapes[k],
+                    indices,
+                    values,
+                }
+            };
+            list.push((idx.as_str(), w.as_mut_slice(), g));
+        }
+        opt.update_many(&mut list)
+            .unwrap_or_else(|e| panic!("{name} call {i}: {e}"));
+        for (k, want) in call["after"].as_object().expect("after") {
+            let k: usize = k.parse().expect("k");
+            let got: Vec<f64> = weights[k].iter().map(|&x| x.to_f64()).collect();
+            let want: Vec<f64> = array::<T>(want).into_iter().map(T::to_f64).collect();
+            assert_eq!(got.len(), want.len());
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g == w || (g.is_nan() && w.is_nan()),
+                    "{name} call {i} weight {k}[{j}]: {g} != {w}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_trajectories_of_every_driver() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/optimizer_golden.json"
+    ))
+    .expect("fixture");
+    let fixture: Value = serde_json::from_str(&text).expect("json");
+    let cases = fixture["cases"].as_array().expect("cases");
+    let mut per_optimizer = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
+    for case in cases {
+        let run = std::panic::catch_unwind(|| match case["dtype"].as_str().expect("dtype") {
+            "float16" => replay::<f16>(case),
+            "float32" => replay::<f32>(case),
+            _ => replay::<f64>(case),
+        });
+        if let Err(e) = run {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "panic".to_owned());
+            failures.push(msg);
+        }
+        *per_optimizer
+            .entry(case["optimizer"].as_str().expect("name").to_owned())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(per_optimizer.len(), 12, "{per_optimizer:?}");
+    assert!(
+        per_optimizer.values().all(|&n| n >= 10),
+        "{per_optimizer:?}"
+    );
+}
+
+#[test]
+fn momentum_state_is_created_and_counted() {
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let mut opt = Optimizer::new(
+        Algorithm::Sgd(sgd),
+        Config {
+            learning_rate: Some(0.1),
+            ..Config::default()
+        },
+    )
+    .expect("valid");
+    let (mut w, g) = (vec![1.0_f32; 3], vec![0.5_f32; 3]);
+    opt.update("a_weight", &mut w, &g).expect("update");
+    opt.update("a_weight", &mut w, &g).expect("update");
+    // m1 = −0.05, w1 = 0.95; m2 = 0.9·m1 − 0.05 = −0.095, w2 = 0.855.
+    assert_eq!(w[0], 0.95_f32 + (-0.05_f32 * 0.9 - 0.05));
+    assert_eq!(opt.update_count("a_weight"), Some(2));
+    assert!(opt.update("a_weight", &mut w, &g[..2]).is_err());
+    assert_eq!(opt.update_count("a_weight"), Some(2));
+    let mut w16 = vec![f16::ONE; 3];
+    assert!(opt.update("a_weight", &mut w16, &[f16::ONE; 3]).is_err());
+}
+
+#[test]
+fn multipliers_suffix_rule_and_atomic_errors() {
+    let sgd = Algorithm::Sgd(Sgd::default());
+    let config = Config {
+        learning_rate: Some(1.0),
+        wd: 0.5,
+        lr_mult: [("b_weight".to_owned(), 2.0)].into_iter().collect(),
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(sgd, config).expect("valid");
+    let (mut a, mut b, mut bias) = (vec![1.0_f32; 2], vec![1.0_f32; 2], vec![1.0_f32; 2]);
+    let g = vec![0.0_f32; 2];
+    opt.update_many(&mut [
+        ("a_weight", &mut a, Grad::Dense(&g)),
+        ("b_weight", &mut b, Grad::Dense(&g)),
+        ("a_bias", &mut bias, Grad::Dense(&g)),
+    ])
+    .expect("update");
+    // w' = w − lr·wd·w: the bias gets no weight decay (MXNet's suffix rule).
+    assert_eq!((a[0], b[0], bias[0]), (0.5, 0.0, 1.0));
+    // A duplicate name or a bad length is refused before anything is written or counted.
+    let before = (a.clone(), opt.num_update());
+    let mut a2 = vec![1.0_f32; 2];
+    assert!(opt
+        .update_many(&mut [
+            ("a_weight", &mut a, Grad::Dense(&g)),
+            ("a_weight", &mut a2, Grad::Dense(&g)),
+        ])
+        .is_err());
+    assert!(opt
+        .update_many(&mut [
+            ("a_weight", &mut a, Grad::Dense(&g)),
+            ("b_weight", &mut b, Grad::Dense(&g[..1])),
+        ])
+        .is_err());
+    assert_eq!((a, opt.num_update()), before);
+    assert_eq!(opt.update_count("a_weight"), Some(1));
+}
+
+#[test]
+fn multi_precision_keeps_an_f32_master() {
+    let config = Config {
+        learning_rate: Some(1e-4),
+        multi_precision: true,
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(Algorithm::Sgd(Sgd::default()), config).expect("valid");
+    let mut w = vec![f16::ONE; 4];
+    let g = vec![f16::ONE; 4];
+    // Each step (1e-4) is below half an f16 ulp at 1.0: only the master copy moves, and
+    // the f16 weight follows once the master has drifted far enough.
+    opt.update("w_weight", &mut w, &g).expect("update");
+    assert_eq!(w[0], f16::ONE);
+    for _ in 0..9 {
+        opt.update("w_weight", &mut w, &g).expect("update");
+    }
+    assert!(w[0] < f16::ONE);
+}
