@@ -33,7 +33,7 @@ for line in sys.stdin:
         # Fewer proptest cases: memcheck runs ~30x slower.
         if PROPTEST_CASES="${PROPTEST_CASES:-8}" "${VG[@]}" --log-file="$out/$name.log" \
             "$bin" --test-threads=2 -q >"$out/$name.out" 2>&1; then
-            echo "   ok ($(grep -c '^test .* ok$' "$out/$name.out" || true) tests listed; log empty)"
+            echo "   ok: $(grep '^test result' "$out/$name.out" | tail -1)"
         else
             echo "   FAILED: see $out/$name.log and $out/$name.out"
             status=1

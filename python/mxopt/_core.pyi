@@ -41,6 +41,10 @@ class Kernel:
     @property
     def num_states(self) -> int: ...
 
+# ``t``/``ts``: the update count after the increment, a signed 64-bit integer (MXNet
+# accepts a negative ``begin_num_update``; a non-positive count makes Adam-like bias
+# corrections non-finite, which the kernels refuse naming ``lr``).
+
 def step(
     kernel: Kernel,
     weight: np.ndarray,
