@@ -22,8 +22,9 @@ maturin build --release --strip --zig --compatibility manylinux2014 \
 maturin sdist --out "$OUT"
 
 for wheel in "$OUT"/*.whl; do
-    auditwheel show "$wheel"
+    report="$(auditwheel show "$wheel")"
+    echo "$report"
     # Fails unless the wheel really is manylinux2014 (manylinux_2_17) compatible.
-    auditwheel show "$wheel" | grep -q '"manylinux_2_17_x86_64"'
+    grep -q '"manylinux_2_17_x86_64"' <<<"$report"
 done
 ls -l "$OUT"
