@@ -26,10 +26,11 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use half::f16;
 use mxopt::engine::reduce::{self, Reduction};
-use mxopt::engine::{self, Dense, Mixed};
+use mxopt::engine::{self, Dense, Mixed, Noise, Noisy, RowWise};
 use mxopt::optim::{
     adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax, dcasgd::Dcasgd, ftml::Ftml,
-    ftrl::Ftrl, nadam::Nadam, nag::Nag, rmsprop::RmsProp, sgd::Sgd, sgld::Sgld, signum::Signum,
+    ftrl::Ftrl, group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars, nadam::Nadam, nag::Nag,
+    rmsprop::RmsProp, sgd::Sgd, sgld::Sgld, signum::Signum,
 };
 use mxopt::rule::{Rule, Step};
 use rayon::prelude::*;
@@ -359,6 +360,73 @@ fn aggregated(c: &mut Criterion) -> BenchResult {
     Ok(())
 }
 
+/// The kernels outside the rule table, one `f32` tensor each: LAMB's two passes (the
+/// sweep that updates the moments and reduces `‖w‖`, `‖u‖`, then the step; 40 B/param),
+/// LARS's norms of `w` and `g` plus its momentum update (28 B/param), each with exact and
+/// fast norms, SGLD with its noise (12 B/param) and GroupAdaGrad's per-row walk (12 B/param
+/// and the row states).
+fn layerwise(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
+    let mut t = Fp32::new(n);
+    let elems = n as u64;
+    let mut g = group(c, &format!("layerwise/{label}"), 3);
+    for (name, how) in [("exact", Reduction::Exact), ("fast", Reduction::Fast)] {
+        let lamb = Lamb::default();
+        timed(&mut g, BenchmarkId::new("lamb", name), 40 * elems, || {
+            let direction = lamb.direction_at(STEP, false)?;
+            let [m, v, _] = &mut t.s;
+            let norms = reduce::sweep(&direction, &t.w, &t.g, [m, v], how);
+            let step = lamb.step_at(STEP, direction, norms.weight, norms.swept)?;
+            engine::run(&step, t.walk::<2>()?);
+            Ok(())
+        })?;
+        let lars = Lars {
+            momentum: 0.9,
+            ..Lars::default()
+        };
+        timed(
+            &mut g,
+            BenchmarkId::new("lars_momentum", name),
+            28 * elems,
+            || {
+                let (wss, gss) = (reduce::sum_sq(&t.w, how), reduce::sum_sq(&t.g, how));
+                #[allow(clippy::cast_possible_truncation)]
+                let lr = lars.trust()?.lr(STEP.lr as f32, STEP.wd as f32, wss, gss);
+                let rule = lars.update_mom_at::<f32>(Step::new(f64::from(lr), STEP.wd, 1))?;
+                engine::run(&rule, t.walk::<1>()?);
+                Ok(())
+            },
+        )?;
+    }
+    let sgld = Sgld::default().at::<f32>(STEP)?;
+    let noise = Noise::new(7, 0, Sgld::noise_scale(STEP))?;
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("sgld_noise"),
+        BYTES_PLAIN * elems,
+        || {
+            engine::run(&sgld, Noisy::new(t.walk::<0>()?, noise));
+            Ok(())
+        },
+    )?;
+    let rows = n / 256;
+    let group_rule = GroupAdaGrad::default().dense_at::<f32>(STEP)?;
+    let mut history = vec![0.0_f32; rows];
+    timed(
+        &mut g,
+        BenchmarkId::from_parameter("groupadagrad"),
+        BYTES_PLAIN * elems,
+        || {
+            engine::run(
+                &group_rule,
+                RowWise::new(&mut t.w, &t.g, &mut history, rows)?,
+            );
+            Ok(())
+        },
+    )?;
+    g.finish();
+    Ok(())
+}
+
 /// One tensor's L2 norm: MXNet's sequential recipe against the fast blocked sum.
 fn norms(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     let a = ramp(n, 5);
@@ -384,6 +452,7 @@ fn main() -> BenchResult {
     fp32(&mut c, 1 << 24, "16M")?;
     mp16(&mut c, 1 << 24, "16M")?;
     norms(&mut c, 1 << 24, "16M")?;
+    layerwise(&mut c, 1 << 24, "16M")?;
     aggregated(&mut c)?;
     c.final_summary();
     Ok(())
