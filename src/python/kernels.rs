@@ -396,6 +396,33 @@ fn step_rows(
     Ok(())
 }
 
+/// The per-tensor [`Step`]s of an aggregated call, each list checked for one value per
+/// weight (`schedules` absent: `1.0`).
+pub(super) fn steps_of(
+    n: usize,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<i64>,
+    schedules: Option<Vec<f64>>,
+) -> PyResult<Vec<Step>> {
+    let schedules = match schedules {
+        Some(values) => per_tensor("schedules", values, n)?,
+        None => vec![1.0; n],
+    };
+    Ok(per_tensor("lrs", lrs, n)?
+        .into_iter()
+        .zip(per_tensor("wds", wds, n)?)
+        .zip(per_tensor("ts", ts, n)?)
+        .zip(schedules)
+        .map(|(((lr, wd), t), schedule)| Step {
+            lr,
+            wd,
+            t,
+            schedule,
+        })
+        .collect())
+}
+
 pub(super) fn per_tensor<T: Clone>(name: &str, values: Vec<T>, n: usize) -> PyResult<Vec<T>> {
     match values.len() {
         len if len == n => Ok(values),
@@ -427,22 +454,7 @@ fn step_many(
 ) -> PyResult<()> {
     let n = weights.len();
     let grads = per_tensor("grads", grads, n)?;
-    let schedules = match schedules {
-        Some(values) => per_tensor("schedules", values, n)?,
-        None => vec![1.0; n],
-    };
-    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
-        .into_iter()
-        .zip(per_tensor("wds", wds, n)?)
-        .zip(per_tensor("ts", ts, n)?)
-        .zip(schedules)
-        .map(|(((lr, wd), t), schedule)| Step {
-            lr,
-            wd,
-            t,
-            schedule,
-        })
-        .collect();
+    let steps = steps_of(n, lrs, wds, ts, schedules)?;
     let Some(first) = weights.first() else {
         return Ok(());
     };
@@ -518,12 +530,7 @@ fn step_noisy(
                 .zip(per_tensor("streams", streams, n)?),
         )
         .collect();
-    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
-        .into_iter()
-        .zip(per_tensor("wds", wds, n)?)
-        .zip(per_tensor("ts", ts, n)?)
-        .map(|((lr, wd), t)| Step::new(lr, wd, t))
-        .collect();
+    let steps = steps_of(n, lrs, wds, ts, None)?;
     let Some(first) = weights.first() else {
         return Ok(());
     };

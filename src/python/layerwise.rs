@@ -6,7 +6,7 @@
 //! for large updates.
 
 use super::arrays::{readonly, slice, slice_mut, state_slices, with_dtype, Dtype, Item};
-use super::kernels::{compute, hyper_from_kwargs, per_tensor};
+use super::kernels::{compute, hyper_from_kwargs, per_tensor, steps_of};
 use super::many::{in_chunks, rules_for, Borrowed, Tensors};
 use crate::engine::reduce::{self, Reduction};
 use crate::engine::{self, Dense, Mixed};
@@ -28,12 +28,7 @@ fn reduction(exact: bool) -> Reduction {
 }
 
 fn steps(lrs: Vec<f64>, wds: Vec<f64>, ts: Vec<i64>, n: usize) -> PyResult<Vec<Step>> {
-    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
-        .into_iter()
-        .zip(per_tensor("wds", wds, n)?)
-        .zip(per_tensor("ts", ts, n)?)
-        .map(|((lr, wd), t)| Step::new(lr, wd, t))
-        .collect();
+    let steps = steps_of(n, lrs, wds, ts, None)?;
     // Every kernel reads lr and wd as f32: reject bad ones before anything is written.
     for s in &steps {
         s.lr::<f32>()?;
