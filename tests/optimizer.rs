@@ -3,9 +3,11 @@
 //! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
 
 use mxopt::half::f16;
+use mxopt::optim::lbsgd::{Lbsgd, WarmupStrategy};
 use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
+use mxopt::optim::{dcasgd::Dcasgd, group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
 use mxopt::optim::{ftml::Ftml, ftrl::Ftrl, nadam::Nadam, nag::Nag, rmsprop::RmsProp};
-use mxopt::optim::{sgd::Sgd, signum::Signum};
+use mxopt::optim::{sgd::Sgd, sgld::Sgld, signum::Signum, test_opt::Test};
 use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer, Param};
 use mxopt::schedule::{Factor, MultiFactor, Scheduler, Warmup, WarmupMode};
 use serde_json::Value;
@@ -22,6 +24,10 @@ fn array<T: FromLe>(v: &Value) -> Vec<T> {
 
 fn opt_f(kw: &Value, key: &str) -> Option<f64> {
     kw.get(key).and_then(Value::as_f64)
+}
+
+fn flag(kw: &Value, key: &str) -> Option<bool> {
+    kw.get(key).and_then(Value::as_bool)
 }
 
 fn scheduler(s: &Value) -> Option<Scheduler> {
@@ -154,6 +160,74 @@ fn optimizer(case: &Value) -> Optimizer {
             rescale_grad: rs,
             clip_gradient: clip,
         }),
+        Algorithm::Lars {
+            hyper: d,
+            momentum_correction,
+            exact_norms,
+        } => Algorithm::Lars {
+            hyper: Lars {
+                eta: f("eta", d.eta),
+                eps: f("eps", d.eps),
+                momentum: f("momentum", d.momentum),
+                rescale_grad: rs,
+                clip_gradient: clip,
+            },
+            momentum_correction: flag(kw, "momentum_correction").unwrap_or(momentum_correction),
+            exact_norms,
+        },
+        Algorithm::Lamb {
+            hyper: d,
+            exact_norms,
+            update_master_copy,
+        } => Algorithm::Lamb {
+            hyper: Lamb {
+                beta1: f("beta1", d.beta1),
+                beta2: f("beta2", d.beta2),
+                epsilon: f("epsilon", d.epsilon),
+                rescale_grad: rs,
+                clip_gradient: clip,
+                bias_correction: flag(kw, "bias_correction").unwrap_or(d.bias_correction),
+                lower_bound: opt_f(kw, "lower_bound"),
+                upper_bound: opt_f(kw, "upper_bound"),
+            },
+            exact_norms,
+            update_master_copy,
+        },
+        Algorithm::Lbsgd(d) => {
+            let int =
+                |key: &str, default: u64| kw.get(key).and_then(Value::as_u64).unwrap_or(default);
+            Algorithm::Lbsgd(Lbsgd {
+                momentum: f("momentum", d.momentum),
+                rescale_grad: rs,
+                clip_gradient: clip,
+                warmup_strategy: kw
+                    .get("warmup_strategy")
+                    .and_then(Value::as_str)
+                    .map_or(d.warmup_strategy, WarmupStrategy::from_name),
+                warmup_epochs: int("warmup_epochs", d.warmup_epochs),
+                batch_scale: int("batch_scale", d.batch_scale),
+                updates_per_epoch: int("updates_per_epoch", d.updates_per_epoch),
+                begin_epoch: int("begin_epoch", d.begin_epoch),
+            })
+        }
+        Algorithm::Dcasgd(d) => Algorithm::Dcasgd(Dcasgd {
+            lamda: f("lamda", d.lamda),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Sgld { .. } => Algorithm::Sgld {
+            hyper: Sgld {
+                rescale_grad: rs,
+                clip_gradient: clip,
+            },
+            add_noise: case["noise"].as_bool().expect("noise flag"),
+        },
+        Algorithm::GroupAdaGrad(d) => Algorithm::GroupAdaGrad(GroupAdaGrad {
+            epsilon: f("eps", d.epsilon),
+            rescale_grad: rs,
+            clip_gradient: clip,
+        }),
+        Algorithm::Test(_) => Algorithm::Test(Test { rescale_grad: rs }),
         other => panic!("{other:?}"),
     };
     let config = Config {
@@ -228,6 +302,8 @@ fn replay<T: FromLe>(case: &Value) {
         .iter()
         .map(|s| usize::try_from(s[0].as_u64().expect("dim")).expect("usize"))
         .collect();
+    // GroupAdaGrad's state has one value per row: it needs the row count.
+    let matrix = case["optimizer"] == "groupadagrad";
     for (i, call) in case["calls"].as_array().expect("calls").iter().enumerate() {
         let index: Vec<String> = call["names"]
             .as_array()
@@ -264,7 +340,12 @@ fn replay<T: FromLe>(case: &Value) {
         let mut list: Vec<(&str, &mut [T], Grad<'_, T>)> = Vec::new();
         for ((idx, &k), (indices, values, dense)) in index.iter().zip(&ks).zip(&grads) {
             let w = slots[k].take().expect("distinct weights");
-            let g = if *dense {
+            let g = if *dense && matrix {
+                Grad::Matrix {
+                    rows: shapes[k],
+                    values: values.as_slice(),
+                }
+            } else if *dense {
                 Grad::Dense(values.as_slice())
             } else {
                 Grad::Rows {
@@ -292,13 +373,10 @@ fn replay<T: FromLe>(case: &Value) {
     }
 }
 
-#[test]
-fn golden_trajectories_of_every_driver() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/optimizer_golden.json"
-    ))
-    .expect("fixture");
+/// Replays every case of a fixture file; returns the number of cases per optimizer.
+fn replay_file(file: &str) -> std::collections::BTreeMap<String, usize> {
+    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).expect("fixture");
     let fixture: Value = serde_json::from_str(&text).expect("json");
     let cases = fixture["cases"].as_array().expect("cases");
     let mut per_optimizer = std::collections::BTreeMap::new();
@@ -326,11 +404,24 @@ fn golden_trajectories_of_every_driver() {
         failures.len(),
         failures.join("\n")
     );
+    per_optimizer
+}
+
+#[test]
+fn golden_trajectories_of_every_driver() {
+    let per_optimizer = replay_file("optimizer_golden.json");
     assert_eq!(per_optimizer.len(), 12, "{per_optimizer:?}");
     assert!(
         per_optimizer.values().all(|&n| n >= 10),
         "{per_optimizer:?}"
     );
+}
+
+#[test]
+fn golden_trajectories_of_the_layerwise_and_python_side_optimizers() {
+    let per_optimizer = replay_file("optimizer_golden_more.json");
+    assert_eq!(per_optimizer.len(), 7, "{per_optimizer:?}");
+    assert!(per_optimizer.values().all(|&n| n >= 7), "{per_optimizer:?}");
 }
 
 #[test]

@@ -281,6 +281,75 @@ where
     }
 }
 
+/// One [`sweep`] job: the rule, the weight, the gradient and the states of one tensor.
+pub type SweepJob<'a, S, T, G, const N: usize> = (S, &'a [T], &'a [G], [&'a mut [T]; N]);
+
+/// [`sweep`] over every tensor of a list (results in list order): exact reductions run
+/// one tensor per core, fast ones cut each tensor into blocks.
+pub fn sweep_each<T, G, S, const N: usize>(
+    jobs: Vec<SweepJob<'_, S, T, G, N>>,
+    how: Reduction,
+) -> Vec<SweptNorms<T::Elem>>
+where
+    T: Storage,
+    G: Storage,
+    S: Sweep<T::Elem, N> + Send,
+{
+    let elements: usize = jobs.iter().map(|(_, w, _, _)| w.len()).sum();
+    let one = |(rule, w, g, s): SweepJob<'_, S, T, G, N>| sweep(&rule, w, g, s, how);
+    if how == Reduction::Exact && elements >= 2 * super::MIN_PARALLEL_LEN {
+        jobs.into_par_iter().map(one).collect()
+    } else {
+        jobs.into_iter().map(one).collect()
+    }
+}
+
+/// `Σ v²` as NumPy computes `np.multiply(a, a).sum()`: squares rounded to the array's
+/// type, then NumPy's pairwise summation (8 accumulators over blocks of up to 128
+/// elements, halves added recursively), accumulated in `f32` for `f16` arrays and in the
+/// array's type otherwise, the result rounded to the array's type. It follows one inner
+/// loop of NumPy's reduction, which covers a whole contiguous array up to NumPy's buffer
+/// size (8192 elements); MXNet's LBSGD takes its `'lars'` multiplier from it.
+pub fn numpy_sum_sq<T: Storage>(a: &[T]) -> f64 {
+    fn pairwise(a: &[f64], round: &impl Fn(f64) -> f64) -> f64 {
+        let n = a.len();
+        if n < 8 {
+            a.iter().fold(-0.0, |acc, &x| round(acc + x))
+        } else if n <= 128 {
+            let mut r = [0.0; 8];
+            r.copy_from_slice(&a[..8]);
+            let whole = n - n % 8;
+            for block in a[8..whole].chunks_exact(8) {
+                for (acc, &x) in r.iter_mut().zip(block) {
+                    *acc = round(*acc + x);
+                }
+            }
+            let pair = |i: usize| round(r[i] + r[i + 1]);
+            let mut res = round(round(pair(0) + pair(2)) + round(pair(4) + pair(6)));
+            for &x in &a[whole..] {
+                res = round(res + x);
+            }
+            res
+        } else {
+            let mut half = n / 2;
+            half -= half % 8;
+            round(pairwise(&a[..half], round) + pairwise(&a[half..], round))
+        }
+    }
+    let squares: Vec<f64> = a
+        .iter()
+        .map(|v| {
+            let x = v.load();
+            (x * x).to_f64()
+        })
+        .collect();
+    // The accumulator's type: f64 for f64 arrays, f32 otherwise (NumPy sums f16 in f32).
+    let wide = std::mem::size_of::<T>() == 8;
+    let round = move |x: f64| if wide { x } else { f64::from(x as f32) };
+    let sum = pairwise(&squares, &round);
+    <T::Elem as Elem>::from_f64(sum).to_f64()
+}
+
 /// The sweep loop: computes [`SWEEP_BLOCK`] elements at a time (a loop the compiler
 /// vectorises), then hands the block's weights and yielded values, in order, to `seen`.
 #[inline(always)]
