@@ -286,70 +286,150 @@ impl FromLe for f16 {
     }
 }
 
-fn replay<T: FromLe>(case: &Value) {
+/// A weight of the fixture, in its element type.
+enum Weight {
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Weight {
+    fn new(dtype: &str, hex: &Value) -> Weight {
+        match dtype {
+            "float16" => Weight::F16(array(hex)),
+            "float32" => Weight::F32(array(hex)),
+            _ => Weight::F64(array(hex)),
+        }
+    }
+}
+
+/// The parameter type of a [`Weight`].
+trait Typed: FromLe {
+    fn of(w: &mut Weight) -> Option<&mut Vec<Self>>;
+}
+impl Typed for f16 {
+    fn of(w: &mut Weight) -> Option<&mut Vec<Self>> {
+        match w {
+            Weight::F16(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+impl Typed for f32 {
+    fn of(w: &mut Weight) -> Option<&mut Vec<Self>> {
+        match w {
+            Weight::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+impl Typed for f64 {
+    fn of(w: &mut Weight) -> Option<&mut Vec<Self>> {
+        match w {
+            Weight::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// The shape facts a call needs: rows of each weight, and whether dense gradients go as
+/// [`Grad::Matrix`] (GroupAdaGrad's state has one value per row).
+struct Shapes {
+    rows: Vec<usize>,
+    matrix: bool,
+}
+
+fn replay(case: &Value) {
     let name = case["name"].as_str().expect("name");
     let mut opt = optimizer(case);
-    let conv = |v: &Value| array::<T>(v);
-    let mut weights: Vec<Vec<T>> = case["w0"]
+    let dtypes: Vec<&str> = case["dtypes"]
+        .as_array()
+        .expect("dtypes")
+        .iter()
+        .map(|d| d.as_str().expect("dtype"))
+        .collect();
+    let mut weights: Vec<Weight> = case["w0"]
         .as_array()
         .expect("w0")
         .iter()
-        .map(conv)
+        .zip(&dtypes)
+        .map(|(hex, dtype)| Weight::new(dtype, hex))
         .collect();
-    let shapes: Vec<usize> = case["shapes"]
-        .as_array()
-        .expect("shapes")
-        .iter()
-        .map(|s| usize::try_from(s[0].as_u64().expect("dim")).expect("usize"))
-        .collect();
-    // GroupAdaGrad's state has one value per row: it needs the row count.
-    let matrix = case["optimizer"] == "groupadagrad";
+    let shapes = Shapes {
+        rows: case["shapes"]
+            .as_array()
+            .expect("shapes")
+            .iter()
+            .map(|s| usize::try_from(s[0].as_u64().expect("dim")).expect("usize"))
+            .collect(),
+        matrix: case["optimizer"] == "groupadagrad",
+    };
     for (i, call) in case["calls"].as_array().expect("calls").iter().enumerate() {
-        let index: Vec<String> = call["names"]
-            .as_array()
-            .expect("names")
-            .iter()
-            .map(|n| n.as_str().expect("name").to_owned())
-            .collect();
-        let ks: Vec<usize> = call["weights"]
-            .as_array()
-            .expect("weights")
-            .iter()
-            .map(|k| usize::try_from(k.as_u64().expect("k")).expect("usize"))
-            .collect();
-        let grads: Vec<(Vec<i64>, Vec<T>, bool)> = call["grads"]
-            .as_array()
-            .expect("grads")
-            .iter()
-            .map(|g| match g.get("dense") {
-                Some(d) => (Vec::new(), conv(d), true),
-                None => (
-                    g["indices"]
-                        .as_array()
-                        .expect("indices")
-                        .iter()
-                        .map(|x| x.as_i64().expect("i64"))
-                        .collect(),
-                    conv(&g["values"]),
-                    false,
-                ),
-            })
-            .collect();
+        let first = usize::try_from(call["weights"][0].as_u64().expect("k")).expect("k");
+        let at = format!("{name} call {i}");
+        match dtypes[first] {
+            "float16" => replay_call::<f16>(&mut opt, &mut weights, call, &shapes, &at),
+            "float32" => replay_call::<f32>(&mut opt, &mut weights, call, &shapes, &at),
+            _ => replay_call::<f64>(&mut opt, &mut weights, call, &shapes, &at),
+        }
+    }
+}
+
+fn replay_call<T: Typed>(
+    opt: &mut Optimizer,
+    weights: &mut [Weight],
+    call: &Value,
+    shapes: &Shapes,
+    at: &str,
+) {
+    let conv = |v: &Value| array::<T>(v);
+    let index: Vec<String> = call["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|n| n.as_str().expect("name").to_owned())
+        .collect();
+    let ks: Vec<usize> = call["weights"]
+        .as_array()
+        .expect("weights")
+        .iter()
+        .map(|k| usize::try_from(k.as_u64().expect("k")).expect("usize"))
+        .collect();
+    let grads: Vec<(Vec<i64>, Vec<T>, bool)> = call["grads"]
+        .as_array()
+        .expect("grads")
+        .iter()
+        .map(|g| match g.get("dense") {
+            Some(d) => (Vec::new(), conv(d), true),
+            None => (
+                g["indices"]
+                    .as_array()
+                    .expect("indices")
+                    .iter()
+                    .map(|x| x.as_i64().expect("i64"))
+                    .collect(),
+                conv(&g["values"]),
+                false,
+            ),
+        })
+        .collect();
+    {
         // Borrow the called weights mutably, in call order.
-        let mut slots: Vec<Option<&mut Vec<T>>> = weights.iter_mut().map(Some).collect();
+        let mut slots: Vec<Option<&mut Weight>> = weights.iter_mut().map(Some).collect();
         let mut list: Vec<(&str, &mut [T], Grad<'_, T>)> = Vec::new();
         for ((idx, &k), (indices, values, dense)) in index.iter().zip(&ks).zip(&grads) {
-            let w = slots[k].take().expect("distinct weights");
-            let g = if *dense && matrix {
+            let w = T::of(slots[k].take().expect("distinct weights")).expect("one dtype");
+            let rows = shapes.rows[k];
+            let g = if *dense && shapes.matrix {
                 Grad::Matrix {
-                    rows: shapes[k],
+                    rows,
                     values: values.as_slice(),
                 }
             } else if *dense {
                 Grad::Dense(values.as_slice())
             } else {
                 Grad::Rows {
-                    rows: shapes[k],
+                    rows,
                     indices,
                     values,
                 }
@@ -357,18 +437,22 @@ fn replay<T: FromLe>(case: &Value) {
             list.push((idx.as_str(), w.as_mut_slice(), g));
         }
         opt.update_many(&mut list)
-            .unwrap_or_else(|e| panic!("{name} call {i}: {e}"));
-        for (k, want) in call["after"].as_object().expect("after") {
-            let k: usize = k.parse().expect("k");
-            let got: Vec<f64> = weights[k].iter().map(|&x| x.to_f64()).collect();
-            let want: Vec<f64> = array::<T>(want).into_iter().map(T::to_f64).collect();
-            assert_eq!(got.len(), want.len());
-            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    g == w || (g.is_nan() && w.is_nan()),
-                    "{name} call {i} weight {k}[{j}]: {g} != {w}"
-                );
-            }
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+    }
+    for (k, want) in call["after"].as_object().expect("after") {
+        let k: usize = k.parse().expect("k");
+        let got: Vec<f64> = T::of(&mut weights[k])
+            .expect("one dtype")
+            .iter()
+            .map(|&x| FromLe::to_f64(x))
+            .collect();
+        let want: Vec<f64> = array::<T>(want).into_iter().map(FromLe::to_f64).collect();
+        assert_eq!(got.len(), want.len());
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "{at} weight {k}[{j}]: {g} != {w}"
+            );
         }
     }
 }
@@ -382,11 +466,7 @@ fn replay_file(file: &str) -> std::collections::BTreeMap<String, usize> {
     let mut per_optimizer = std::collections::BTreeMap::new();
     let mut failures = Vec::new();
     for case in cases {
-        let run = std::panic::catch_unwind(|| match case["dtype"].as_str().expect("dtype") {
-            "float16" => replay::<f16>(case),
-            "float32" => replay::<f32>(case),
-            _ => replay::<f64>(case),
-        });
+        let run = std::panic::catch_unwind(|| replay(case));
         if let Err(e) = run {
             let msg = e
                 .downcast_ref::<String>()

@@ -182,8 +182,9 @@ def _supported(meta: Dict[str, Any]) -> bool:
         return False
     if any(c["kind"] != "updater" for c in meta["calls"]):
         return False
-    # One element type per case: the Rust API updates a list of one type per call.
-    return len({w["dtype"] for w in meta["weights"]}) == 1
+    # The Rust API updates a list of one element type per call.
+    dtypes = [w["dtype"] for w in meta["weights"]]
+    return all(len({dtypes[k] for k in c["weights"]}) == 1 for c in meta["calls"])
 
 
 def optimizer_cases(
@@ -231,7 +232,7 @@ def optimizer_cases(
                     "decay_by_suffix": bool(meta["param_idx2name"]),
                     "lr_mult": lr_mult,
                     "wd_mult": wd_mult,
-                    "dtype": meta["weights"][0]["dtype"],
+                    "dtypes": [w["dtype"] for w in meta["weights"]],
                     # SGLD's golden cases replaced MXNet's noise by zeros.
                     "noise": meta.get("noise", True),
                     "shapes": [w["shape"] for w in meta["weights"]],
