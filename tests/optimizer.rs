@@ -3,6 +3,7 @@
 //! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
 
 use mxopt::half::f16;
+use mxopt::init::{Generator, Initializer};
 use mxopt::optim::lbsgd::{Lbsgd, WarmupStrategy};
 use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
 use mxopt::optim::{dcasgd::Dcasgd, group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
@@ -339,6 +340,18 @@ struct Shapes {
     matrix: bool,
 }
 
+/// Fills `w` again with `init`; whether it got the same values.
+fn refill<T: mxopt::init::Element + PartialEq>(
+    init: &Initializer,
+    generator: &mut Generator,
+    shape: &[usize],
+    w: &mut [T],
+) -> bool {
+    let before = w.to_vec();
+    init.init(generator, shape, w).expect("fill");
+    before == w
+}
+
 fn replay(case: &Value) {
     let name = case["name"].as_str().expect("name");
     let mut opt = optimizer(case);
@@ -364,6 +377,28 @@ fn replay(case: &Value) {
             .collect(),
         matrix: case["optimizer"] == "groupadagrad",
     };
+    if let Some(seed) = case.get("seed").and_then(Value::as_u64) {
+        // The Python package seeded its generator, filled the weights, then drew SGLD's
+        // noise from the same generator: the same here.
+        let mut generator = Generator::new(seed);
+        let sigma = case["init_sigma"].as_f64().expect("init_sigma");
+        for (w, shape) in weights.iter_mut().zip(case["shapes"].as_array().expect("shapes")) {
+            let shape: Vec<usize> = shape
+                .as_array()
+                .expect("shape")
+                .iter()
+                .map(|d| usize::try_from(d.as_u64().expect("dim")).expect("usize"))
+                .collect();
+            let init = Initializer::Normal { sigma };
+            let filled = match w {
+                Weight::F16(v) => refill(&init, &mut generator, &shape, v),
+                Weight::F32(v) => refill(&init, &mut generator, &shape, v),
+                Weight::F64(v) => refill(&init, &mut generator, &shape, v),
+            };
+            assert!(filled, "{name}: the initial weights differ from the Python package's");
+        }
+        opt.set_generator(generator);
+    }
     for (i, call) in case["calls"].as_array().expect("calls").iter().enumerate() {
         let first = usize::try_from(call["weights"][0].as_u64().expect("k")).expect("k");
         let at = format!("{name} call {i}");
@@ -495,6 +530,13 @@ fn golden_trajectories_of_every_driver() {
         per_optimizer.values().all(|&n| n >= 10),
         "{per_optimizer:?}"
     );
+}
+
+#[test]
+fn python_package_trajectories_with_noise_and_mixed_accumulation() {
+    let per_optimizer = replay_file("optimizer_package.json");
+    assert_eq!(per_optimizer.get("sgld"), Some(&4), "{per_optimizer:?}");
+    assert_eq!(per_optimizer.get("lbsgd"), Some(&3), "{per_optimizer:?}");
 }
 
 #[test]

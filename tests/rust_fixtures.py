@@ -9,6 +9,8 @@
 * ``tests/fixtures/optimizer_golden.json``: the golden trajectories of
   ``tests/golden/*.npz`` (MXNet 1.6.0, which the Python package reproduces bit for bit)
   that the high-level Rust API supports (``OPTIMIZERS``) (replayed by ``tests/optimizer.rs``);
+* ``tests/fixtures/optimizer_package.json``: trajectories of the Python package itself
+  (``PACKAGE_CASES``: SGLD's seeded noise, LBSGD's mixed accumulation);
 * ``tests/fixtures/optimizer_golden_more.json``: the same for ``MORE_OPTIMIZERS``, cases of
   at most ``MORE_CASE_BYTES`` only.
 
@@ -249,9 +251,121 @@ def more_optimizer_cases() -> Dict[str, Any]:
     return optimizer_cases(MORE_OPTIMIZERS, MORE_CASE_BYTES)
 
 
+INIT_SIGMA = 0.5
+PACKAGE_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_package.json"
+# Trajectories of the Python package where the golden files have none: SGLD with its
+# seeded noise, and LBSGD accumulating dense and row-sparse gradients together.
+# (name, optimizer, kwargs, dtypes, shapes, calls); a call is a list of
+# (weight position, gradient kind: "dense" or a list of rows).
+PACKAGE_CASES: List[tuple] = [
+    (
+        f"sgld_noise_{tag}",
+        "sgld",
+        {"learning_rate": 0.05, "wd": 0.01, "rescale_grad": 0.5, **extra},
+        [dtype, dtype, dtype],
+        [[3, 2], [4], [2, 3]],
+        [[(0, "dense")], [(1, "dense")], [(0, "dense"), (1, "dense"), (2, [1])], [(2, "dense")]],
+    )
+    for tag, dtype, extra in [
+        ("f32", "float32", {}),
+        ("f64", "float64", {}),
+        ("f16", "float16", {}),
+        ("mp_f16", "float16", {"multi_precision": True}),
+    ]
+] + [
+    (
+        f"lbsgd_mixed_stypes_{tag}",
+        "lbsgd",
+        {"learning_rate": 0.1, "wd": 0.01, "batch_scale": 3, "momentum": 0.9, **extra},
+        [dtype, dtype],
+        [[5, 3], [4, 2]],
+        [
+            [(0, [0, 2])],
+            [(0, [2, 4]), (1, "dense")],
+            [(0, "dense"), (1, [3])],
+            [(0, "dense"), (1, [0, 1])],
+            [(0, [1])],
+            [(0, [3]), (1, "dense")],
+            [(0, "dense")],
+        ],
+    )
+    for tag, dtype, extra in [
+        ("f32", "float32", {}),
+        ("lars_f64", "float64", {"warmup_strategy": "lars"}),
+        ("mp_f16", "float16", {"multi_precision": True, "warmup_epochs": 1}),
+    ]
+]
+
+
+def package_cases() -> Dict[str, Any]:
+    """Runs ``PACKAGE_CASES`` through the Python package's Updater (after
+    ``mxopt.random.seed(SEED)`` and a ``Normal(INIT_SIGMA)`` fill of every weight, which the
+    Rust replay repeats with ``mxopt::init``)."""
+    from mxopt import optimizer
+    from mxopt.sparse import RowSparseNDArray
+
+    cases = []
+    for name, opt_name, kwargs, dtypes, shapes, calls in PACKAGE_CASES:
+        random.seed(SEED)
+        rng = np.random.RandomState(len(cases) + 1)
+        weights = []
+        for dtype, shape in zip(dtypes, shapes):
+            w = np.zeros(shape, dtype=dtype)
+            initializer.Normal(sigma=INIT_SIGMA)._init_weight("x_weight", w)
+            weights.append(w)
+        w0 = [_floats(w) for w in weights]
+        updater = optimizer.get_updater(optimizer.create(opt_name, **kwargs))
+        recorded = []
+        for call in calls:
+            grads, fixture_grads = [], []
+            for k, kind in call:
+                shape = tuple(shapes[k])
+                if kind == "dense":
+                    g = rng.uniform(-2, 2, shape).astype(dtypes[k])
+                    grads.append(g)
+                    fixture_grads.append({"dense": _floats(g)})
+                else:
+                    data = rng.uniform(-2, 2, (len(kind), *shape[1:])).astype(dtypes[k])
+                    grads.append(RowSparseNDArray(data, np.array(kind, dtype=np.int64), shape))
+                    fixture_grads.append({"indices": list(kind), "values": _floats(data)})
+            ks = [k for k, _ in call]
+            if len(call) == 1:
+                updater(ks[0], grads[0], weights[ks[0]])
+            else:
+                updater(ks, grads, [weights[k] for k in ks])
+            recorded.append(
+                {
+                    "names": [str(k) for k in ks],
+                    "weights": ks,
+                    "grads": fixture_grads,
+                    "after": {str(k): _floats(weights[k]) for k in ks},
+                }
+            )
+        cases.append(
+            {
+                "name": f"package:{name}",
+                "optimizer": opt_name,
+                "kwargs": kwargs,
+                "scheduler": None,
+                "decay_by_suffix": False,
+                "lr_mult": {},
+                "wd_mult": {},
+                "dtypes": dtypes,
+                "noise": True,
+                "seed": SEED,
+                "init_sigma": INIT_SIGMA,
+                "shapes": shapes,
+                "w0": w0,
+                "calls": recorded,
+            }
+        )
+    return {"generator": "tests/rust_fixtures.py", "cases": cases}
+
+
 if __name__ == "__main__":
     FIXTURE.write_text(dumps(generate()))
     OPT_FIXTURE.write_text(json.dumps(optimizer_cases(), allow_nan=False) + "\n")
     MORE_FIXTURE.write_text(json.dumps(more_optimizer_cases(), allow_nan=False) + "\n")
+    PACKAGE_FIXTURE.write_text(json.dumps(package_cases(), allow_nan=False) + "\n")
     SCHED_FIXTURE.write_text(json.dumps(schedules(), allow_nan=False) + "\n")
     print(f"wrote {FIXTURE}, {OPT_FIXTURE} and {SCHED_FIXTURE}")

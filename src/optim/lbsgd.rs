@@ -156,7 +156,7 @@ impl Lbsgd {
     #[must_use]
     pub fn lars_multiplier(weight_sq: f64, grad_sq: f64, wd: f64) -> f64 {
         let ratio = (weight_sq / (grad_sq + wd * weight_sq + 1e-18)).sqrt();
-        ratio.max(0.01).min(100.0)
+        ratio.clamp(0.01, 100.0)
     }
 
     /// The SGD hyper-parameters of the update (MXNet passes a momentum only when

@@ -72,7 +72,7 @@ pub(super) fn on_master<T: Param, D: Driver>(
         let mut slots = Vec::with_capacity(params.len());
         for (((_, w, g), state), &step) in params.iter_mut().zip(states.iter_mut()).zip(steps) {
             slots.push(Slot {
-                w: &mut **w,
+                w,
                 g: *g,
                 states: T::buffers(&mut state.buffers).ok_or(Error::StateType)?,
                 accumulation: &mut state.accumulation,
