@@ -382,7 +382,10 @@ fn replay(case: &Value) {
         // noise from the same generator: the same here.
         let mut generator = Generator::new(seed);
         let sigma = case["init_sigma"].as_f64().expect("init_sigma");
-        for (w, shape) in weights.iter_mut().zip(case["shapes"].as_array().expect("shapes")) {
+        for (w, shape) in weights
+            .iter_mut()
+            .zip(case["shapes"].as_array().expect("shapes"))
+        {
             let shape: Vec<usize> = shape
                 .as_array()
                 .expect("shape")
@@ -395,7 +398,10 @@ fn replay(case: &Value) {
                 Weight::F32(v) => refill(&init, &mut generator, &shape, v),
                 Weight::F64(v) => refill(&init, &mut generator, &shape, v),
             };
-            assert!(filled, "{name}: the initial weights differ from the Python package's");
+            assert!(
+                filled,
+                "{name}: the initial weights differ from the Python package's"
+            );
         }
         opt.set_generator(generator);
     }
@@ -629,4 +635,260 @@ fn multi_precision_keeps_an_f32_master() {
         opt.update("w_weight", &mut w, &g).expect("update");
     }
     assert!(w[0] < f16::ONE);
+}
+
+/// Every algorithm of the high-level API, by MXNet name.
+const NAMES: [&str; 19] = [
+    "sgd",
+    "ccsgd",
+    "nag",
+    "adam",
+    "adagrad",
+    "rmsprop",
+    "adamax",
+    "nadam",
+    "adadelta",
+    "ftml",
+    "ftrl",
+    "signum",
+    "lars",
+    "lamb",
+    "lbsgd",
+    "dcasgd",
+    "sgld",
+    "groupadagrad",
+    "test",
+];
+
+#[test]
+fn every_registered_name_builds_and_updates() {
+    for name in NAMES {
+        let algorithm = Algorithm::from_name(name).expect(name);
+        let canonical = if name == "ccsgd" { "sgd" } else { name };
+        assert_eq!(algorithm.name(), canonical);
+        assert_eq!(
+            Algorithm::from_name(&name.to_uppercase()).expect(name),
+            algorithm
+        );
+        let mut opt = Optimizer::new(algorithm, Config::default()).expect(name);
+        let mut w = vec![0.5_f32; 6];
+        let g = vec![0.25_f32; 6];
+        let grad = Grad::Matrix {
+            rows: 2,
+            values: &g,
+        };
+        opt.update_many(&mut [("fc_weight", &mut w, grad)])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(w.iter().all(|x| x.is_finite()), "{name}: {w:?}");
+        assert!(
+            w.iter().any(|&x| x != 0.5),
+            "{name} left the weight as it was"
+        );
+    }
+    let err = Algorithm::from_name("lbfgs").expect_err("unknown");
+    assert!(err.to_string().contains("groupadagrad"), "{err}");
+}
+
+#[test]
+fn bad_hyper_parameters_are_refused_at_construction() {
+    let nan = f64::NAN;
+    let bad = [
+        Algorithm::Lars {
+            hyper: Lars {
+                eta: nan,
+                ..Lars::default()
+            },
+            momentum_correction: true,
+            exact_norms: true,
+        },
+        Algorithm::Lamb {
+            hyper: Lamb {
+                beta1: nan,
+                ..Lamb::default()
+            },
+            exact_norms: true,
+            update_master_copy: false,
+        },
+        Algorithm::Lbsgd(Lbsgd {
+            batch_scale: 0,
+            ..Lbsgd::default()
+        }),
+        // The update kernel runs only at the `batch_scale`-th call: checked at once anyway.
+        Algorithm::Lbsgd(Lbsgd {
+            batch_scale: 4,
+            rescale_grad: nan,
+            ..Lbsgd::default()
+        }),
+        Algorithm::Dcasgd(Dcasgd {
+            lamda: f64::INFINITY,
+            ..Dcasgd::default()
+        }),
+        Algorithm::Sgld {
+            hyper: Sgld {
+                rescale_grad: nan,
+                ..Sgld::default()
+            },
+            add_noise: true,
+        },
+        Algorithm::GroupAdaGrad(GroupAdaGrad {
+            epsilon: nan,
+            ..GroupAdaGrad::default()
+        }),
+        Algorithm::Test(Test { rescale_grad: nan }),
+    ];
+    for algorithm in bad {
+        assert!(
+            Optimizer::new(algorithm, Config::default()).is_err(),
+            "{algorithm:?}"
+        );
+    }
+}
+
+/// A list whose second tensor is bad leaves every weight, state, count and the noise
+/// generator as they were, for every algorithm.
+#[test]
+fn refused_lists_write_nothing() {
+    for name in NAMES {
+        let mut opt =
+            Optimizer::new(Algorithm::from_name(name).expect(name), Config::default()).expect(name);
+        let g = vec![0.25_f32; 6];
+        let (mut a, mut b) = (vec![0.5_f32; 6], vec![0.5_f32; 6]);
+        let matrix = |values| Grad::Matrix { rows: 2, values };
+        opt.update_many(&mut [
+            ("a_weight", &mut a, matrix(&g)),
+            ("b_weight", &mut b, matrix(&g)),
+        ])
+        .expect(name);
+        let before = (a.clone(), b.clone(), opt.num_update(), opt.generator());
+        let bad_grads = [
+            Grad::Matrix {
+                rows: 2,
+                values: &g[..5],
+            },
+            Grad::Rows {
+                rows: 2,
+                indices: &[1, 0],
+                values: &g,
+            },
+            Grad::Rows {
+                rows: 2,
+                indices: &[2],
+                values: &g[..3],
+            },
+        ];
+        for bad in bad_grads {
+            let result =
+                opt.update_many(&mut [("a_weight", &mut a, matrix(&g)), ("b_weight", &mut b, bad)]);
+            assert!(result.is_err(), "{name}: {bad:?}");
+            assert_eq!(
+                (a.clone(), b.clone(), opt.num_update(), opt.generator()),
+                before,
+                "{name}"
+            );
+            assert_eq!(
+                opt.update_count("a_weight"),
+                Some(1).filter(|_| name != "test").or(Some(0))
+            );
+        }
+        // The state of `a_weight` is f32: an f16 update of it is refused.
+        let mut half = vec![f16::ONE; 6];
+        let g16 = vec![f16::ONE; 6];
+        let result = opt.update_many(&mut [(
+            "a_weight",
+            &mut half,
+            Grad::Matrix {
+                rows: 2,
+                values: &g16,
+            },
+        )]);
+        assert!(result.is_err(), "{name}");
+        assert!(half.iter().all(|&x| x == f16::ONE));
+        // The next good update still works, from where the first one left off.
+        opt.update_many(&mut [
+            ("a_weight", &mut a, matrix(&g)),
+            ("b_weight", &mut b, matrix(&g)),
+        ])
+        .expect(name);
+    }
+}
+
+#[test]
+fn f32_state_optimizers_refuse_other_types_without_multi_precision() {
+    for name in ["lamb", "groupadagrad"] {
+        let algorithm = Algorithm::from_name(name).expect(name);
+        let mut opt = Optimizer::new(algorithm, Config::default()).expect(name);
+        let (mut w64, g64) = (vec![1.0_f64; 4], vec![0.5_f64; 4]);
+        let grad = Grad::Matrix {
+            rows: 2,
+            values: &g64,
+        };
+        assert!(
+            opt.update_many(&mut [("w64", &mut w64, grad)]).is_err(),
+            "{name}"
+        );
+        assert_eq!(w64, [1.0; 4]);
+        let (mut w16, g16) = (vec![f16::ONE; 4], vec![f16::ONE; 4]);
+        let grad = Grad::Matrix {
+            rows: 2,
+            values: &g16,
+        };
+        assert!(
+            opt.update_many(&mut [("w16", &mut w16, grad)]).is_err(),
+            "{name}"
+        );
+        let mp = Config {
+            multi_precision: true,
+            ..Config::default()
+        };
+        let mut opt = Optimizer::new(algorithm, mp).expect(name);
+        opt.update_many(&mut [("w16", &mut w16, grad)]).expect(name);
+        assert!(w16.iter().all(|&x| x != f16::ONE), "{name}");
+    }
+}
+
+#[test]
+fn group_adagrad_needs_rows_and_no_weight_decay() {
+    let algorithm = Algorithm::from_name("groupadagrad").expect("known");
+    let mut opt = Optimizer::new(algorithm, Config::default()).expect("valid");
+    let (mut w, g) = (vec![1.0_f32; 6], vec![0.5_f32; 6]);
+    // A first dense update does not say how many rows the weight has.
+    assert!(opt.update("emb_weight", &mut w, &g).is_err());
+    assert_eq!(opt.update_count("emb_weight"), None);
+    let matrix = Grad::Matrix {
+        rows: 3,
+        values: &g,
+    };
+    opt.update_many(&mut [("emb_weight", &mut w, matrix)])
+        .expect("rows given");
+    // Later dense updates use the state's row count.
+    opt.update("emb_weight", &mut w, &g).expect("rows known");
+    let decayed = Config {
+        wd: 0.1,
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(algorithm, decayed).expect("valid");
+    let before = w.clone();
+    assert!(opt
+        .update_many(&mut [("emb_weight", &mut w, matrix)])
+        .is_err());
+    assert_eq!(w, before);
+    // MXNet's name rule gives a `_bias` no weight decay: accepted.
+    opt.update_many(&mut [("emb_bias", &mut w, matrix)])
+        .expect("wd resolves to 0");
+}
+
+#[test]
+fn test_optimizer_mirrors_the_weight_and_does_not_count() {
+    let config = Config {
+        learning_rate: Some(100.0),
+        wd: 3.0,
+        ..Config::default()
+    };
+    let mut opt =
+        Optimizer::new(Algorithm::Test(Test { rescale_grad: 0.5 }), config).expect("valid");
+    let (mut w, g) = (vec![1.0_f64; 3], vec![2.0_f64; 3]);
+    opt.update("w", &mut w, &g).expect("update");
+    opt.update("w", &mut w, &g).expect("update");
+    assert_eq!(w, [3.0; 3]);
+    assert_eq!((opt.update_count("w"), opt.num_update()), (Some(0), 0));
 }
