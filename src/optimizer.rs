@@ -139,8 +139,12 @@ pub enum Algorithm {
 impl Algorithm {
     /// The algorithm registered under MXNet's name (case-insensitive), with its defaults.
     ///
+    /// Known names: `sgd` (and `ccsgd`), `nag`, `adam`, `adagrad`, `rmsprop`, `adamax`,
+    /// `nadam`, `adadelta`, `ftml`, `ftrl`, `signum`, `lars`, `lamb`, `lbsgd`, `dcasgd`,
+    /// `sgld`, `groupadagrad`, `test`.
+    ///
     /// # Errors
-    /// [`Error::UnknownOptimizer`] for a name without a high-level driver.
+    /// [`Error::UnknownOptimizer`] for another name.
     ///
     /// ```
     /// use mxopt::optimizer::Algorithm;
@@ -573,7 +577,14 @@ impl Optimizer {
     ///
     /// # Errors
     /// [`Error::NotFinite`] when a hyper-parameter, the learning rate or the weight decay
-    /// is NaN or infinite.
+    /// is NaN or infinite; [`Error::Unsupported`] for LBSGD's `batch_scale = 0`.
+    ///
+    /// ```
+    /// use mxopt::optim::lars::Lars;
+    /// use mxopt::optimizer::{Algorithm, Config, Optimizer};
+    /// let lars = Algorithm::Lars { hyper: Lars { eta: f64::NAN, ..Lars::default() }, momentum_correction: true, exact_norms: true };
+    /// assert!(Optimizer::new(lars, Config::default()).is_err());
+    /// ```
     pub fn new(mut algorithm: Algorithm, mut config: Config) -> Result<Optimizer> {
         // MXNet's optimizers hand `clip_gradient` to a kernel only when it is truthy: a zero
         // bound means no clipping.
@@ -760,7 +771,11 @@ impl Optimizer {
     /// # Errors
     /// [`Error::Length`] when the gradient's length differs from the weight's (or from
     /// the state created at the parameter's first update); [`Error::NotFinite`] for a
-    /// learning rate or weight decay that is not finite. Nothing is written then.
+    /// learning rate or weight decay that is not finite (or SGLD's noise scale `√lr` for
+    /// a negative rate); [`Error::StateType`] when the parameter's element type changed;
+    /// [`Error::Unsupported`] for what the optimizer refuses (LAMB and GroupAdaGrad: `f64`
+    /// parameters, or `f16` ones without multi-precision; GroupAdaGrad: weight decay, or
+    /// a first dense update without [`Grad::Matrix`]). Nothing is written then.
     pub fn update<T: Param>(&mut self, name: &str, weight: &mut [T], grad: &[T]) -> Result<()> {
         self.update_many(&mut [(name, weight, Grad::Dense(grad))])
     }
@@ -769,7 +784,7 @@ impl Optimizer {
     ///
     /// # Errors
     /// As [`Optimizer::update`], plus [`Error::RowOutOfRange`] and [`Error::RowsUnsorted`]
-    /// for bad indices, and [`Error::Unsupported`] for `f16` with multi-precision.
+    /// for bad indices.
     ///
     /// ```
     /// use mxopt::optimizer::{Algorithm, Config, Optimizer};

@@ -119,6 +119,11 @@ CASES += [
     ("Xavier", {}, [16, 3, 2, 2], "float16"),
     ("MSRAPrelu", {}, [7, 3, 2], "float32"),
     ("MSRAPrelu", {"factor_type": "in", "slope": 0.1}, [5, 4], "float64"),
+    ("Orthogonal", {}, [4, 7], "float32"),
+    ("Orthogonal", {"rand_type": "normal", "scale": 0.9}, [7, 4], "float64"),
+    ("Orthogonal", {}, [5, 5], "float16"),
+    ("Orthogonal", {"rand_type": "normal"}, [6, 2, 3, 1], "float32"),
+    ("Orthogonal", {"scale": 1.0}, [3, 2, 2], "float64"),
 ]
 
 
