@@ -841,6 +841,12 @@ impl Optimizer {
                 return Err(Error::Duplicate((*name).to_owned()));
             }
         }
+        for (_, w, g) in params.iter() {
+            if let Grad::Matrix { rows, .. } = *g {
+                let row_len = w.len().checked_div(rows).unwrap_or(0);
+                check_len("weight (rows × row length)", rows * row_len, w.len())?;
+            }
+        }
         // The layout of every new state first: a refused one leaves the map as it was.
         let mut layouts = Vec::with_capacity(params.len());
         for (name, _, g) in params.iter() {

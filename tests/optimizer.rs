@@ -1,7 +1,9 @@
-//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories of every optimizer it drives
-//! (`tests/fixtures/optimizer_golden.json`, exported from `tests/golden/*.npz` by
-//! `tests/rust_fixtures.py`; the Python package matches the same files bit for bit).
-
+//! The high-level `Optimizer` against MXNet 1.6.0's golden trajectories of every optimizer
+//! (`tests/fixtures/optimizer_golden.json` and, in small cases, `optimizer_golden_more.json`,
+//! exported from `tests/golden/*.npz` by `tests/rust_fixtures.py`; the Python package
+//! matches the same files bit for bit), against the Python package's own trajectories where
+//! MXNet's cannot be reproduced (`optimizer_package.json`: SGLD's seeded noise), and its
+//! error cases.
 use mxopt::half::f16;
 use mxopt::init::{Generator, Initializer};
 use mxopt::optim::lbsgd::{Lbsgd, WarmupStrategy};
@@ -764,6 +766,10 @@ fn refused_lists_write_nothing() {
             Grad::Matrix {
                 rows: 2,
                 values: &g[..5],
+            },
+            Grad::Matrix {
+                rows: 4,
+                values: &g,
             },
             Grad::Rows {
                 rows: 2,
