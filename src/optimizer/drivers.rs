@@ -124,7 +124,7 @@ pub(super) fn on_master<T: Param, D: Driver>(
 }
 
 /// The stored values of a gradient.
-fn values<'a, T>(g: Grad<'a, T>) -> &'a [T] {
+fn values<T>(g: Grad<'_, T>) -> &[T] {
     match g {
         Grad::Dense(v) | Grad::Matrix { values: v, .. } | Grad::Rows { values: v, .. } => v,
     }
@@ -509,22 +509,8 @@ impl LbsgdCall {
         }
         let step = slot.step;
         if acc.count % hyper.batch_scale != 0 {
-            let rule = placeholder().single_at::<S::Elem>(Step { lr: 0.0, ..step })?;
-            return match slot.g {
-                Grad::Dense(g) | Grad::Matrix { values: g, .. } => {
-                    engine::run(&rule, Dense::new(&mut *slot.w, g, [])?);
-                    Ok(())
-                }
-                Grad::Rows {
-                    rows,
-                    indices,
-                    values,
-                } => {
-                    let walk = Rows::new(&mut *slot.w, rows, indices, values, [], RowMode::Lazy)?;
-                    engine::run(&rule, walk);
-                    Ok(())
-                }
-            };
+            let step = Step { lr: 0.0, ..step };
+            return sgd_step(placeholder(), step, slot.w, None, slot.g);
         }
         // The mean gradient: the accumulator divided by `batch_scale` in place, or the
         // gradient itself.
@@ -577,40 +563,54 @@ impl LbsgdCall {
             lr: step.lr * multiplier,
             ..step
         };
-        let sgd = hyper.sgd();
-        match (momentum.first_mut(), mean) {
-            (Some(m), Grad::Dense(g) | Grad::Matrix { values: g, .. }) => {
-                let walk = Dense::new(&mut *slot.w, g, [m.as_mut_slice()])?;
-                engine::run(&sgd.multi_mom_at::<S::Elem>(step)?, walk);
-            }
-            (None, Grad::Dense(g) | Grad::Matrix { values: g, .. }) => {
-                engine::run(
-                    &sgd.single_at::<S::Elem>(step)?,
-                    Dense::new(&mut *slot.w, g, [])?,
-                );
-            }
-            (
-                m,
-                Grad::Rows {
-                    rows,
-                    indices,
-                    values,
-                },
-            ) => match m {
-                Some(m) => {
-                    let s = [m.as_mut_slice()];
-                    let walk = Rows::new(&mut *slot.w, rows, indices, values, s, RowMode::Lazy)?;
-                    engine::run(&sgd.multi_mom_at::<S::Elem>(step)?, walk);
-                }
-                None => {
-                    let walk = Rows::new(&mut *slot.w, rows, indices, values, [], RowMode::Lazy)?;
-                    engine::run(&sgd.single_at::<S::Elem>(step)?, walk);
-                }
-            },
-        }
+        sgd_step(hyper.sgd(), step, slot.w, momentum.first_mut(), mean)?;
         slot.accumulation.held = Held::Zero;
         Ok(())
     }
+}
+
+/// SGD's update of `w` (row-sparse gradients lazily): `sgd_mom_update` with a momentum
+/// buffer, else `sgd_update`.
+fn sgd_step<S: Param>(
+    sgd: Sgd,
+    step: Step,
+    w: &mut [S],
+    momentum: Option<&mut Vec<S>>,
+    grad: Grad<'_, S>,
+) -> Result<()> {
+    match (momentum, grad) {
+        (Some(m), Grad::Dense(g) | Grad::Matrix { values: g, .. }) => {
+            let walk = Dense::new(w, g, [m.as_mut_slice()])?;
+            engine::run(&sgd.multi_mom_at::<S::Elem>(step)?, walk);
+        }
+        (None, Grad::Dense(g) | Grad::Matrix { values: g, .. }) => {
+            engine::run(&sgd.single_at::<S::Elem>(step)?, Dense::new(w, g, [])?);
+        }
+        (
+            Some(m),
+            Grad::Rows {
+                rows,
+                indices,
+                values,
+            },
+        ) => {
+            let s = [m.as_mut_slice()];
+            let walk = Rows::new(w, rows, indices, values, s, RowMode::Lazy)?;
+            engine::run(&sgd.multi_mom_at::<S::Elem>(step)?, walk);
+        }
+        (
+            None,
+            Grad::Rows {
+                rows,
+                indices,
+                values,
+            },
+        ) => {
+            let walk = Rows::new(w, rows, indices, values, [], RowMode::Lazy)?;
+            engine::run(&sgd.single_at::<S::Elem>(step)?, walk);
+        }
+    }
+    Ok(())
 }
 
 /// Adds `g` to LBSGD's accumulator as MXNet's NDArray addition does: a fresh or reset
