@@ -304,12 +304,17 @@ where
     }
 }
 
+/// NumPy's buffer size: a contiguous reduction hands its inner loop this many elements
+/// at a time.
+const NUMPY_BUFFER: usize = 8192;
+
 /// `Σ v²` as NumPy computes `np.multiply(a, a).sum()`: squares rounded to the array's
-/// type, then NumPy's pairwise summation (8 accumulators over blocks of up to 128
-/// elements, halves added recursively), accumulated in `f32` for `f16` arrays and in the
-/// array's type otherwise, the result rounded to the array's type. It follows one inner
-/// loop of NumPy's reduction, which covers a whole contiguous array up to NumPy's buffer
-/// size (8192 elements); MXNet's LBSGD takes its `'lars'` multiplier from it.
+/// type; the reduction's inner loop gets [`NUMPY_BUFFER`] elements at a time, sums them
+/// with NumPy's pairwise summation (8 accumulators over blocks of up to 128 elements,
+/// halves added recursively; in `f32` for `f16` arrays, else in the array's type) and adds
+/// that to the result, which is stored in the array's type after each buffer. MXNet's
+/// LBSGD takes its `'lars'` multiplier from it.
+#[must_use]
 pub fn numpy_sum_sq<T: Storage>(a: &[T]) -> f64 {
     fn pairwise(a: &[f64], round: &impl Fn(f64) -> f64) -> f64 {
         let n = a.len();
@@ -346,8 +351,10 @@ pub fn numpy_sum_sq<T: Storage>(a: &[T]) -> f64 {
     // The accumulator's type: f64 for f64 arrays, f32 otherwise (NumPy sums f16 in f32).
     let wide = std::mem::size_of::<T>() == 8;
     let round = move |x: f64| if wide { x } else { f64::from(x as f32) };
-    let sum = pairwise(&squares, &round);
-    <T::Elem as Elem>::from_f64(sum).to_f64()
+    let stored = |x: f64| <T::Elem as Elem>::from_f64(x).to_f64();
+    squares.chunks(NUMPY_BUFFER).fold(-0.0, |result, buffer| {
+        stored(round(result + pairwise(buffer, &round)))
+    })
 }
 
 /// The sweep loop: computes [`SWEEP_BLOCK`] elements at a time (a loop the compiler
@@ -423,6 +430,26 @@ mod tests {
         let one = at(1);
         assert_eq!(at(2), one);
         assert_eq!(at(7), one);
+    }
+
+    #[test]
+    fn numpy_sum_sq_matches_numpy_across_buffers() {
+        // `np.multiply(a, a).sum()` of `a = (x·scale).astype(dtype)` with
+        // x = ((i·2654435761) mod 2³²)/2³² − 0.5, values printed by NumPy 2.2.
+        let x = |n: u64, scale: f64| -> Vec<f64> {
+            (0..n)
+                .map(|i| (i.wrapping_mul(2_654_435_761) % (1 << 32)) as f64 / 4_294_967_296.0 - 0.5)
+                .map(|v| v * scale)
+                .collect()
+        };
+        let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        let f16s = |v: Vec<f64>| v.into_iter().map(f16::from_f64).collect::<Vec<_>>();
+        assert_eq!(numpy_sum_sq(&f32s(x(129, 4.0))), 173.769_226_074_218_75);
+        assert_eq!(numpy_sum_sq(&f32s(x(20_000, 4.0))), 26_668.781_25);
+        assert_eq!(numpy_sum_sq(&x(9_000, 4.0)), 12_001.340_973_592_42);
+        assert_eq!(numpy_sum_sq(&x(100_000, 4.0)), 133_334.608_950_795_17);
+        assert_eq!(numpy_sum_sq(&f16s(x(8_193, 0.5))), 170.625);
+        assert_eq!(numpy_sum_sq(&f16s(x(20_000, 0.5))), 416.5);
     }
 
     /// Doubles the state and yields `w + g`.
