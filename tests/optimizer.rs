@@ -545,6 +545,15 @@ fn python_package_trajectories_with_noise_and_mixed_accumulation() {
     let per_optimizer = replay_file("optimizer_package.json");
     assert_eq!(per_optimizer.get("sgld"), Some(&4), "{per_optimizer:?}");
     assert_eq!(per_optimizer.get("lbsgd"), Some(&3), "{per_optimizer:?}");
+    for (name, cases) in [
+        ("lars", 3),
+        ("lamb", 2),
+        ("dcasgd", 3),
+        ("groupadagrad", 2),
+        ("test", 3),
+    ] {
+        assert_eq!(per_optimizer.get(name), Some(&cases), "{per_optimizer:?}");
+    }
 }
 
 #[test]

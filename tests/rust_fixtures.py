@@ -259,7 +259,8 @@ def more_optimizer_cases() -> Dict[str, Any]:
 INIT_SIGMA = 0.5
 PACKAGE_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_package.json"
 # Trajectories of the Python package where the golden files have none: SGLD with its
-# seeded noise, and LBSGD accumulating dense and row-sparse gradients together.
+# seeded noise, LBSGD accumulating dense and row-sparse gradients together, and lists of
+# dense and row-sparse gradients for the layer-wise and Python-side optimizers.
 # (name, optimizer, kwargs, dtypes, shapes, calls); a call is a list of
 # (weight position, gradient kind: "dense" or a list of rows).
 PACKAGE_CASES: List[tuple] = [
@@ -299,6 +300,34 @@ PACKAGE_CASES: List[tuple] = [
         ("lars_f64", "float64", {"warmup_strategy": "lars"}),
         ("mp_f16", "float16", {"multi_precision": True, "warmup_epochs": 1}),
     ]
+] + [
+    (
+        f"{opt}_lists_{tag}",
+        opt,
+        {"learning_rate": 0.1, "wd": 0.0 if opt == "groupadagrad" else 0.01, **hyper, **extra},
+        [dtype, dtype, dtype],
+        [[3, 2], [4, 1], [2, 3]],
+        [
+            [(0, "dense"), (1, "dense"), (2, "dense")],
+            [(0, "dense"), (1, "dense"), (2, "dense")],
+            [(0, "dense"), (1, [1, 3]), (2, [0])],
+            [(2, "dense")],
+            [(1, "dense"), (0, [2])],
+        ],
+    )
+    for opt, hyper in [
+        ("lars", {"momentum": 0.9, "eta": 0.05, "eps": 1e-3}),
+        ("lamb", {"clip_gradient": 1.0}),
+        ("dcasgd", {"lamda": 0.5}),
+        ("groupadagrad", {"rescale_grad": 0.5}),
+        ("test", {"rescale_grad": 0.5}),
+    ]
+    for tag, dtype, extra in [
+        ("f32", "float32", {}),
+        ("f64", "float64", {}),
+        ("mp_f16", "float16", {"multi_precision": True}),
+    ]
+    if not (opt in ("lamb", "groupadagrad") and tag == "f64")
 ]
 
 
