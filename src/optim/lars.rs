@@ -90,6 +90,19 @@ impl TrustRatio {
     /// # Errors
     /// [`Error::NotFinite`](crate::Error::NotFinite) for a learning rate or weight decay
     /// that is not finite in `f32`.
+    ///
+    /// ```
+    /// use mxopt::{engine::reduce::Reduction, optim::lars::Lars, rule::Step};
+    /// let trust = Lars { eta: 1.0, ..Lars::default() }.trust()?;
+    /// let (w, g) = ([3.0_f32, 4.0], [0.0_f32, 0.5]); // ‖w‖ = 5, ‖g‖ = 0.5
+    /// let step = Step::new(0.1, 0.0, 1);
+    /// let steps = trust.steps(&[(&w[..], &g[..], step, true), (&w[..], &g[..], step, false)], Reduction::Exact)?;
+    /// assert_eq!(steps[0].lr, f64::from((0.1_f32 * 5.0) / 0.5));
+    /// assert_eq!(steps[1].lr, 0.1); // not scaled
+    /// let nan = Step::new(f64::NAN, 0.0, 1);
+    /// assert!(trust.steps(&[(&w[..], &g[..], nan, true)], Reduction::Exact).is_err());
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
     pub fn steps<T: Storage>(&self, layers: &[Layer<'_, T>], how: Reduction) -> Result<Vec<Step>> {
         let elements = layers
             .iter()
