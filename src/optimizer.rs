@@ -847,43 +847,37 @@ impl Optimizer {
                 check_len("weight (rows × row length)", rows * row_len, w.len())?;
             }
         }
-        // The layout of every new state first: a refused one leaves the map as it was.
-        let mut layouts = Vec::with_capacity(params.len());
-        for (name, _, g) in params.iter() {
-            if !self.params.contains_key(*name) {
-                let rows = match *g {
-                    Grad::Dense(_) => None,
-                    Grad::Matrix { rows, .. } | Grad::Rows { rows, .. } => Some(rows),
-                };
-                layouts.push(Some(self.algorithm.layout(rows)?));
-            } else {
-                layouts.push(None);
-            }
-        }
-        // Take the states out of the map (created on first use), so each job owns one.
+        // The states of new parameters first: a refused one leaves the map as it was.
         let mp = self.config.multi_precision;
-        let mut taken: Vec<ParamState> = Vec::with_capacity(params.len());
-        for ((name, w, _), layout) in params.iter().zip(layouts) {
-            let state = match (self.params.remove(*name), layout) {
-                (Some(state), _) => state,
-                (None, layout) => ParamState {
-                    count: self.config.begin_num_update,
-                    buffers: T::new_buffers(
-                        w,
-                        layout.unwrap_or(Layout {
-                            states: 0,
-                            start: Start::Zeros,
-                        }),
-                        mp,
-                    ),
-                    accumulation: drivers::Accumulation::default(),
-                },
+        let mut new_states = Vec::with_capacity(params.len());
+        for (name, w, g) in params.iter() {
+            if self.params.contains_key(*name) {
+                new_states.push(None);
+                continue;
+            }
+            let rows = match *g {
+                Grad::Dense(_) => None,
+                Grad::Matrix { rows, .. } | Grad::Rows { rows, .. } => Some(rows),
             };
-            taken.push(state);
+            new_states.push(Some(ParamState {
+                count: self.config.begin_num_update,
+                buffers: T::new_buffers(w, self.algorithm.layout(rows)?, mp),
+                accumulation: drivers::Accumulation::default(),
+            }));
         }
+        let created: Vec<bool> = new_states.iter().map(Option::is_some).collect();
+        // Take the states out of the map, so each job owns one.
+        let mut taken: Vec<ParamState> = params
+            .iter()
+            .zip(new_states)
+            .filter_map(|((name, ..), new)| new.or_else(|| self.params.remove(*name)))
+            .collect();
         let result = self.run(params, &mut taken);
-        for ((name, ..), state) in params.iter().zip(taken) {
-            self.params.insert((*name).to_owned(), state);
+        for (((name, ..), state), created) in params.iter().zip(taken).zip(created) {
+            // A refused first update leaves no state behind.
+            if result.is_ok() || !created {
+                self.params.insert((*name).to_owned(), state);
+            }
         }
         result
     }

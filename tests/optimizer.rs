@@ -818,6 +818,15 @@ fn refused_lists_write_nothing() {
         )]);
         assert!(result.is_err(), "{name}");
         assert!(half.iter().all(|&x| x == f16::ONE));
+        // A refused first update leaves no state: the next one starts afresh.
+        let mut fresh = vec![0.5_f32; 6];
+        assert!(
+            opt.update("c_weight", &mut fresh, &g[..4]).is_err(),
+            "{name}"
+        );
+        assert_eq!(opt.update_count("c_weight"), None, "{name}");
+        opt.update_many(&mut [("c_weight", &mut fresh, matrix(&g))])
+            .expect(name);
         // The next good update still works, from where the first one left off.
         opt.update_many(&mut [
             ("a_weight", &mut a, matrix(&g)),
