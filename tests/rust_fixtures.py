@@ -263,72 +263,81 @@ PACKAGE_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_packag
 # dense and row-sparse gradients for the layer-wise and Python-side optimizers.
 # (name, optimizer, kwargs, dtypes, shapes, calls); a call is a list of
 # (weight position, gradient kind: "dense" or a list of rows).
-PACKAGE_CASES: List[tuple] = [
-    (
-        f"sgld_noise_{tag}",
-        "sgld",
-        {"learning_rate": 0.05, "wd": 0.01, "rescale_grad": 0.5, **extra},
-        [dtype, dtype, dtype],
-        [[3, 2], [4], [2, 3]],
-        [[(0, "dense")], [(1, "dense")], [(0, "dense"), (1, "dense"), (2, [1])], [(2, "dense")]],
-    )
-    for tag, dtype, extra in [
-        ("f32", "float32", {}),
-        ("f64", "float64", {}),
-        ("f16", "float16", {}),
-        ("mp_f16", "float16", {"multi_precision": True}),
+PACKAGE_CASES: List[tuple] = (
+    [
+        (
+            f"sgld_noise_{tag}",
+            "sgld",
+            {"learning_rate": 0.05, "wd": 0.01, "rescale_grad": 0.5, **extra},
+            [dtype, dtype, dtype],
+            [[3, 2], [4], [2, 3]],
+            [
+                [(0, "dense")],
+                [(1, "dense")],
+                [(0, "dense"), (1, "dense"), (2, [1])],
+                [(2, "dense")],
+            ],
+        )
+        for tag, dtype, extra in [
+            ("f32", "float32", {}),
+            ("f64", "float64", {}),
+            ("f16", "float16", {}),
+            ("mp_f16", "float16", {"multi_precision": True}),
+        ]
     ]
-] + [
-    (
-        f"lbsgd_mixed_stypes_{tag}",
-        "lbsgd",
-        {"learning_rate": 0.1, "wd": 0.01, "batch_scale": 3, "momentum": 0.9, **extra},
-        [dtype, dtype],
-        [[5, 3], [4, 2]],
-        [
-            [(0, [0, 2])],
-            [(0, [2, 4]), (1, "dense")],
-            [(0, "dense"), (1, [3])],
-            [(0, "dense"), (1, [0, 1])],
-            [(0, [1])],
-            [(0, [3]), (1, "dense")],
-            [(0, "dense")],
-        ],
-    )
-    for tag, dtype, extra in [
-        ("f32", "float32", {}),
-        ("lars_f64", "float64", {"warmup_strategy": "lars"}),
-        ("mp_f16", "float16", {"multi_precision": True, "warmup_epochs": 1}),
+    + [
+        (
+            f"lbsgd_mixed_stypes_{tag}",
+            "lbsgd",
+            {"learning_rate": 0.1, "wd": 0.01, "batch_scale": 3, "momentum": 0.9, **extra},
+            [dtype, dtype],
+            [[5, 3], [4, 2]],
+            [
+                [(0, [0, 2])],
+                [(0, [2, 4]), (1, "dense")],
+                [(0, "dense"), (1, [3])],
+                [(0, "dense"), (1, [0, 1])],
+                [(0, [1])],
+                [(0, [3]), (1, "dense")],
+                [(0, "dense")],
+            ],
+        )
+        for tag, dtype, extra in [
+            ("f32", "float32", {}),
+            ("lars_f64", "float64", {"warmup_strategy": "lars"}),
+            ("mp_f16", "float16", {"multi_precision": True, "warmup_epochs": 1}),
+        ]
     ]
-] + [
-    (
-        f"{opt}_lists_{tag}",
-        opt,
-        {"learning_rate": 0.1, "wd": 0.0 if opt == "groupadagrad" else 0.01, **hyper, **extra},
-        [dtype, dtype, dtype],
-        [[3, 2], [4, 1], [2, 3]],
-        [
-            [(0, "dense"), (1, "dense"), (2, "dense")],
-            [(0, "dense"), (1, "dense"), (2, "dense")],
-            [(0, "dense"), (1, [1, 3]), (2, [0])],
-            [(2, "dense")],
-            [(1, "dense"), (0, [2])],
-        ],
-    )
-    for opt, hyper in [
-        ("lars", {"momentum": 0.9, "eta": 0.05, "eps": 1e-3}),
-        ("lamb", {"clip_gradient": 1.0}),
-        ("dcasgd", {"lamda": 0.5}),
-        ("groupadagrad", {"rescale_grad": 0.5}),
-        ("test", {"rescale_grad": 0.5}),
+    + [
+        (
+            f"{opt}_lists_{tag}",
+            opt,
+            {"learning_rate": 0.1, "wd": 0.0 if opt == "groupadagrad" else 0.01, **hyper, **extra},
+            [dtype, dtype, dtype],
+            [[3, 2], [4, 1], [2, 3]],
+            [
+                [(0, "dense"), (1, "dense"), (2, "dense")],
+                [(0, "dense"), (1, "dense"), (2, "dense")],
+                [(0, "dense"), (1, [1, 3]), (2, [0])],
+                [(2, "dense")],
+                [(1, "dense"), (0, [2])],
+            ],
+        )
+        for opt, hyper in [
+            ("lars", {"momentum": 0.9, "eta": 0.05, "eps": 1e-3}),
+            ("lamb", {"clip_gradient": 1.0}),
+            ("dcasgd", {"lamda": 0.5}),
+            ("groupadagrad", {"rescale_grad": 0.5}),
+            ("test", {"rescale_grad": 0.5}),
+        ]
+        for tag, dtype, extra in [
+            ("f32", "float32", {}),
+            ("f64", "float64", {}),
+            ("mp_f16", "float16", {"multi_precision": True}),
+        ]
+        if not (opt in ("lamb", "groupadagrad") and tag == "f64")
     ]
-    for tag, dtype, extra in [
-        ("f32", "float32", {}),
-        ("f64", "float64", {}),
-        ("mp_f16", "float16", {"multi_precision": True}),
-    ]
-    if not (opt in ("lamb", "groupadagrad") and tag == "f64")
-]
+)
 
 
 def package_cases() -> Dict[str, Any]:
