@@ -309,7 +309,7 @@ where
 const NUMPY_BUFFER: usize = 8192;
 
 /// `Σ v²` as NumPy computes `np.multiply(a, a).sum()`: squares rounded to the array's
-/// type; the reduction's inner loop gets [`NUMPY_BUFFER`] elements at a time, sums them
+/// type; the reduction's inner loop gets 8192 elements (NumPy's buffer) at a time, sums them
 /// with NumPy's pairwise summation (8 accumulators over blocks of up to 128 elements,
 /// halves added recursively; in `f32` for `f16` arrays, else in the array's type) and adds
 /// that to the result, which is stored in the array's type after each buffer. MXNet's
