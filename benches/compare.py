@@ -280,7 +280,7 @@ def build_case(
                     raise LookupError("no NumPy reference")
                 case.steps[impl] = numpy_step(spec, precision, ws, grads, ref)
             elif torch is None:
-                raise LookupError("torch is not installed")
+                raise LookupError("torch not loaded (not installed, or --no-torch)")
             elif spec.torch is None:
                 raise LookupError("not in torch.optim")
             else:
@@ -303,8 +303,10 @@ def check_agreement(spec: Spec, precision: str, sizes: Sequence[int], ref: Numpy
         case.steps["numpy"]()
     for a, b in zip(weights["mxopt"], weights["numpy"]):
         a32, b32 = a.astype(F32), b.astype(F32)
-        tol = 1e-2 if precision == "mp16" else 1e-5
-        err = float(np.max(np.abs(a32 - b32) / (np.abs(b32) + 1e-3)))
+        # Rounding of a different operation order, relative to the weights' scale (float16
+        # weights round to 2**-11 of it).
+        tol = 2e-3 if precision == "mp16" else 1e-5
+        err = float(np.max(np.abs(a32 - b32)) / np.max(np.abs(b32)))
         if err > tol:
             raise SystemExit(f"{spec.label} {precision}: mxopt and NumPy differ ({err:.2e})")
 
@@ -326,8 +328,9 @@ class Result:
         return bytes_per_param(self.spec, self.precision) * self.params / self.seconds[impl] / 1e9
 
 
-def round_robin(steps: Dict[str, Step], rounds: int, warmup: int = 2) -> Dict[str, float]:
-    """Median seconds per step of each entry, one step each per round, order rotating."""
+def round_robin(steps: Dict[str, Step], rounds: int, warmup: int = 5) -> Dict[str, float]:
+    """Median seconds per step of each entry, one step each per round, order rotating.
+    The warm-up steps cover torch's first foreach steps, several times slower than later ones."""
     names = list(steps)
     for _ in range(warmup):
         for name in names:
@@ -390,11 +393,7 @@ def markdown(results: Sequence[Result], header: Sequence[str]) -> str:
     missing = sorted({(i, why) for r in results for i, why in r.unavailable.items()})
     if missing:
         lines += ["", "Not measured (-):"]
-        seen = set()
-        for impl, why in missing:
-            if (impl, why) not in seen:
-                seen.add((impl, why))
-                lines.append(f"* {impl}: {why}")
+        lines += [f"* {impl}: {why}" for impl, why in missing]
     return "\n".join(lines) + "\n"
 
 
@@ -464,6 +463,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
     args = parse_args(argv)
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    # torch's OpenMP workers otherwise spin for a while after each step, on the cores the
+    # next contender in the round needs (read when torch loads, so set before importing it).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import mxopt
 
     torch = None
@@ -478,7 +480,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
     if torch is not None:
         versions += f", torch {torch.__version__}"
     header = [
-        f"{machine()}; {args.threads} threads (RAYON_NUM_THREADS, torch.set_num_threads); "
+        f"{machine()}; {args.threads} threads (RAYON_NUM_THREADS, torch.set_num_threads, "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}); "
         f"{versions}; Python {platform.python_version()}; "
         f"{datetime.date.today().isoformat()}.",
         f"One tensor: {args.size:,} parameters; ResNet-50 list: 161 tensors, "
