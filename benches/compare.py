@@ -194,7 +194,8 @@ def mxopt_step(spec: Spec, precision: str, weights: Arrays, grads: Arrays) -> St
 def numpy_step(
     spec: Spec, precision: str, weights: Arrays, grads: Arrays, ref: NumpyReference
 ) -> Step:
-    rule = getattr(ref, spec.numpy or "")
+    assert spec.numpy is not None
+    rule = getattr(ref, spec.numpy)
     masters = [w.astype(F32) for w in weights] if precision == "mp16" else weights
     states = [[np.zeros_like(w) for _ in range(spec.states)] for w in masters]
     count = [0]
@@ -216,7 +217,7 @@ def numpy_step(
 def torch_step(
     torch: Any, spec: Spec, precision: str, weights: Arrays, grads: Arrays, variant: str
 ) -> Step:
-    """torch.optim on tensors sharing the arrays; raises when the variant does not exist."""
+    """torch.optim on tensors sharing the arrays; LookupError when torch lacks the variant."""
     assert spec.torch is not None
     name, kwargs = spec.torch
     if precision == "fp32":
@@ -252,7 +253,10 @@ def torch_step(
         opt.step()
         copy_all(halves, [p.detach() for p in params])
 
-    step()  # fails here for a variant torch lacks (e.g. fused RMSprop on CPU)
+    try:
+        step()
+    except RuntimeError as exc:  # e.g. a fused kernel torch lacks for this device or dtype
+        raise LookupError(f"torch.optim.{name}({variant}=True): {exc}") from exc
     return step
 
 
@@ -286,8 +290,8 @@ def build_case(
             else:
                 variant = impl.split()[1]
                 case.steps[impl] = torch_step(torch, spec, precision, ws, grads, variant)
-        except (LookupError, RuntimeError, ValueError, TypeError) as exc:
-            case.unavailable[impl] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except LookupError as exc:
+            case.unavailable[impl] = str(exc).splitlines()[0]
             continue
         weights[impl] = ws
     return case, weights
@@ -421,9 +425,17 @@ def plot(results: Sequence[Result], path: str, title: str) -> None:
         ax.set_ylabel("% of a += b bandwidth")
         ax.set_title(f"{PRECISIONS[precision]}, {LAYOUTS[layout]}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(ncol=len(impls), fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        ncol=len(impls),
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.97),
+    )
+    fig.suptitle(title, fontsize=10, y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -523,7 +535,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
     if args.markdown:
         Path(args.markdown).write_text(table)
     if args.plot:
-        plot(results, args.plot, f"optimizer step throughput: {machine()}")
+        plot(results, args.plot, f"one optimizer step: {machine()}, {datetime.date.today()}")
     return results
 
 
