@@ -1,6 +1,9 @@
 //! Optimizer checkpoints: round trips that continue bit-identically, and every kind of
 //! damaged file refused with an error.
 
+// The helpers outside `#[test]` functions unwrap too: a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use mxopt::half::f16;
 use mxopt::optim::{nadam::Nadam, rmsprop::RmsProp, sgd::Sgd, signum::Signum};
 use mxopt::optimizer::checkpoint::{ParamType, Record, Tensor, Values};

@@ -112,6 +112,17 @@ impl Values {
     }
 }
 
+macro_rules! values_from {
+    ($($T:ty => $V:ident),*) => {$(
+        impl From<Vec<$T>> for Values {
+            fn from(v: Vec<$T>) -> Values {
+                Values::$V(v)
+            }
+        }
+    )*};
+}
+values_from!(f16 => F16, f32 => F32, f64 => F64);
+
 /// A tensor of a checkpoint: its shape (as written; a flat `[len]` from Rust) and values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
