@@ -216,8 +216,8 @@ impl Record {
     ///
     /// # Errors
     /// [`Error::Checkpoint`] when a parameter is inconsistent (state dtypes, a master copy
-    /// on a non-`f16` parameter, tensor lengths that differ, a shape that does not match
-    /// the values), or metadata uses a reserved key.
+    /// on a non-`f16` parameter, a shape that does not match the values), or metadata
+    /// uses a reserved key.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut metadata = self.metadata.clone();
         for key in RESERVED {
@@ -272,7 +272,7 @@ impl Record {
     /// [`Error::Checkpoint`] for anything but a well-formed version-1 checkpoint: a bad
     /// header length, a header that is not the expected JSON, tensor offsets out of range
     /// or overlapping, data lengths that do not match dtype and shape, another format or
-    /// version, a missing or extra tensor, inconsistent dtypes or lengths.
+    /// version, a missing or extra tensor, inconsistent dtypes.
     ///
     /// ```
     /// use mxopt::optimizer::checkpoint::Record;
@@ -365,8 +365,9 @@ impl Record {
 }
 
 impl ParamRecord {
-    /// Dtypes and lengths agree: states in the parameter's type (`f32` beside a master
-    /// copy, which only `f16` parameters have), every tensor as long as the others.
+    /// Dtypes agree: states in the parameter's type (`f32` beside a master copy, which
+    /// only `f16` parameters have), and shapes match the values. Lengths are the
+    /// optimizer's business (GroupAdaGrad keeps one value per row).
     fn check(&self, name: &str) -> Result<()> {
         let state_type = match (self.dtype, &self.master) {
             (ParamType::F16, Some(_)) => Dtype::F32,
@@ -388,7 +389,6 @@ impl ParamRecord {
             .iter()
             .enumerate()
             .map(|(i, s)| (state_name(name, i), s, state_type));
-        let mut len = None;
         for (key, tensor, dtype) in master.chain(states) {
             if tensor.values.dtype() != dtype {
                 return bad(format!(
@@ -406,12 +406,6 @@ impl ParamRecord {
                 return bad(format!(
                     "tensor {key:?} has shape {:?} but {n} values",
                     tensor.shape
-                ));
-            }
-            if *len.get_or_insert(n) != n {
-                return bad(format!(
-                    "tensor {key:?} has {n} values; the other tensors of {name:?} have {}",
-                    len.unwrap_or(0)
                 ));
             }
         }
@@ -491,7 +485,7 @@ impl Optimizer {
     /// # Errors
     /// [`Error::Checkpoint`] when the algorithm is not one this build has, a setting is
     /// invalid, or a parameter's tensors do not fit the algorithm (number of states,
-    /// dtypes, multi-precision); the errors of [`Optimizer::new`] for bad
+    /// lengths, multi-precision); the errors of [`Optimizer::new`] for bad
     /// hyper-parameters.
     pub fn from_record(record: &Record) -> Result<Optimizer> {
         let entry = |key: &str| {
@@ -651,6 +645,16 @@ impl ParamState {
             ));
         }
         p.check(name)?;
+        // Every buffer of these algorithms is as long as the parameter.
+        let mut lens = p.master.iter().chain(&p.states).map(|t| t.values.len());
+        if let Some(first) = lens.next() {
+            if let Some(other) = lens.find(|&n| n != first) {
+                return bad(format!(
+                    "parameter {name:?} has tensors of {first} and {other} values; its \
+                     state and master copy must have the parameter's length"
+                ));
+            }
+        }
         let buffers = match (&p.master, p.dtype) {
             (Some(master), _) => Buffers::Mixed {
                 master: typed(std::slice::from_ref(master), as_f32)?.remove(0),

@@ -379,28 +379,38 @@ def _dtype(master: Any, arrays: List[np.ndarray], known: Any) -> str:
 # ------------------------------------------------------------------------ names
 
 
-def _names(opt: Optimizer, keys: List[Hashable]) -> Tuple[Dict[Hashable, str], Dict[str, Any]]:
-    """Each key's parameter name in the file (a str key itself; an index its
-    ``param_idx2name`` entry, else its decimal form), and the indices to restore."""
+def _name_of(opt: Optimizer, key: Hashable) -> str:
+    """A key's parameter name in the file: a str key itself, an int index its
+    ``param_idx2name`` entry or else its decimal form."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and not isinstance(key, bool):
+        return opt.idx2name.get(key, str(key))
+    raise ValueError(f"the key {key!r} is neither a parameter name nor an integer index")
+
+
+def _names(
+    opt: Optimizer, keys: List[Hashable], mult_keys: List[Hashable]
+) -> Tuple[Dict[Hashable, str], Dict[str, int]]:
+    """Each key's name in the file, and the int indices to restore by name. Parameter
+    keys (states, counts) must map to distinct names; a multiplier may have both an index
+    and a name key for one parameter (MXNet looks the index up first)."""
     names: Dict[Hashable, str] = {}
-    indices: Dict[str, Any] = {}
+    indices: Dict[str, int] = {}
     owner: Dict[str, Hashable] = {}
     for key in keys:
-        if isinstance(key, str):
-            name = key
-        elif isinstance(key, int) and not isinstance(key, bool):
-            name = opt.idx2name.get(key, str(key))
-            indices[name] = key
-        else:
-            raise ValueError(
-                f"states: the key {key!r} is neither a parameter name nor an integer index"
-            )
+        name = names[key] = _name_of(opt, key)
         if owner.setdefault(name, key) != key:
             raise ValueError(
                 f"states: the keys {owner[name]!r} and {key!r} both map to the parameter "
                 f"name {name!r}"
             )
-        names[key] = name
+        if isinstance(key, int):
+            indices[name] = key
+    for key in mult_keys:
+        name = names[key] = _name_of(opt, key)
+        if isinstance(key, int) and name not in owner:
+            indices.setdefault(name, key)
     return names, indices
 
 
@@ -422,9 +432,8 @@ def save(updater: Updater, path: Any) -> None:
                     f"LBSGD is accumulating gradients of {key!r} (batch_scale="
                     f"{opt.batch_scale}); save after the update that completes the batch"
                 )
-    mult_keys = [*opt.lr_mult, *opt.wd_mult]
-    keys = list(dict.fromkeys([*updater.states, *counts, *mult_keys, *cumgrads]))
-    names, indices = _names(opt, keys)
+    keys = list(dict.fromkeys([*updater.states, *counts, *cumgrads]))
+    names, indices = _names(opt, keys, [*opt.lr_mult, *opt.wd_mult])
     template = _template(opt)
     known = getattr(updater, "_weight_dtypes", {})
     params: Dict[str, Any] = {}
@@ -474,6 +483,8 @@ def save(updater: Updater, path: Any) -> None:
         "indices": indices,
         "counts_without_state": {names[k]: c for k, c in counts.items() if k not in updater.states},
         "lbsgd_num_cums": {names[k]: e["num_cums"] for k, e in cumgrads.items()},
+        # States whose index was never counted (the file records begin_num_update).
+        "uncounted": sorted(names[k] for k in updater.states if k not in counts),
     }
     metadata = {
         "algorithm": _dumps(algorithm),
@@ -577,6 +588,9 @@ def load(updater: Updater, path: Any) -> None:
     extra_counts = python.get("counts_without_state", {})
     for name in extra_counts if isinstance(extra_counts, dict) else ():
         counts[key_of(name)] = _count(extra_counts, name, "python.counts_without_state")
+    uncounted = python.get("uncounted", [])
+    if not isinstance(uncounted, list):
+        raise ValueError("checkpoint: python.uncounted must be a list of names")
     template = _template(trial)
     states: Dict[Hashable, Any] = {}
     dtypes: Dict[Hashable, Any] = {}
@@ -599,7 +613,8 @@ def load(updater: Updater, path: Any) -> None:
                 + " multi_precision"
             )
         states[key] = _join(trial, master, list(arrays), template)
-        counts[key] = count
+        if name not in uncounted:
+            counts[key] = count
         dtypes[key] = np.dtype(dtype)
     num_cums = python.get("lbsgd_num_cums", {})
     if isinstance(trial, LBSGD):
