@@ -240,21 +240,41 @@ def rewrite(path: Path, out: Path, edit: Any) -> None:
     _core.checkpoint_write(out, metadata, params)
 
 
+def set_json(entry: str, path: Tuple[str, ...], value: Any) -> Any:
+    """An edit of a rewritten file: one field of a JSON metadata entry."""
+
+    def edit(metadata: Dict[str, str], params: Any) -> None:
+        data = json.loads(metadata[entry])
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        metadata[entry] = json.dumps(data)
+
+    return edit
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m, p: m.update(algorithm='{"name": "sgd"}'), "'sgd' optimizer"),
+        (set_json("algorithm", ("name",), "sgd"), "'sgd' optimizer"),
         (lambda m, p: m.pop("config"), "no 'config'"),
         (lambda m, p: m.update(state="[1, 2"), "not valid JSON"),
-        (lambda m, p: m.update(algorithm=m["algorithm"].replace("0.9", "NaN")), "finite"),
-        (lambda m, p: m.update(algorithm=m["algorithm"].replace("0.9", '"x"')), "beta1"),
-        (lambda m, p: m.update(algorithm=m["algorithm"].replace("0.9", "2.0")), "beta1"),
-        (lambda m, p: m.update(config=m["config"].replace('"wd": 0.0', '"wd": true')), "wd"),
-        (lambda m, p: p["fc_bias"][3].pop(), "keeps 2"),
+        (lambda m, p: m.update(state='{"lr": NaN}'), "finite"),
+        (set_json("algorithm", ("beta1",), "x"), "beta1"),
+        (set_json("algorithm", ("epsilon",), None), "epsilon"),
+        (set_json("config", ("wd",), True), "wd"),
         (
             lambda m, p: m.update(
-                config=m["config"].replace('"lr_scheduler": null', '"lr_scheduler": 3')
+                config=m["config"].replace('"lr_mult": {}', '"lr_mult": {"fc_bias": 1e999}')
             ),
+            "lr_mult",
+        ),
+        (set_json("state", ("num_update",), -3), "num_update"),
+        (lambda m, p: p["fc_bias"][3].pop(), "keeps 2"),
+        (set_json("config", ("lr_scheduler",), 3), "lr_scheduler"),
+        (
+            set_json("config", ("lr_scheduler",), {"base_lr": 0.1, "warmup": {}, "kind": {}}),
             "lr_scheduler",
         ),
         (
