@@ -359,9 +359,12 @@ def rust_example() -> Path:
         pytest.fail(f"cargo build --example checkpoint_resume failed:\n{build.stderr}")
     for line in build.stdout.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message.get("executable"):
-            if message["target"]["name"] == "checkpoint_resume":
-                return Path(message["executable"])
+        if (
+            message.get("reason") == "compiler-artifact"
+            and message.get("executable")
+            and message["target"]["name"] == "checkpoint_resume"
+        ):
+            return Path(message["executable"])
     pytest.fail("cargo did not report the checkpoint_resume executable")
 
 
@@ -463,3 +466,22 @@ def test_rust_refuses_python_only_optimizers(rust_example: Path, tmp_path: Path)
     )
     assert done.returncode != 0
     assert "lamb" in done.stderr and "panicked" not in done.stderr
+
+
+def test_rust_rule_by_suffix_becomes_multipliers(tmp_path: Path) -> None:
+    """A Rust file says "no weight decay for names ending in neither _weight nor _gamma"
+    (decay_by_suffix); Python turns it into wd_mult entries for the file's parameters."""
+    _, path = saved(tmp_path)
+    out = tmp_path / "rust_style.safetensors"
+
+    def rust_style(metadata: Dict[str, str], params: Any) -> None:
+        set_json("config", ("decay_by_suffix",), True)(metadata, params)
+        set_json("config", ("wd_mult",), {})(metadata, params)
+        del metadata["python"]
+
+    rewrite(path, out, rust_style)
+    target = make("adam", {})
+    target.load(out)
+    assert target.optimizer.wd_mult == {1: 0.0}
+    # Without python metadata, names go back to indices through param_idx2name.
+    assert set(target.states) == {0, 1}
