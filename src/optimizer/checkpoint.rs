@@ -375,14 +375,13 @@ impl ParamRecord {
     /// optimizer's business (GroupAdaGrad keeps one value per row).
     fn check(&self, name: &str) -> Result<()> {
         let state_type = match (self.dtype, &self.master) {
-            (ParamType::F16, Some(_)) => Dtype::F32,
+            (ParamType::F16, Some(_)) | (ParamType::F32, None) => Dtype::F32,
             (_, Some(_)) => {
                 return bad(format!(
                     "parameter {name:?} has a master copy but is not F16"
                 ))
             }
             (ParamType::F16, None) => Dtype::F16,
-            (ParamType::F32, None) => Dtype::F32,
             (ParamType::F64, None) => Dtype::F64,
         };
         let master = self

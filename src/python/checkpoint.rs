@@ -50,12 +50,13 @@ fn tensor(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     })
 }
 
-fn array<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
+/// The tensor as a new NumPy array of its shape (its values move, not copied).
+fn array(py: Python<'_>, t: Tensor) -> PyResult<Bound<'_, PyAny>> {
     let shape = t.shape.as_slice();
-    Ok(match &t.values {
-        Values::F16(v) => PyArray1::from_slice(py, v).reshape(shape)?.into_any(),
-        Values::F32(v) => PyArray1::from_slice(py, v).reshape(shape)?.into_any(),
-        Values::F64(v) => PyArray1::from_slice(py, v).reshape(shape)?.into_any(),
+    Ok(match t.values {
+        Values::F16(v) => PyArray1::from_vec(py, v).reshape(shape)?.into_any(),
+        Values::F32(v) => PyArray1::from_vec(py, v).reshape(shape)?.into_any(),
+        Values::F64(v) => PyArray1::from_vec(py, v).reshape(shape)?.into_any(),
     })
 }
 
@@ -114,15 +115,15 @@ fn checkpoint_read<'py>(
 ) -> PyResult<(BTreeMap<String, String>, PyParams<'py>)> {
     let record = Record::from_bytes(&checkpoint::read(&path)?)?;
     let mut params = BTreeMap::new();
-    for (name, p) in &record.params {
-        let master = p.master.as_ref().map(|m| array(py, m)).transpose()?;
+    for (name, p) in record.params {
+        let master = p.master.map(|m| array(py, m)).transpose()?;
         let states = p
             .states
-            .iter()
+            .into_iter()
             .map(|s| array(py, s))
             .collect::<PyResult<Vec<_>>>()?;
         let entry = (p.count, type_name(p.dtype), master, states);
-        params.insert(name.clone(), entry.into_pyobject(py)?.into_any());
+        params.insert(name, entry.into_pyobject(py)?.into_any());
     }
     Ok((record.metadata, params))
 }
