@@ -491,7 +491,7 @@ impl TryFrom<Unchecked> for Scheduler {
     /// scheduler that passes runs without panicking, dividing by zero or indexing out of
     /// range.
     fn try_from(u: Unchecked) -> Result<Scheduler> {
-        finite("warmup_final_lr", u.warmup_final_lr)?;
+        // `new` checks the warmup against the rate it ramps to.
         let mut scheduler = Scheduler::new(u.warmup_final_lr, u.warmup, u.kind)?;
         finite("base_lr", u.base_lr)?;
         scheduler.base_lr = u.base_lr;
