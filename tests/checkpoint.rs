@@ -532,3 +532,41 @@ fn names_with_slashes_round_trip() {
     assert!(back.to_record().unwrap() == record);
     assert_eq!(record.params.len(), 5);
 }
+
+/// The hyper-parameters the Python package writes for the optimizers the high-level
+/// Rust API does not drive yet (`python/mxopt/optimizer/_checkpoint.py`, defaults of
+/// `create(name)`) read as the kernel-level structs, with the same values: a driver
+/// added for them loads Python's files.
+#[test]
+fn python_hyper_parameters_read_as_the_rust_structs() {
+    use mxopt::optim::sgld::Sgld;
+    use mxopt::optim::{dcasgd::Dcasgd, group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
+    fn read<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(json: &str, expected: T) {
+        let value: T = serde_json::from_str(json).unwrap();
+        assert_eq!(value, expected, "{json}");
+        // Every field is required: a file without one is refused.
+        let mut object: serde_json::Value = serde_json::from_str(json).unwrap();
+        object.as_object_mut().unwrap().remove("rescale_grad");
+        assert!(serde_json::from_value::<T>(object).is_err());
+    }
+    read(
+        r#"{"name": "lars", "eta": 0.001, "eps": 0, "momentum": 0.0, "rescale_grad": 1.0, "clip_gradient": null}"#,
+        Lars::default(),
+    );
+    read(
+        r#"{"name": "lamb", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-06, "rescale_grad": 1.0, "clip_gradient": null, "bias_correction": true, "lower_bound": null, "upper_bound": null}"#,
+        Lamb::default(),
+    );
+    read(
+        r#"{"name": "dcasgd", "lamda": 0.04, "rescale_grad": 1.0, "clip_gradient": null}"#,
+        Dcasgd::default(),
+    );
+    read(
+        r#"{"name": "sgld", "rescale_grad": 1.0, "clip_gradient": null}"#,
+        Sgld::default(),
+    );
+    read(
+        r#"{"name": "groupadagrad", "epsilon": 1e-05, "rescale_grad": 1.0, "clip_gradient": null}"#,
+        GroupAdaGrad::default(),
+    );
+}
