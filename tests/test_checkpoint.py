@@ -282,6 +282,10 @@ def set_json(entry: str, path: Tuple[str, ...], value: Any) -> Any:
             "system",
         ),
         (lambda m, p: m.update(python='{"indices": {"fc_bias": "x"}}'), "indices"),
+        (
+            lambda m, p: m.update(python='{"class": "adam", "attributes": {"aggregate_num": "8"}}'),
+            "aggregate_num",
+        ),
     ],
 )
 def test_tampered_contents_are_refused(tmp_path: Path, edit: Any, message: str) -> None:

@@ -583,6 +583,11 @@ def load(updater: Updater, path: Any) -> None:
             raise ValueError(
                 f"checkpoint: python.attributes.{attr} is not a setting of {type(opt).__name__}"
             )
+        if not _same_kind(current, value):
+            raise ValueError(
+                f"checkpoint: python.attributes.{attr} = {value!r} does not fit the "
+                f"current {current!r}"
+            )
         setattr(trial, attr, value)
     counts: Dict[Hashable, int] = {}
     extra_counts = python.get("counts_without_state", {})
@@ -640,6 +645,16 @@ def load(updater: Updater, path: Any) -> None:
 
 
 _MISSING = object()
+
+
+def _same_kind(current: Any, value: Any) -> bool:
+    """Whether a Python-only attribute from a file may replace ``current``: the same type,
+    any finite number for a number, or ``None`` on either side (LARS's ``last_lr``)."""
+    if current is None or value is None:
+        return True
+    if isinstance(current, bool) or isinstance(value, bool) or isinstance(current, str):
+        return type(current) is type(value)
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _bool(obj: Any, key: str, what: str) -> bool:
