@@ -5,6 +5,10 @@
 //! cargo run --example checkpoint_resume -- CKPT_IN WEIGHTS_IN FIRST_STEP STEPS CKPT_OUT WEIGHTS_OUT
 //! ```
 //!
+//! `CKPT_IN` may instead be `new:<MXNet name>` to start a fresh optimizer of that name
+//! (MXNet's defaults, weight decay 0.01, a Factor schedule: step 2, factor 0.8, base
+//! rate 0.02).
+//!
 //! The weights travel in a checkpoint container too (each parameter's weight as its one
 //! state tensor; `f16` weights with their `f32` master copy in the optimizer's file). Each
 //! step updates every parameter, in name order, with the gradient
@@ -13,7 +17,8 @@
 
 use mxopt::half::f16;
 use mxopt::optimizer::checkpoint::{self, Record, Values};
-use mxopt::optimizer::Optimizer;
+use mxopt::optimizer::{Algorithm, Config, Optimizer};
+use mxopt::schedule::Factor;
 use std::path::Path;
 
 /// The gradient of `step` for a weight of `len` elements.
@@ -59,7 +64,22 @@ fn main() -> mxopt::Result<()> {
         s.parse::<u64>()
             .map_err(|e| mxopt::Error::Checkpoint(format!("{s:?} is not a step count: {e}")))
     };
-    let mut opt = Optimizer::load(ckpt_in)?;
+    let mut opt = match ckpt_in.strip_prefix("new:") {
+        Some(name) => {
+            let schedule = Factor {
+                factor: 0.8,
+                base_lr: 0.02,
+                ..Factor::new(2)
+            };
+            let config = Config {
+                wd: 0.01,
+                lr_scheduler: Some(schedule.build()?),
+                ..Config::default()
+            };
+            Optimizer::new(Algorithm::from_name(name)?, config)?
+        }
+        None => Optimizer::load(ckpt_in)?,
+    };
     let mut weights = Record::from_bytes(&checkpoint::read(Path::new(weights_in))?)?;
     train(&mut opt, &mut weights, number(first)?, number(steps)?)?;
     opt.save(ckpt_out)?;

@@ -455,6 +455,39 @@ def test_python_rust_python(
         assert states_equal(resumed.states[k], straight.states[k]), NAMES[k]
 
 
+@pytest.mark.parametrize("name", [c[0] for c in RUST_CASES])
+def test_rust_saves_python_resumes(rust_example: Path, tmp_path: Path, name: str) -> None:
+    """Rust starts a fresh optimizer (its defaults, decay by name suffix), trains 3 steps
+    and saves; Python loads the file and trains on: equal to a Python run throughout."""
+    straight = make(
+        name, {"wd": 0.01}, lr_scheduler=lr_scheduler.FactorScheduler(2, 0.8, base_lr=0.02)
+    )
+    w_straight = fresh_weights(np.float32)
+    save_weights(tmp_path / "w0.safetensors", w_straight)
+    out = [str(tmp_path / n) for n in ("rs.safetensors", "w_rs.safetensors")]
+    args = [f"new:{name}", str(tmp_path / "w0.safetensors"), "0", "3", *out]
+    done = subprocess.run([str(rust_example), *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        def train(updater: Updater, weights: Dict[Any, np.ndarray], steps: range) -> None:
+            for step in steps:
+                for k in (1, 0):  # name order, as the example
+                    updater(k, grad(weights[k].shape, step, np.float32), weights[k])
+
+        train(straight, w_straight, range(3))
+        from_rust = read_weights(tmp_path / "w_rs.safetensors")
+        assert all(from_rust[k].tobytes() == w_straight[k].tobytes() for k in SHAPES)
+        resumed = make(name, {})
+        resumed.load(tmp_path / "rs.safetensors")
+        train(straight, w_straight, range(3, 6))
+        train(resumed, from_rust, range(3, 6))
+    for k in SHAPES:
+        assert from_rust[k].tobytes() == w_straight[k].tobytes(), NAMES[k]
+        assert states_equal(resumed.states[k], straight.states[k]), NAMES[k]
+
+
 def test_rust_refuses_python_only_optimizers(rust_example: Path, tmp_path: Path) -> None:
     updater = make("lamb", {})
     weights = fresh_weights(np.float32)
