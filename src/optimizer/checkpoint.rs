@@ -307,10 +307,10 @@ impl Record {
             ));
         }
         let meta: BTreeMap<String, ParamMeta> = from_json("params", &take("params")?)?;
-        let mut expected = 0_usize;
+        let mut expected = std::collections::HashSet::new();
         let mut params = BTreeMap::new();
         for (name, m) in meta {
-            let tensor = |key: String| -> Result<Tensor> {
+            let mut tensor = |key: String| -> Result<Tensor> {
                 let info = infos
                     .get(&key)
                     .ok_or_else(|| Error::Checkpoint(format!("tensor {key:?} is missing")))?;
@@ -328,6 +328,7 @@ impl Record {
                     Error::Checkpoint(format!("tensor {key:?} lies outside the data"))
                 })?;
                 let values = Values::from_le_bytes(info.dtype, raw, &key)?;
+                expected.insert(key);
                 Ok(Tensor { shape, values })
             };
             let master = if m.master {
@@ -346,7 +347,6 @@ impl Record {
             let states = (0..m.states)
                 .map(|i| tensor(state_name(&name, i)))
                 .collect::<Result<Vec<_>>>()?;
-            expected += m.states + usize::from(m.master);
             let param = ParamRecord {
                 count: m.count,
                 dtype: m.dtype,
@@ -356,13 +356,14 @@ impl Record {
             param.check(&name)?;
             params.insert(name, param);
         }
-        if infos.len() != expected {
-            let known: Vec<&String> = infos
+        if infos.len() != expected.len() {
+            let mut orphans: Vec<&String> = infos
                 .keys()
-                .filter(|key| !params.keys().any(|name| belongs(key, name)))
+                .filter(|key| !expected.contains(*key))
                 .collect();
+            orphans.sort();
             return bad(format!(
-                "tensors {known:?} belong to no parameter of the params entry"
+                "tensors {orphans:?} belong to no parameter of the params entry"
             ));
         }
         Ok(Record { metadata, params })
@@ -423,16 +424,6 @@ fn state_name(param: &str, i: usize) -> String {
 
 fn master_name(param: &str) -> String {
     format!("master/{param}")
-}
-
-/// Whether a tensor name is one of `param`'s.
-fn belongs(key: &str, param: &str) -> bool {
-    key == master_name(param)
-        || key
-            .strip_prefix("state/")
-            .and_then(|rest| rest.strip_prefix(param))
-            .and_then(|rest| rest.strip_prefix('/'))
-            .is_some_and(|i| i.parse::<usize>().is_ok())
 }
 
 fn bad<T>(why: String) -> Result<T> {
