@@ -334,6 +334,18 @@ def test_what_cannot_be_saved(tmp_path: Path) -> None:
     assert not (tmp_path / "c.safetensors").exists()
 
 
+def test_load_keeps_the_live_param_dict(tmp_path: Path) -> None:
+    class Param:
+        lr_mult = 0.5
+        wd_mult = 1.0
+
+    _, path = saved(tmp_path)
+    target = Updater(create("adam", param_dict={0: Param()}))
+    target.load(path)
+    assert isinstance(target.optimizer.param_dict[0], Param)
+    assert target.optimizer._get_lrs([0]) == [0.5 * target.optimizer.lr]
+
+
 def test_loading_another_optimizer_is_refused(tmp_path: Path) -> None:
     _, path = saved(tmp_path)
     target = make("sgd", {"momentum": 0.9})

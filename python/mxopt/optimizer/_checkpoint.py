@@ -12,7 +12,6 @@ aside, which the Rust side has) travel under the ``python`` metadata key, ignore
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import numbers
@@ -530,7 +529,10 @@ def load(updater: Updater, path: Any) -> None:
             f"checkpoint: the file holds a {got!r} optimizer; this updater's optimizer is "
             f"{type(opt).__name__} ({file_name!r})"
         )
-    trial = copy.copy(opt)
+    # Settings go to a shallow twin first (copy.copy would drop param_dict, which the
+    # optimizer's pickling leaves out), and replace the optimizer's once all are checked.
+    trial = object.__new__(type(opt))
+    trial.__dict__.update(opt.__dict__)
     for json_key, attr in fields:
         setattr(trial, attr, _hyper_value(algorithm, json_key, getattr(opt, attr)))
     lr = config.get("learning_rate") if isinstance(config, dict) else None
