@@ -96,6 +96,7 @@ pub enum Algorithm {
     /// Defaults: those of [`Lars`], `momentum_correction = true`, `exact_norms = true`.
     Lars {
         /// Hyper-parameters; `momentum` is the one given, before its correction.
+        #[serde(flatten)]
         hyper: Lars,
         /// Scale the momentum by `current lr / previous lr` when the rate changes.
         momentum_correction: bool,
@@ -108,6 +109,7 @@ pub enum Algorithm {
     /// `exact_norms = true`, `update_master_copy = false`.
     Lamb {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: Lamb,
         /// As for [`Algorithm::Lars`].
         exact_norms: bool,
@@ -128,6 +130,7 @@ pub enum Algorithm {
     /// `add_noise = true`.
     Sgld {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: Sgld,
         /// Add the noise (`false`: the deterministic half step only).
         add_noise: bool,

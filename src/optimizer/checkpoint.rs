@@ -31,7 +31,9 @@
 //! the format and version, the algorithm and its hyper-parameters, the schedule, and that
 //! every parameter has exactly its tensors, with consistent dtypes and lengths.
 
-use super::{Algorithm, Buffers, Config, Optimizer, ParamState};
+use super::drivers::{Accumulation, Held};
+use super::{Algorithm, Buffers, Config, Optimizer, ParamState, Start};
+use crate::init::Generator;
 use crate::{Error, Result};
 use half::f16;
 use safetensors::{Dtype, SafeTensors, View};
@@ -448,7 +450,16 @@ struct Progress {
     lr: f64,
     num_update: u64,
     m_schedule: f64,
+    /// LARS's base learning rates of the previous and the current update call.
+    last_lr: Option<f64>,
+    cur_lr: Option<f64>,
+    /// SGLD's noise source: its seed and the streams taken so far.
+    generator: Generator,
 }
+
+/// The largest LBSGD accumulation count a checkpoint may hold (the count is incremented
+/// by every update; MXNet's is a Python int, the warm-up maths `f64`).
+const MAX_ACCUMULATION: u64 = i64::MAX as u64;
 
 impl Optimizer {
     /// The checkpoint of this optimizer: configuration, schedule position, counts and
@@ -461,11 +472,24 @@ impl Optimizer {
             lr: self.lr,
             num_update: self.num_update,
             m_schedule: self.m_schedule,
+            last_lr: self.last_lr,
+            cur_lr: self.cur_lr,
+            generator: self.generator,
+        };
+        // Only LBSGD accumulates: the other algorithms write an empty table.
+        let accumulation: BTreeMap<&str, &Accumulation> = match self.algorithm {
+            Algorithm::Lbsgd(_) => self
+                .params
+                .iter()
+                .map(|(name, p)| (name.as_str(), &p.accumulation))
+                .collect(),
+            _ => BTreeMap::new(),
         };
         let metadata = BTreeMap::from([
             ("algorithm".to_owned(), to_json(&self.algorithm)?),
             ("config".to_owned(), to_json(&self.config)?),
             ("state".to_owned(), to_json(&progress)?),
+            ("accumulation".to_owned(), to_json(&accumulation)?),
         ]);
         let params = self
             .params
@@ -492,15 +516,24 @@ impl Optimizer {
         let algorithm: Algorithm = from_json("algorithm", entry("algorithm")?)?;
         let config: Config = from_json("config", entry("config")?)?;
         let progress: Progress = from_json("state", entry("state")?)?;
+        let mut accumulation: BTreeMap<String, Accumulation> =
+            from_json("accumulation", entry("accumulation")?)?;
         for (what, map) in [("lr_mult", &config.lr_mult), ("wd_mult", &config.wd_mult)] {
             if let Some((name, v)) = map.iter().find(|(_, v)| !v.is_finite()) {
                 return bad(format!("{what}[{name:?}] = {v} is not finite"));
             }
         }
-        for (what, v) in [("lr", progress.lr), ("m_schedule", progress.m_schedule)] {
-            if !v.is_finite() {
+        let lrs = [("last_lr", progress.last_lr), ("cur_lr", progress.cur_lr)];
+        let rates = [("lr", Some(progress.lr)), ("m_schedule", Some(progress.m_schedule))];
+        for (what, v) in rates.into_iter().chain(lrs) {
+            if let Some(v) = v.filter(|v| !v.is_finite()) {
                 return bad(format!("state {what} = {v} is not finite"));
             }
+        }
+        if let Some(name) = accumulation.keys().find(|n| !record.params.contains_key(*n)) {
+            return bad(format!(
+                "accumulation of {name:?}, which is not a parameter of the file"
+            ));
         }
         // The constructor checks the hyper-parameters; the saved position then replaces
         // what it derives (it would reset the scheduler's base rate).
@@ -510,12 +543,22 @@ impl Optimizer {
         opt.lr = progress.lr;
         opt.num_update = progress.num_update;
         opt.m_schedule = progress.m_schedule;
-        let n = opt.algorithm.num_states();
+        opt.last_lr = progress.last_lr;
+        opt.cur_lr = progress.cur_lr;
+        opt.generator = progress.generator;
+        let algorithm = opt.algorithm;
         let mp = opt.config.multi_precision;
         opt.params = record
             .params
             .iter()
-            .map(|(name, p)| Ok((name.clone(), ParamState::from_record(name, p, n, mp)?)))
+            .map(|(name, p)| {
+                let mut state = ParamState::from_record(name, p, &algorithm, mp)?;
+                if let Some(acc) = accumulation.remove(name) {
+                    check_accumulation(name, &acc, &algorithm, &state.buffers)?;
+                    state.accumulation = acc;
+                }
+                Ok((name.clone(), state))
+            })
             .collect::<Result<HashMap<_, _>>>()?;
         Ok(opt)
     }
@@ -623,9 +666,14 @@ impl ParamState {
         }
     }
 
-    /// A parameter's state from its (already self-consistent) record, for an algorithm
-    /// with `n` states.
-    fn from_record(name: &str, p: &ParamRecord, n: usize, mp: bool) -> Result<ParamState> {
+    /// A parameter's state from its (already self-consistent) record, for `algorithm`.
+    fn from_record(
+        name: &str,
+        p: &ParamRecord,
+        algorithm: &Algorithm,
+        mp: bool,
+    ) -> Result<ParamState> {
+        let n = algorithm.num_states();
         if p.states.len() != n {
             return bad(format!(
                 "parameter {name:?} has {} state tensors; the algorithm keeps {n}",
@@ -640,16 +688,7 @@ impl ParamState {
             ));
         }
         p.check(name)?;
-        // Every buffer of these algorithms is as long as the parameter.
-        let mut lens = p.master.iter().chain(&p.states).map(|t| t.values.len());
-        if let Some(first) = lens.next() {
-            if let Some(other) = lens.find(|&n| n != first) {
-                return bad(format!(
-                    "parameter {name:?} has tensors of {first} and {other} values; its \
-                     state and master copy must have the parameter's length"
-                ));
-            }
-        }
+        check_lengths(name, p, algorithm)?;
         let buffers = match (&p.master, p.dtype) {
             (Some(master), _) => Buffers::Mixed {
                 master: typed(std::slice::from_ref(master), as_f32)?.remove(0),
@@ -668,8 +707,97 @@ impl ParamState {
         Ok(ParamState {
             count: p.count,
             buffers,
+            accumulation: Accumulation::default(),
         })
     }
+}
+
+/// The state buffers all have one length: the parameter's (as its master copy's, if
+/// any), or for per-row states (GroupAdaGrad) one value per row of the master copy.
+/// Without a master copy, the next update checks them against the weight.
+fn check_lengths(name: &str, p: &ParamRecord, algorithm: &Algorithm) -> Result<()> {
+    let mut lens = p.states.iter().map(|t| t.values.len());
+    let first = lens.next();
+    if let (Some(first), Some(other)) = (first, lens.find(|&n| Some(n) != first)) {
+        return bad(format!(
+            "parameter {name:?} has state tensors of {first} and {other} values; they must \
+             have one length"
+        ));
+    }
+    let (Some(state), Some(master)) = (first, p.master.as_ref().map(|m| m.values.len())) else {
+        return Ok(());
+    };
+    let per_row = matches!(algorithm.layout(Some(0))?.start, Start::RowZeros(_));
+    if per_row {
+        // `rows` rows of `master / rows` values: the states have the row count.
+        let row_len = master.checked_div(state).unwrap_or(0);
+        if state * row_len != master || (state == 0) != (master == 0) {
+            return bad(format!(
+                "parameter {name:?} has per-row states of {state} values, which is not a \
+                 row count of its {master}-value master copy"
+            ));
+        }
+    } else if state != master {
+        return bad(format!(
+            "parameter {name:?} has tensors of {master} and {state} values; its state and \
+             master copy must have the parameter's length"
+        ));
+    }
+    Ok(())
+}
+
+/// LBSGD's accumulation of a parameter: a count that can still grow and that is past
+/// the starting epoch, an accumulator that holds something exactly when a batch is
+/// part-way (it is reset by every weight update), and held rows that fit the buffer.
+fn check_accumulation(
+    name: &str,
+    acc: &Accumulation,
+    algorithm: &Algorithm,
+    buffers: &Buffers,
+) -> Result<()> {
+    let Algorithm::Lbsgd(hyper) = algorithm else {
+        return bad(format!(
+            "accumulation of {name:?}: only LBSGD accumulates gradients, this is {}",
+            algorithm.name()
+        ));
+    };
+    let what = format!("accumulation of {name:?}");
+    if acc.count > MAX_ACCUMULATION {
+        return bad(format!("{what}: count {} is too large", acc.count));
+    }
+    if acc.count != 0 && acc.count <= hyper.init_updates() {
+        return bad(format!(
+            "{what}: count {} is not past the starting epoch's {} updates",
+            acc.count,
+            hyper.init_updates()
+        ));
+    }
+    let part_way = acc.count % hyper.batch_scale != 0;
+    if part_way != (acc.held != Held::Zero) {
+        return bad(format!(
+            "{what}: the accumulator must hold gradients exactly when the count ({}) is not \
+             a multiple of batch_scale ({})",
+            acc.count, hyper.batch_scale
+        ));
+    }
+    if let Held::Rows { rows, indices } = &acc.held {
+        // The accumulator is the last state buffer.
+        let len = match buffers {
+            Buffers::F16(s) => s.last().map(Vec::len),
+            Buffers::F32(s) | Buffers::Mixed { states: s, .. } => s.last().map(Vec::len),
+            Buffers::F64(s) => s.last().map(Vec::len),
+        }
+        .unwrap_or(0);
+        let row_len = len.checked_div(*rows).unwrap_or(0);
+        if rows * row_len != len {
+            return bad(format!(
+                "{what}: {rows} rows do not divide the accumulator's {len} values"
+            ));
+        }
+        crate::engine::check_rows(indices, *rows)
+            .map_err(|e| Error::Checkpoint(format!("{what}: held rows: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The values of `tensors`, all of the type `pick` accepts (which [`ParamRecord::check`]
