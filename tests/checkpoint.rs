@@ -5,17 +5,35 @@
 #![allow(clippy::unwrap_used)]
 
 use mxopt::half::f16;
-use mxopt::optim::{nadam::Nadam, rmsprop::RmsProp, sgd::Sgd, signum::Signum};
+use mxopt::init::Generator;
+use mxopt::optim::lbsgd::{Lbsgd, WarmupStrategy};
+use mxopt::optim::{lars::Lars, nadam::Nadam, rmsprop::RmsProp, sgd::Sgd, signum::Signum};
 use mxopt::optimizer::checkpoint::{ParamType, Record, Tensor, Values};
-use mxopt::optimizer::{Algorithm, Config, Optimizer, Param};
+use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer, Param};
 use mxopt::schedule::{Factor, MultiFactor, Poly, Warmup, WarmupMode};
 use mxopt::Error;
 use std::collections::HashMap;
 
 fn algorithms() -> Vec<Algorithm> {
     let mut all: Vec<Algorithm> = [
-        "sgd", "nag", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl",
+        "sgd",
+        "nag",
+        "adam",
+        "adagrad",
+        "rmsprop",
+        "adamax",
+        "nadam",
+        "adadelta",
+        "ftml",
+        "ftrl",
         "signum",
+        "lars",
+        "lamb",
+        "lbsgd",
+        "dcasgd",
+        "sgld",
+        "groupadagrad",
+        "test",
     ]
     .iter()
     .map(|n| Algorithm::from_name(n).unwrap())
@@ -40,7 +58,42 @@ fn algorithms() -> Vec<Algorithm> {
         schedule_decay: 0.01,
         ..Nadam::default()
     }));
+    all.push(Algorithm::Lars {
+        hyper: Lars {
+            momentum: 0.9,
+            eta: 0.01,
+            ..Lars::default()
+        },
+        momentum_correction: true,
+        exact_norms: true,
+    });
+    // Saved part-way through a batch of 3 (and through the warm-up).
+    all.push(Algorithm::Lbsgd(Lbsgd {
+        momentum: 0.9,
+        batch_scale: 3,
+        warmup_epochs: 1,
+        updates_per_epoch: 4,
+        begin_epoch: 1,
+        warmup_strategy: WarmupStrategy::Power2,
+        ..Lbsgd::default()
+    }));
+    all.push(Algorithm::Lbsgd(Lbsgd {
+        batch_scale: 2,
+        warmup_strategy: WarmupStrategy::Lars,
+        ..Lbsgd::default()
+    }));
     all
+}
+
+/// Whether `algorithm` takes parameters of type `T` (LAMB and GroupAdaGrad keep `f32`
+/// states: `f32`, or `f16` with multi-precision).
+fn takes<T: Param>(algorithm: &Algorithm, multi_precision: bool) -> bool {
+    let f32_states = matches!(
+        algorithm,
+        Algorithm::Lamb { .. } | Algorithm::GroupAdaGrad(_)
+    );
+    let size = std::mem::size_of::<T>();
+    !f32_states || size == 4 || (size == 2 && multi_precision)
 }
 
 fn config(multi_precision: bool) -> Config {
@@ -75,7 +128,8 @@ fn grad<T: Param>(len: usize, step: usize, of: impl Fn(f64) -> T) -> Vec<T> {
         .collect()
 }
 
-/// Trains two parameters (one of them only every other step, so counts differ).
+/// Trains two parameters of 3 rows (one of them only every other step, so counts
+/// differ).
 fn train<T: Param + Copy>(
     opt: &mut Optimizer,
     w: &mut [Vec<T>; 2],
@@ -84,10 +138,14 @@ fn train<T: Param + Copy>(
 ) {
     for step in steps {
         let g = grad(w[0].len(), step, of);
-        opt.update("a_bias", &mut w[0], &g).unwrap();
+        let values = &g;
+        opt.update_many(&mut [("a_bias", &mut w[0], Grad::Matrix { rows: 3, values })])
+            .unwrap();
         if step % 2 == 0 {
             let g = grad(w[1].len(), step + 1, of);
-            opt.update("b_weight", &mut w[1], &g).unwrap();
+            let values = &g;
+            opt.update_many(&mut [("b_weight", &mut w[1], Grad::Matrix { rows: 3, values })])
+                .unwrap();
         }
     }
 }
@@ -97,7 +155,19 @@ fn continues_identically<T: Param + Copy + PartialEq + std::fmt::Debug>(
     multi_precision: bool,
 ) {
     for algorithm in algorithms() {
-        let mut opt = Optimizer::new(algorithm, config(multi_precision)).unwrap();
+        if !takes::<T>(&algorithm, multi_precision) {
+            continue;
+        }
+        let config = Config {
+            wd: if matches!(algorithm, Algorithm::GroupAdaGrad(_)) {
+                0.0
+            } else {
+                1e-3
+            },
+            ..config(multi_precision)
+        };
+        let mut opt = Optimizer::new(algorithm, config).unwrap();
+        opt.set_generator(Generator::new(7));
         let mut w = [vec![of(0.5); 6], vec![of(-0.25); 9]];
         train(&mut opt, &mut w, 0..5, of);
         let mut resumed = Optimizer::from_bytes(&opt.to_bytes().unwrap()).unwrap();
@@ -110,8 +180,12 @@ fn continues_identically<T: Param + Copy + PartialEq + std::fmt::Debug>(
         train(&mut resumed, &mut w2, 5..12, of);
         assert_eq!(w, w2, "{algorithm:?}");
         assert!(opt.to_record().unwrap() == resumed.to_record().unwrap());
-        assert_eq!(resumed.update_count("b_weight"), Some(2 + 6));
-        assert_eq!(resumed.num_update(), 2 + 12);
+        // `Test` does not count updates.
+        if !matches!(algorithm, Algorithm::Test(_)) {
+            assert_eq!(resumed.update_count("b_weight"), Some(2 + 6));
+            assert_eq!(resumed.num_update(), 2 + 12);
+        }
+        assert_eq!(resumed.generator(), opt.generator());
     }
 }
 
@@ -155,7 +229,7 @@ fn schedules_resume_at_their_position() {
             ..Config::default()
         };
         let mut opt = Optimizer::new(Algorithm::from_name("adam").unwrap(), config).unwrap();
-        let mut w = [vec![1.0_f32; 4], vec![2.0_f32; 3]];
+        let mut w = [vec![1.0_f32; 6], vec![2.0_f32; 3]];
         train(&mut opt, &mut w, 0..6, |x| x as f32);
         let mut resumed = Optimizer::from_bytes(&opt.to_bytes().unwrap()).unwrap();
         let mut w2 = w.clone();
@@ -171,7 +245,7 @@ fn save_and_load_files() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("opt.safetensors");
     let mut opt = Optimizer::new(Algorithm::from_name("ftml").unwrap(), config(false)).unwrap();
-    let mut w = [vec![1.0_f64; 4], vec![2.0_f64; 3]];
+    let mut w = [vec![1.0_f64; 6], vec![2.0_f64; 3]];
     train(&mut opt, &mut w, 0..3, |x| x);
     opt.save(&path).unwrap();
     assert!(!dir.join("opt.safetensors.partial").exists());
@@ -327,6 +401,7 @@ fn missing_or_extra_entries_are_refused() {
         "algorithm",
         "config",
         "state",
+        "accumulation",
     ] {
         refused(
             &edited(|h| {
@@ -429,10 +504,15 @@ fn wrong_optimizers_and_settings_are_refused() {
         &set_meta("state", r#"{"lr":0.1,"num_update":1}"#),
         "m_schedule",
     );
+    let progress = r#""lr":0.1,"num_update":1,"m_schedule":1,"last_lr":null,"cur_lr":null"#;
     refused(
-        &set_meta("state", r#"{"lr":0.1,"num_update":1,"m_schedule":1,"x":2}"#),
+        &set_meta(
+            "state",
+            &format!(r#"{{{progress},"generator":{{"seed":0,"count":0}},"x":2}}"#),
+        ),
         "x",
     );
+    refused(&set_meta("state", &format!("{{{progress}}}")), "generator");
 }
 
 #[test]
@@ -533,40 +613,281 @@ fn names_with_slashes_round_trip() {
     assert_eq!(record.params.len(), 5);
 }
 
-/// The hyper-parameters the Python package writes for the optimizers the high-level
-/// Rust API does not drive yet (`python/mxopt/optimizer/_checkpoint.py`, defaults of
-/// `create(name)`) read as the kernel-level structs, with the same values: a driver
-/// added for them loads Python's files.
+/// The hyper-parameters the Python package writes (`python/mxopt/optimizer/_checkpoint.py`,
+/// defaults of `create(name)`) read as the algorithms with their defaults.
 #[test]
-fn python_hyper_parameters_read_as_the_rust_structs() {
-    use mxopt::optim::sgld::Sgld;
-    use mxopt::optim::{dcasgd::Dcasgd, group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
-    fn read<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(json: &str, expected: T) {
-        let value: T = serde_json::from_str(json).unwrap();
-        assert_eq!(value, expected, "{json}");
-        // Every field is required: a file without one is refused.
-        let mut object: serde_json::Value = serde_json::from_str(json).unwrap();
-        object.as_object_mut().unwrap().remove("rescale_grad");
-        assert!(serde_json::from_value::<T>(object).is_err());
-    }
-    read(
-        r#"{"name": "lars", "eta": 0.001, "eps": 0, "momentum": 0.0, "rescale_grad": 1.0, "clip_gradient": null}"#,
-        Lars::default(),
-    );
-    read(
-        r#"{"name": "lamb", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-06, "rescale_grad": 1.0, "clip_gradient": null, "bias_correction": true, "lower_bound": null, "upper_bound": null}"#,
-        Lamb::default(),
-    );
-    read(
+fn python_hyper_parameters_read_as_the_algorithms() {
+    let cases = [
+        r#"{"name": "lars", "eta": 0.001, "eps": 0, "momentum": 0.0, "rescale_grad": 1.0, "clip_gradient": null, "momentum_correction": true, "exact_norms": true}"#,
+        r#"{"name": "lamb", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-06, "rescale_grad": 1.0, "clip_gradient": null, "bias_correction": true, "lower_bound": null, "upper_bound": null, "exact_norms": true, "update_master_copy": false}"#,
+        r#"{"name": "lbsgd", "momentum": 0.0, "rescale_grad": 1.0, "clip_gradient": null, "warmup_strategy": "linear", "warmup_epochs": 5, "batch_scale": 1, "updates_per_epoch": 32, "begin_epoch": 0}"#,
         r#"{"name": "dcasgd", "lamda": 0.04, "rescale_grad": 1.0, "clip_gradient": null}"#,
-        Dcasgd::default(),
-    );
-    read(
-        r#"{"name": "sgld", "rescale_grad": 1.0, "clip_gradient": null}"#,
-        Sgld::default(),
-    );
-    read(
+        r#"{"name": "sgld", "rescale_grad": 1.0, "clip_gradient": null, "add_noise": true}"#,
         r#"{"name": "groupadagrad", "epsilon": 1e-05, "rescale_grad": 1.0, "clip_gradient": null}"#,
-        GroupAdaGrad::default(),
+        r#"{"name": "test", "rescale_grad": 1.0}"#,
+    ];
+    for json in cases {
+        let value: Algorithm = serde_json::from_str(json).unwrap();
+        let mut object: serde_json::Value = serde_json::from_str(json).unwrap();
+        let name = object["name"].as_str().unwrap().to_owned();
+        assert_eq!(value, Algorithm::from_name(&name).unwrap(), "{json}");
+        // Written back: the same fields.
+        let back = serde_json::to_value(value).unwrap();
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&back), keys(&object), "{json}");
+        // Every field is required: a file without one is refused.
+        object.as_object_mut().unwrap().remove("rescale_grad");
+        assert!(serde_json::from_value::<Algorithm>(object).is_err());
+    }
+    let strategies: Vec<WarmupStrategy> =
+        serde_json::from_str(r#"["linear", "power2", "sqrt", "lars", "constant"]"#).unwrap();
+    assert_eq!(strategies.len(), 5);
+    assert!(serde_json::from_str::<WarmupStrategy>(r#""exponential""#).is_err());
+}
+
+/// LBSGD with momentum, accumulating 3 gradients per update: row-sparse gradients kept
+/// row-sparse over the union of their rows, then a dense one.
+fn lbsgd_rows() -> Optimizer {
+    let lbsgd = Lbsgd {
+        momentum: 0.5,
+        batch_scale: 3,
+        ..Lbsgd::default()
+    };
+    let config = Config {
+        learning_rate: Some(0.1),
+        ..Config::default()
+    };
+    Optimizer::new(Algorithm::Lbsgd(lbsgd), config).unwrap()
+}
+
+fn sparse_steps(opt: &mut Optimizer, w: &mut [f32], steps: std::ops::Range<usize>) {
+    for step in steps {
+        let g = grad(w.len(), step, |x| x as f32);
+        if step % 4 == 3 {
+            opt.update("emb_weight", w, &g).unwrap();
+        } else {
+            // Rows `step % 4` and 3 of 4 rows of 2.
+            let r = step % 4;
+            let values = [&g[2 * r..2 * r + 2], &g[6..8]].concat();
+            opt.update_rows("emb_weight", w, 4, &[r as i64, 3], &values)
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn row_sparse_accumulation_resumes_at_every_step() {
+    for stop in 0..9 {
+        let mut opt = lbsgd_rows();
+        let mut w = vec![0.5_f32; 8];
+        sparse_steps(&mut opt, &mut w, 0..stop);
+        let bytes = opt.to_bytes().unwrap();
+        let mut resumed = Optimizer::from_bytes(&bytes).unwrap();
+        let mut w2 = w.clone();
+        sparse_steps(&mut opt, &mut w, stop..12);
+        sparse_steps(&mut resumed, &mut w2, stop..12);
+        assert_eq!(w, w2, "saved after {stop} steps");
+        assert!(opt.to_record().unwrap() == resumed.to_record().unwrap());
+    }
+    // Other optimizers with row-sparse gradients (sparse kernels and densified ones).
+    for name in ["adam", "adagrad", "sgd", "groupadagrad", "ftml", "lars"] {
+        let mut opt =
+            Optimizer::new(Algorithm::from_name(name).unwrap(), Config::default()).unwrap();
+        let mut w = vec![0.5_f32; 8];
+        sparse_steps(&mut opt, &mut w, 0..2);
+        let mut resumed = Optimizer::from_bytes(&opt.to_bytes().unwrap()).unwrap();
+        let mut w2 = w.clone();
+        sparse_steps(&mut opt, &mut w, 2..7);
+        sparse_steps(&mut resumed, &mut w2, 2..7);
+        assert_eq!(w, w2, "{name}");
+    }
+}
+
+/// The LBSGD checkpoint of [`lbsgd_rows`] after 2 row-sparse gradients, with its
+/// accumulation entry of `emb_weight` replaced.
+fn with_accumulation(entry: serde_json::Value) -> Vec<u8> {
+    let mut opt = lbsgd_rows();
+    sparse_steps(&mut opt, &mut [0.5_f32; 8], 0..2);
+    let mut record = opt.to_record().unwrap();
+    let held: serde_json::Value = serde_json::from_str(&record.metadata["accumulation"]).unwrap();
+    assert_eq!(
+        held["emb_weight"],
+        serde_json::json!({"count": 2, "held": "rows", "rows": 4, "indices": [0, 1, 3]})
     );
+    let table = serde_json::json!({ "emb_weight": entry });
+    record
+        .metadata
+        .insert("accumulation".into(), table.to_string());
+    record.to_bytes().unwrap()
+}
+
+#[test]
+fn tampered_accumulations_are_refused() {
+    use serde_json::json;
+    let rows = |count: u64, rows: u64, indices: serde_json::Value| json!({"count": count, "held": "rows", "rows": rows, "indices": indices});
+    // The untampered entry loads.
+    Optimizer::from_bytes(&with_accumulation(rows(2, 4, json!([0, 1, 3])))).unwrap();
+    for (entry, needle) in [
+        (rows(u64::MAX, 4, json!([0])), "too large"),
+        (json!({"count": -1, "held": "zero"}), "accumulation"),
+        (json!({"count": 1, "held": "zero"}), "exactly when"),
+        (json!({"count": 3, "held": "dense"}), "exactly when"),
+        (json!({"count": 1, "held": "sometimes"}), "accumulation"),
+        (json!({"count": 1}), "accumulation"),
+        (rows(2, 3, json!([0])), "do not divide"),
+        (rows(2, 0, json!([])), "do not divide"),
+        (rows(2, 4, json!([1, 0])), "held rows"),
+        (rows(2, 4, json!([0, 4])), "held rows"),
+        (rows(2, 4, json!([-1])), "held rows"),
+        (rows(2, 4, json!(["x"])), "accumulation"),
+    ] {
+        refused(&with_accumulation(entry.clone()), needle);
+    }
+    // Entries for unknown parameters, or for an optimizer that does not accumulate.
+    let bytes = small();
+    let (mut header, data) = split(&bytes);
+    header["__metadata__"]["accumulation"] = r#"{"other": {"count": 0, "held": "zero"}}"#.into();
+    refused(&join(&header.to_string(), &data), "not a parameter");
+    header["__metadata__"]["accumulation"] = r#"{"w": {"count": 0, "held": "zero"}}"#.into();
+    refused(&join(&header.to_string(), &data), "only LBSGD");
+    // A count before the starting epoch.
+    let mut late = lbsgd_rows();
+    if let Algorithm::Lbsgd(_) = late.algorithm() {
+        let lbsgd = Lbsgd {
+            begin_epoch: 2,
+            updates_per_epoch: 3,
+            ..Lbsgd::default()
+        };
+        late = Optimizer::new(Algorithm::Lbsgd(lbsgd), Config::default()).unwrap();
+    }
+    late.update("w", &mut [1.0_f32], &[0.5]).unwrap();
+    let mut record = late.to_record().unwrap();
+    record.metadata.insert(
+        "accumulation".into(),
+        r#"{"w": {"count": 6, "held": "zero"}}"#.into(),
+    );
+    refused(&record.to_bytes().unwrap(), "starting epoch");
+}
+
+#[test]
+fn held_rows_of_another_row_count_are_an_error_at_the_update() {
+    // 8 values held as 2 rows of 4: a gradient over 4 rows of 2 does not fit them.
+    let bytes = with_accumulation(json_rows());
+    let mut opt = Optimizer::from_bytes(&bytes).unwrap();
+    let mut w = [0.5_f32; 8];
+    let err = opt
+        .update_rows("emb_weight", &mut w, 4, &[3], &[1.0, 1.0])
+        .unwrap_err();
+    assert!(matches!(err, Error::Length { .. }), "{err}");
+    assert_eq!(w, [0.5; 8]);
+}
+
+fn json_rows() -> serde_json::Value {
+    serde_json::json!({"count": 2, "held": "rows", "rows": 2, "indices": [1]})
+}
+
+#[test]
+fn per_row_states_must_fit_the_master_copy() {
+    let config = Config {
+        multi_precision: true,
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(Algorithm::from_name("groupadagrad").unwrap(), config).unwrap();
+    let mut w = [f16::ONE; 8];
+    let g = [f16::ONE; 8];
+    opt.update_many(&mut [(
+        "e",
+        &mut w[..],
+        Grad::Matrix {
+            rows: 4,
+            values: &g,
+        },
+    )])
+    .unwrap();
+    let record = opt.to_record().unwrap();
+    assert_eq!(record.params["e"].states[0].values.len(), 4);
+    Optimizer::from_bytes(&record.to_bytes().unwrap()).unwrap();
+    for len in [3, 0, 16] {
+        let mut bad = record.clone();
+        bad.params.get_mut("e").unwrap().states[0] = Tensor::flat(Values::F32(vec![0.0; len]));
+        refused(&bad.to_bytes().unwrap(), "row count");
+    }
+    // Without a master copy the weight is not in the file: the update refuses a state
+    // that does not have its row count.
+    let mut opt = Optimizer::new(
+        Algorithm::from_name("groupadagrad").unwrap(),
+        Config::default(),
+    )
+    .unwrap();
+    let mut w = [1.0_f32; 8];
+    opt.update_many(&mut [(
+        "e",
+        &mut w[..],
+        Grad::Matrix {
+            rows: 4,
+            values: &[1.0; 8],
+        },
+    )])
+    .unwrap();
+    let mut bad = opt.to_record().unwrap();
+    bad.params.get_mut("e").unwrap().states[0] = Tensor::flat(Values::F32(vec![0.0; 3]));
+    let mut loaded = Optimizer::from_bytes(&bad.to_bytes().unwrap()).unwrap();
+    let before = w;
+    assert!(loaded.update("e", &mut w, &[1.0; 8]).is_err());
+    assert_eq!(w, before);
+}
+
+#[test]
+fn generator_and_lars_rates_are_restored_and_checked() {
+    let lars = Algorithm::Lars {
+        hyper: Lars {
+            momentum: 0.9,
+            ..Lars::default()
+        },
+        momentum_correction: true,
+        exact_norms: true,
+    };
+    let config = Config {
+        lr_scheduler: Some(
+            Factor {
+                factor: 0.5,
+                ..Factor::new(1)
+            }
+            .build()
+            .unwrap(),
+        ),
+        ..Config::default()
+    };
+    let mut opt = Optimizer::new(lars, config).unwrap();
+    opt.set_generator(Generator::new(99));
+    opt.update("w_weight", &mut [1.0_f32, 2.0], &[0.5, 0.5])
+        .unwrap();
+    opt.update("w_weight", &mut [1.0_f32, 2.0], &[0.5, 0.5])
+        .unwrap();
+    let record = opt.to_record().unwrap();
+    let state: serde_json::Value = serde_json::from_str(&record.metadata["state"]).unwrap();
+    assert_eq!(
+        state["generator"],
+        serde_json::json!({"seed": 99, "count": 0})
+    );
+    assert!(state["last_lr"].as_f64().unwrap() > state["cur_lr"].as_f64().unwrap());
+    let loaded = Optimizer::from_record(&record).unwrap();
+    assert_eq!(loaded.generator(), Generator::new(99));
+    for (field, value, needle) in [
+        (
+            "generator",
+            serde_json::json!({"seed": -1, "count": 0}),
+            "state",
+        ),
+        ("generator", serde_json::json!({"seed": 1}), "count"),
+        ("generator", serde_json::json!("x"), "state"),
+        ("last_lr", serde_json::json!("nan"), "state"),
+    ] {
+        let mut s = state.clone();
+        s[field] = value;
+        let mut bad = record.clone();
+        bad.metadata.insert("state".into(), s.to_string());
+        refused(&bad.to_bytes().unwrap(), needle);
+    }
 }

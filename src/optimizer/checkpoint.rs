@@ -524,13 +524,19 @@ impl Optimizer {
             }
         }
         let lrs = [("last_lr", progress.last_lr), ("cur_lr", progress.cur_lr)];
-        let rates = [("lr", Some(progress.lr)), ("m_schedule", Some(progress.m_schedule))];
+        let rates = [
+            ("lr", Some(progress.lr)),
+            ("m_schedule", Some(progress.m_schedule)),
+        ];
         for (what, v) in rates.into_iter().chain(lrs) {
             if let Some(v) = v.filter(|v| !v.is_finite()) {
                 return bad(format!("state {what} = {v} is not finite"));
             }
         }
-        if let Some(name) = accumulation.keys().find(|n| !record.params.contains_key(*n)) {
+        if let Some(name) = accumulation
+            .keys()
+            .find(|n| !record.params.contains_key(*n))
+        {
             return bad(format!(
                 "accumulation of {name:?}, which is not a parameter of the file"
             ));
