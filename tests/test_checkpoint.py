@@ -44,6 +44,7 @@ CASES: List[Tuple[str, Dict[str, Any]]] = [
     ("lars", {"momentum": 0.9, "eta": 0.01}),
     ("lamb", {}),
     ("lbsgd", {"momentum": 0.9}),
+    ("lbsgd", {"batch_scale": 2, "begin_epoch": 1, "updates_per_epoch": 3}),
     ("dcasgd", {}),
     ("sgld", {}),
     ("test", {}),
@@ -126,6 +127,7 @@ def test_resumes_bit_identically(
         assert states_equal(resumed.states[k], straight.states[k]), k
     assert resumed.optimizer.num_update == straight.optimizer.num_update
     assert resumed.optimizer._index_update_count == straight.optimizer._index_update_count
+    assert accumulations(resumed) == accumulations(straight)
 
 
 def test_file_layout_is_the_rust_one(tmp_path: Path) -> None:
@@ -384,11 +386,16 @@ def rust_example() -> Path:
     pytest.fail("cargo did not report the checkpoint_resume executable")
 
 
-RUST_CASES = [
+# Every optimizer the Rust side has, with settings that exercise its state.
+RUST_CASES: List[Tuple[str, Dict[str, Any]]] = [
     ("sgd", {"momentum": 0.9}),
+    ("sgd", {}),
+    ("ccsgd", {"momentum": 0.5}),
     ("nag", {"momentum": 0.9}),
+    ("nag", {}),
     ("adam", {"wd": 0.01}),
     ("adagrad", {}),
+    ("rmsprop", {}),
     ("rmsprop", {"centered": True}),
     ("adamax", {}),
     ("nadam", {}),
@@ -396,7 +403,29 @@ RUST_CASES = [
     ("ftml", {}),
     ("ftrl", {}),
     ("signum", {"momentum": 0.0}),
+    ("signum", {}),
+    ("lars", {"momentum": 0.9, "eta": 0.01}),
+    ("lamb", {"wd": 0.01}),
+    # Saved part-way through batches of 4 (counts 3 and 6), in the warm-up.
+    (
+        "lbsgd",
+        {
+            "momentum": 0.9,
+            "batch_scale": 4,
+            "warmup_epochs": 1,
+            "updates_per_epoch": 5,
+            "warmup_strategy": "sqrt",
+        },
+    ),
+    ("lbsgd", {"batch_scale": 4, "warmup_strategy": "lars"}),
+    ("dcasgd", {}),
+    ("sgld", {}),
+    ("groupadagrad", {}),
+    ("test", {}),
 ]
+RUST_IDS = [f"{name}-{'-'.join(map(str, kw.values()))}" for name, kw in RUST_CASES]
+# Optimizers with row-sparse kernels (and FTML, whose gradients are made dense).
+SPARSE = ("sgd", "ccsgd", "nag", "adam", "adagrad", "lars", "lbsgd", "groupadagrad", "ftml")
 
 
 def save_weights(path: Path, weights: Dict[Any, np.ndarray]) -> None:
@@ -411,15 +440,50 @@ def read_weights(path: Path) -> Dict[Any, np.ndarray]:
     return {by_name[name]: p[3][0] for name, p in params.items()}
 
 
-@pytest.mark.parametrize("mp", [False, True], ids=["f32", "mp16"])
-@pytest.mark.parametrize(("name", "kwargs"), RUST_CASES, ids=[c[0] for c in RUST_CASES])
+def example_grad(shape: Tuple[int, ...], step: int, dtype: Any, sparse: bool) -> Any:
+    """The Rust example's gradient: dense, or its rows ``r`` with ``r + step`` even."""
+    dense = grad(shape, step, dtype)
+    if not sparse:
+        return dense
+    rows = np.array([r for r in range(shape[0]) if (r + step) % 2 == 0], np.int64)
+    return mxopt.sparse.RowSparseNDArray(dense[rows], rows, shape)
+
+
+def run_example(rust_example: Path, *args: Any) -> None:
+    done = subprocess.run(
+        [str(rust_example), *map(str, args)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def accumulations(updater: Updater) -> Any:
+    """LBSGD's accumulated gradients as comparable values."""
+    cumgrads = getattr(updater.optimizer, "cumgrads", {})
+    out = {}
+    for key, entry in cumgrads.items():
+        cum = entry["cum_grad"]
+        if mxopt.sparse.RowSparseNDArray is type(cum):
+            cum = ("rows", cum.indices.tolist(), cum.data.tobytes())
+        elif isinstance(cum, np.ndarray):
+            cum = cum.tobytes()
+        out[key] = (entry["num_cums"], cum)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["f32", "mp16", "rows"])
+@pytest.mark.parametrize(("name", "kwargs"), RUST_CASES, ids=RUST_IDS)
 def test_python_rust_python(
-    rust_example: Path, tmp_path: Path, name: str, kwargs: Dict[str, Any], mp: bool
+    rust_example: Path, tmp_path: Path, name: str, kwargs: Dict[str, Any], mode: str
 ) -> None:
     """Python trains 3 steps and saves; Rust loads, trains 3 more and saves; Python loads
     that and trains 2 more: every weight and state equals an uninterrupted Python run."""
+    sparse = mode == "rows"
+    if sparse and name not in SPARSE:
+        pytest.skip("dense gradients only")
+    mp = mode == "mp16"
     dtype = np.float16 if mp else np.float32
     scheduler = lambda: lr_scheduler.FactorScheduler(step=2, factor=0.8, base_lr=0.02)  # noqa: E731
+    mxopt.random.seed(5)
     straight = make(name, kwargs, mp, lr_scheduler=scheduler())
     w_straight = fresh_weights(dtype)
     # The Rust example updates parameters in name order: fc_bias (1), then fc_weight (0).
@@ -430,56 +494,50 @@ def test_python_rust_python(
             warnings.simplefilter("ignore")
             for step in steps:
                 for k in order:
-                    updater(k, grad(weights[k].shape, step, dtype), weights[k])
+                    updater(k, example_grad(weights[k].shape, step, dtype, sparse), weights[k])
 
     train(straight, w_straight, range(3))
+    mxopt.random.seed(5)
     first = make(name, kwargs, mp, lr_scheduler=scheduler())
     weights = fresh_weights(dtype)
     train(first, weights, range(3))
     first.save(tmp_path / "py.safetensors")
     save_weights(tmp_path / "w_py.safetensors", weights)
-    done = subprocess.run(
-        [
-            str(rust_example),
-            str(tmp_path / "py.safetensors"),
-            str(tmp_path / "w_py.safetensors"),
-            "3",
-            "3",
-            str(tmp_path / "rs.safetensors"),
-            str(tmp_path / "w_rs.safetensors"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    rows = ["rows"] if sparse else []
+    out = [tmp_path / "rs.safetensors", tmp_path / "w_rs.safetensors"]
+    run_example(rust_example, tmp_path / "py.safetensors", tmp_path / "w_py.safetensors", 3, 3, *out, *rows)
+    # The generator is where the first run left it, as the Rust run started.
     train(straight, w_straight, range(3, 6))
     from_rust = read_weights(tmp_path / "w_rs.safetensors")
     for k in SHAPES:
         assert from_rust[k].tobytes() == w_straight[k].tobytes(), NAMES[k]
-    resumed = make(name, {})
-    resumed.load(tmp_path / "rs.safetensors")
-    assert resumed.optimizer.num_update == straight.optimizer.num_update
     train(straight, w_straight, range(6, 8))
+    resumed = make(name, {})
+    resumed.load(tmp_path / "rs.safetensors", restore_random=True)
+    assert resumed.optimizer.num_update == straight.optimizer.num_update - 2 * (name != "test")
     train(resumed, from_rust, range(6, 8))
     for k in SHAPES:
         assert from_rust[k].tobytes() == w_straight[k].tobytes(), NAMES[k]
         assert states_equal(resumed.states[k], straight.states[k]), NAMES[k]
+    assert accumulations(resumed) == accumulations(straight)
 
 
-@pytest.mark.parametrize("name", [c[0] for c in RUST_CASES])
-def test_rust_saves_python_resumes(rust_example: Path, tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("name", "kwargs"), RUST_CASES, ids=RUST_IDS)
+def test_rust_saves_python_resumes(
+    rust_example: Path, tmp_path: Path, name: str, kwargs: Dict[str, Any]
+) -> None:
     """Rust starts a fresh optimizer (its defaults, decay by name suffix), trains 3 steps
     and saves; Python loads the file and trains on: equal to a Python run throughout."""
-    straight = make(
-        name, {"wd": 0.01}, lr_scheduler=lr_scheduler.FactorScheduler(2, 0.8, base_lr=0.02)
-    )
+    if kwargs:
+        pytest.skip("the example starts optimizers with their defaults")
+    # GroupAdaGrad has no weight decay (the example leaves it out for it too).
+    wd = 0.0 if name == "groupadagrad" else 0.01
+    mxopt.random.seed(mxopt.random.DEFAULT_SEED)  # a new Rust optimizer's generator
+    straight = make(name, {"wd": wd}, lr_scheduler=lr_scheduler.FactorScheduler(2, 0.8, base_lr=0.02))
     w_straight = fresh_weights(np.float32)
     save_weights(tmp_path / "w0.safetensors", w_straight)
-    out = [str(tmp_path / n) for n in ("rs.safetensors", "w_rs.safetensors")]
-    args = [f"new:{name}", str(tmp_path / "w0.safetensors"), "0", "3", *out]
-    done = subprocess.run([str(rust_example), *args], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    out = [tmp_path / n for n in ("rs.safetensors", "w_rs.safetensors")]
+    run_example(rust_example, f"new:{name}", tmp_path / "w0.safetensors", 0, 3, *out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
 
@@ -491,30 +549,29 @@ def test_rust_saves_python_resumes(rust_example: Path, tmp_path: Path, name: str
         train(straight, w_straight, range(3))
         from_rust = read_weights(tmp_path / "w_rs.safetensors")
         assert all(from_rust[k].tobytes() == w_straight[k].tobytes() for k in SHAPES)
-        resumed = make(name, {})
-        resumed.load(tmp_path / "rs.safetensors")
         train(straight, w_straight, range(3, 6))
+        resumed = make(name, {})
+        # The generator goes back to where the Rust run left it (SGLD's noise).
+        resumed.load(tmp_path / "rs.safetensors", restore_random=True)
         train(resumed, from_rust, range(3, 6))
     for k in SHAPES:
         assert from_rust[k].tobytes() == w_straight[k].tobytes(), NAMES[k]
         assert states_equal(resumed.states[k], straight.states[k]), NAMES[k]
 
 
-def test_rust_refuses_python_only_optimizers(rust_example: Path, tmp_path: Path) -> None:
-    updater = make("lamb", {})
-    weights = fresh_weights(np.float32)
-    run(updater, weights, range(1), False)
-    updater.save(tmp_path / "lamb.safetensors")
-    save_weights(tmp_path / "w.safetensors", weights)
-    args = [str(tmp_path / n) for n in ("lamb.safetensors", "w.safetensors")]
+def test_rust_refuses_unknown_optimizers(rust_example: Path, tmp_path: Path) -> None:
+    _, path = saved(tmp_path)
+    out = tmp_path / "lbfgs.safetensors"
+    rewrite(path, out, set_json("algorithm", ("name",), "lbfgs"))
+    save_weights(tmp_path / "w.safetensors", fresh_weights(np.float32))
     done = subprocess.run(
-        [str(rust_example), *args, "1", "1", os.devnull, os.devnull],
+        [str(rust_example), out, tmp_path / "w.safetensors", "1", "1", os.devnull, os.devnull],
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode != 0
-    assert "lamb" in done.stderr and "panicked" not in done.stderr
+    assert "lbfgs" in done.stderr and "panicked" not in done.stderr
 
 
 def test_rust_rule_by_suffix_becomes_multipliers(tmp_path: Path) -> None:
@@ -534,3 +591,120 @@ def test_rust_rule_by_suffix_becomes_multipliers(tmp_path: Path) -> None:
     assert target.optimizer.wd_mult == {1: 0.0}
     # Without python metadata, names go back to indices through param_idx2name.
     assert set(target.states) == {0, 1}
+
+
+def lbsgd_part_way(tmp_path: Path) -> Path:
+    """LBSGD saved part-way through a batch of 3 row-sparse gradients (rows 0 and 2 of
+    fc_weight held)."""
+    updater = make("lbsgd", {"batch_scale": 3, "momentum": 0.5})
+    weights = fresh_weights(np.float32)
+    for step in range(2):
+        for k, w in weights.items():
+            rows = np.array([0, 2][: 1 + step] if k == 0 else [1], np.int64)
+            g = mxopt.sparse.RowSparseNDArray(grad(w.shape, step, w.dtype)[rows], rows, w.shape)
+            updater(k, g, w)
+    path = tmp_path / "lbsgd.safetensors"
+    updater.save(path)
+    return path
+
+
+def test_lbsgd_accumulation_in_the_file(tmp_path: Path) -> None:
+    metadata, params = _core.checkpoint_read(lbsgd_part_way(tmp_path))
+    assert json.loads(metadata["accumulation"]) == {
+        "fc_weight": {"count": 2, "held": "rows", "rows": 3, "indices": [0, 2]},
+        "fc_bias": {"count": 2, "held": "rows", "rows": 2, "indices": [1]},
+    }
+    momentum, accumulator = params["fc_weight"][3]
+    assert momentum.shape == accumulator.shape == (3, 4)
+    assert not accumulator[1].any()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"count": 2, "held": "zero"}, "exactly when"),
+        ({"count": 3, "held": "rows", "rows": 3, "indices": [0]}, "exactly when"),
+        ({"count": -2, "held": "zero"}, "count"),
+        ({"count": 2**64, "held": "rows", "rows": 3, "indices": [0]}, "too large"),
+        ({"count": 2, "held": "later"}, "held"),
+        ({"count": 2}, "held"),
+        ({"count": 2, "held": "rows", "rows": 5, "indices": [0]}, "do not divide"),
+        ({"count": 2, "held": "rows", "rows": 0, "indices": []}, "do not divide"),
+        ({"count": 2, "held": "rows", "rows": 3, "indices": [2, 0]}, "strictly increasing"),
+        ({"count": 2, "held": "rows", "rows": 3, "indices": [3]}, "held rows"),
+        ({"count": 2, "held": "rows", "rows": 3, "indices": [-1]}, "held rows"),
+        ({"count": 2, "held": "rows", "rows": 3, "indices": "0"}, "indices"),
+    ],
+)
+def test_tampered_accumulations_are_refused(
+    tmp_path: Path, entry: Dict[str, Any], message: str
+) -> None:
+    out = tmp_path / "edited.safetensors"
+    rewrite(lbsgd_part_way(tmp_path), out, set_json("accumulation", ("fc_weight",), entry))
+    target = make("lbsgd", {})
+    before = snapshot(target)
+    with pytest.raises(ValueError, match=message):
+        target.load(out)
+    assert snapshot(target) == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (set_json("accumulation", ("emb",), {"count": 0, "held": "zero"}), "only LBSGD"),
+        (set_json("state", ("generator",), {"seed": -1, "count": 0}), "seed"),
+        (set_json("state", ("generator",), {"seed": 2**64, "count": 0}), "64 bits"),
+        (set_json("state", ("generator",), {"seed": 1}), "count"),
+        (set_json("state", ("last_lr",), "x"), "last_lr"),
+        (lambda m, p: m.pop("accumulation"), "accumulation"),
+    ],
+)
+def test_tampered_progress_is_refused(tmp_path: Path, edit: Any, message: str) -> None:
+    _, path = saved(tmp_path)
+    out = tmp_path / "edited.safetensors"
+    rewrite(path, out, edit)
+    target = make("adam", {})
+    before = snapshot(target)
+    with pytest.raises(ValueError, match=message):
+        target.load(out)
+    assert snapshot(target) == before
+
+
+def test_per_row_states_of_another_length(tmp_path: Path) -> None:
+    for mp in (False, True):
+        updater = make("groupadagrad", {}, mp)
+        weights = fresh_weights(np.float16 if mp else np.float32)
+        run(updater, weights, range(1), False)
+        path = tmp_path / "g.safetensors"
+        updater.save(path)
+        _, params = _core.checkpoint_read(path)
+        assert params["fc_weight"][3][0].shape == (3, 1)
+
+        def shorter(metadata: Dict[str, str], params: Any) -> None:
+            params["fc_weight"][3][0] = np.zeros(5, np.float32)
+
+        rewrite(path, tmp_path / "bad.safetensors", shorter)
+        target = make("groupadagrad", {})
+        if mp:
+            with pytest.raises(ValueError, match="row count"):
+                target.load(tmp_path / "bad.safetensors")
+            continue
+        target.load(tmp_path / "bad.safetensors")
+        w = weights[0].copy()
+        with pytest.raises(TypeError, match="state"):
+            target(0, grad(w.shape, 1, w.dtype), w)
+        assert np.array_equal(w, weights[0])
+
+
+def test_restore_random_is_explicit(tmp_path: Path) -> None:
+    mxopt.random.seed(3)
+    updater = make("sgld", {})
+    run(updater, fresh_weights(np.float32), range(2), False)
+    path = tmp_path / "sgld.safetensors"
+    updater.save(path)
+    at_save = mxopt.random.next_stream()
+    mxopt.random.seed(8)
+    make("sgld", {}).load(path)
+    assert mxopt.random.next_stream() == (8, 0)
+    make("sgld", {}).load(path, restore_random=True)
+    assert mxopt.random.next_stream() == at_save

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
-from .. import _core, lr_scheduler
-from ._kernel import MomentumKernelOptimizer
+from .. import _core, lr_scheduler, random
+from ..sparse import RowSparseNDArray
+from ._kernel import MomentumKernelOptimizer, is_row_sparse
 from .base import Optimizer
+from .lars import LARS
 from .lbsgd import LBSGD
+from .test import Test
 
 if TYPE_CHECKING:
     from .updater import Updater
@@ -61,7 +64,16 @@ _ALGORITHMS: Dict[str, Tuple[str, Tuple[Tuple[str, str], ...]]] = {
     "ftml": ("ftml", (*_BETAS, ("epsilon", "epsilon"), *_COMMON)),
     "ftrl": ("ftrl", (("lamda1", "lamda1"), ("beta", "beta"), *_COMMON)),
     "signum": ("signum", (("momentum", "momentum"), ("wd_lh", "wd_lh"), *_COMMON)),
-    "lars": ("lars", (("eta", "eta"), ("eps", "eps"), *_MOMENTUM)),
+    "lars": (
+        "lars",
+        (
+            ("eta", "eta"),
+            ("eps", "eps"),
+            *_MOMENTUM,
+            ("momentum_correction", "momentum_correction"),
+            ("exact_norms", "exact_norms"),
+        ),
+    ),
     "lamb": (
         "lamb",
         (
@@ -71,8 +83,12 @@ _ALGORITHMS: Dict[str, Tuple[str, Tuple[Tuple[str, str], ...]]] = {
             ("bias_correction", "bias_correction"),
             ("lower_bound", "lower_bound"),
             ("upper_bound", "upper_bound"),
+            ("exact_norms", "exact_norms"),
+            ("update_master_copy", "update_master_copy"),
         ),
     ),
+    # LBSGD's begin_epoch is kept as init_updates = begin_epoch·updates_per_epoch: see
+    # _lbsgd_to_json / _lbsgd_from_json.
     "lbsgd": (
         "lbsgd",
         (
@@ -81,16 +97,20 @@ _ALGORITHMS: Dict[str, Tuple[str, Tuple[Tuple[str, str], ...]]] = {
             ("warmup_epochs", "warmup_epochs"),
             ("batch_scale", "batch_scale"),
             ("updates_per_epoch", "updates_per_epoch"),
-            ("num_epochs", "num_epochs"),
         ),
     ),
     "dcasgd": ("dcasgd", (("lamda", "lamda"), *_COMMON)),
-    "sgld": ("sgld", _COMMON),
+    "sgld": ("sgld", (*_COMMON, ("add_noise", "add_noise"))),
     "test": ("test", (("rescale_grad", "rescale_grad"),)),
     "groupadagrad": ("groupadagrad", (("epsilon", "float_stable_eps"), *_COMMON)),
 }
 # Hyper-parameters that may be null (an Option in Rust).
 _OPTIONAL = {"clip_gradient", "clip_weights", "lower_bound", "upper_bound"}
+# LBSGD's warm-up strategies by their names in the file (Rust's `WarmupStrategy`); MXNet
+# treats any other string as "constant".
+_WARMUPS = ("linear", "power2", "sqrt", "lars", "constant")
+# Optimizers whose state is one value per row (Python: shape (rows, 1)).
+_PER_ROW = ("groupadagrad",)
 # Attributes the common metadata carries, or that must not come from a file.
 _HANDLED = {
     "lr",
@@ -103,6 +123,9 @@ _HANDLED = {
     "wd_mult",
     "lazy_update",
     "m_schedule",
+    "last_lr",
+    "cur_lr",
+    "init_updates",
     "idx2name",
     "sym_info",
     "param_dict",
@@ -422,20 +445,18 @@ def save(updater: Updater, path: Any) -> None:
     registry = _registry_name(opt)
     file_name, fields = _ALGORITHMS[registry]
     counts = opt._all_index_update_counts.get(0, {})
-    cumgrads: Dict[Hashable, Any] = {}
-    if isinstance(opt, LBSGD):
-        cumgrads = opt.cumgrads
-        for key, entry in cumgrads.items():
-            if not isinstance(entry.get("cum_grad"), int):
-                raise ValueError(
-                    f"LBSGD is accumulating gradients of {key!r} (batch_scale="
-                    f"{opt.batch_scale}); save after the update that completes the batch"
-                )
-    keys = list(dict.fromkeys([*updater.states, *counts, *cumgrads]))
+    cumgrads: Dict[Hashable, Any] = opt.cumgrads if isinstance(opt, LBSGD) else {}
+    for key in cumgrads:
+        if key not in updater.states:
+            raise ValueError(
+                f"LBSGD accumulates gradients of {key!r}, which has no state in this Updater"
+            )
+    keys = list(dict.fromkeys([*updater.states, *counts]))
     names, indices = _names(opt, keys, [*opt.lr_mult, *opt.wd_mult])
     template = _template(opt)
     known = getattr(updater, "_weight_dtypes", {})
     params: Dict[str, Any] = {}
+    accumulation: Dict[str, Any] = {}
     for key, state in updater.states.items():
         master, arrays = _split(opt, state, template, key)
         count = counts.get(key, opt.begin_num_update)
@@ -444,14 +465,27 @@ def save(updater: Updater, path: Any) -> None:
                 f"update count of {key!r}: {count!r} cannot be stored (a checkpoint keeps "
                 "counts from 0 up)"
             )
+        dtype = _dtype(master, arrays, known.get(key))
+        if isinstance(opt, Test) and master is None:
+            # Test's float32 mirror of the weight goes in the weight's dtype (Rust's).
+            arrays = [a.astype(dtype) for a in arrays]
+        if isinstance(opt, LBSGD):
+            shape = getattr(updater, "_weight_shapes", {}).get(key)
+            entry, buffer = _accumulation_to_file(
+                opt, key, cumgrads.get(key), master, arrays, dtype, shape
+            )
+            accumulation[names[key]] = entry
+            arrays = arrays if buffer is None else [*arrays, buffer]
         arrays = [np.ascontiguousarray(a) for a in arrays]
         if master is not None:
             master = np.ascontiguousarray(master)
-        params[names[key]] = (count, _dtype(master, arrays, known.get(key)), master, arrays)
+        params[names[key]] = (count, dtype, master, arrays)
     algorithm: Dict[str, Any] = {"name": file_name}
     for json_key, attr in fields:
         value = getattr(opt, attr)
         algorithm[json_key] = value.item() if isinstance(value, np.generic) else value
+    if isinstance(opt, LBSGD):
+        _lbsgd_to_json(opt, algorithm)
     lr = opt.lr if opt.lr is not None else 0.01
     config = {
         "learning_rate": opt.lr,
@@ -465,10 +499,15 @@ def save(updater: Updater, path: Any) -> None:
         "decay_by_suffix": False,
         "lazy_update": bool(getattr(opt, "lazy_update", True)),
     }
+    rates = {k: getattr(opt, k) if isinstance(opt, LARS) else None for k in ("last_lr", "cur_lr")}
+    seed, streams = random._position()
     progress = {
         "lr": lr,
         "num_update": _exact_int(opt.num_update, "num_update"),
         "m_schedule": float(getattr(opt, "m_schedule", 1.0)),
+        **{k: None if v is None else float(v) for k, v in rates.items()},
+        # mxopt.random's generator, which SGLD draws its noise from.
+        "generator": {"seed": seed, "count": streams},
     }
     handled = _HANDLED | {attr for _, attr in fields}
     extras = {
@@ -481,7 +520,6 @@ def save(updater: Updater, path: Any) -> None:
         "attributes": extras,
         "indices": indices,
         "counts_without_state": {names[k]: c for k, c in counts.items() if k not in updater.states},
-        "lbsgd_num_cums": {names[k]: e["num_cums"] for k, e in cumgrads.items()},
         # States whose index was never counted (the file records begin_num_update).
         "uncounted": sorted(names[k] for k in updater.states if k not in counts),
     }
@@ -489,9 +527,65 @@ def save(updater: Updater, path: Any) -> None:
         "algorithm": _dumps(algorithm),
         "config": _dumps(config),
         "state": _dumps(progress),
+        "accumulation": _dumps(accumulation),
         "python": _dumps(python),
     }
     _core.checkpoint_write(os.fspath(path), metadata, params)
+
+
+def _lbsgd_to_json(opt: LBSGD, algorithm: Dict[str, Any]) -> None:
+    """LBSGD's fields as Rust's ``Lbsgd`` has them: whole numbers, a known warm-up
+    strategy name, and ``begin_epoch`` rather than ``init_updates``."""
+    for key in ("warmup_epochs", "batch_scale", "updates_per_epoch"):
+        algorithm[key] = _exact_int(algorithm[key], key)
+    if algorithm["warmup_strategy"] not in _WARMUPS:
+        algorithm["warmup_strategy"] = "constant"  # MXNet's meaning of any other string
+    per_epoch = algorithm["updates_per_epoch"]
+    init = _exact_int(opt.init_updates, "init_updates")
+    begin_epoch = init // per_epoch if per_epoch else 0
+    if begin_epoch * per_epoch != init:
+        raise ValueError(
+            f"init_updates = {init} is not begin_epoch·updates_per_epoch for a whole epoch"
+        )
+    algorithm["begin_epoch"] = begin_epoch
+
+
+def _accumulation_to_file(
+    opt: LBSGD,
+    key: Hashable,
+    entry: Any,
+    master: Any,
+    arrays: List[np.ndarray],
+    known_dtype: str,
+    shape: Optional[Tuple[int, ...]],
+) -> Tuple[Dict[str, Any], Optional[np.ndarray]]:
+    """LBSGD's accumulation of ``key`` as the file keeps it: the JSON entry (count and
+    what the accumulator holds) and, with ``batch_scale > 1``, the accumulator as a
+    dense array (its rows only are meaningful when it holds row-sparse gradients)."""
+    count = _exact_int(entry["num_cums"] if entry else 0, f"LBSGD's num_cums of {key!r}")
+    cum = entry["cum_grad"] if entry else 0
+    held: Dict[str, Any]
+    if isinstance(cum, int):
+        held = {"count": count, "held": "zero"}
+    elif is_row_sparse(cum):
+        held = {"count": count, "held": "rows", "rows": int(cum.shape[0])}
+        held["indices"] = cum.indices.tolist()
+    else:
+        held = {"count": count, "held": "dense"}
+    if opt.batch_scale == 1:
+        return held, None
+    if not isinstance(cum, int):
+        return held, cum.todense() if is_row_sparse(cum) else np.asarray(cum)
+    # A reset accumulator: zeros of the weight's size (the file needs its length).
+    dtype = np.float32 if master is not None else known_dtype
+    if master is not None or arrays:
+        return held, np.zeros((master if master is not None else arrays[0]).shape, dtype)
+    if shape is None:
+        raise ValueError(
+            f"LBSGD: the weight of {key!r} was never seen by this Updater, so the size of "
+            "its accumulator is unknown"
+        )
+    return held, np.zeros(shape, dtype)
 
 
 def _by_priority(mults: Dict[Hashable, float]) -> List[Tuple[Hashable, float]]:
@@ -507,7 +601,7 @@ def _is_scalar(value: Any) -> bool:
 # ------------------------------------------------------------------------ load
 
 
-def load(updater: Updater, path: Any) -> None:
+def load(updater: Updater, path: Any, restore_random: bool = False) -> None:
     """Replace ``updater``'s states and its optimizer's settings with a checkpoint's (see
     :meth:`Updater.load`); nothing changes when it raises."""
     opt = updater.optimizer
@@ -515,11 +609,14 @@ def load(updater: Updater, path: Any) -> None:
     file_name, fields = _ALGORITHMS[registry]
     metadata, params = _core.checkpoint_read(os.fspath(path))
     entries = {}
-    for entry in ("algorithm", "config", "state"):
+    for entry in ("algorithm", "config", "state", "accumulation"):
         if entry not in metadata:
             raise ValueError(f"checkpoint: metadata has no {entry!r} entry")
         entries[entry] = _strict_json(metadata[entry], entry)
     algorithm, config, progress = entries["algorithm"], entries["config"], entries["state"]
+    accumulation = entries["accumulation"]
+    if not isinstance(accumulation, dict):
+        raise ValueError("checkpoint: the accumulation entry must be a JSON object")
     python = _strict_json(metadata["python"], "python") if "python" in metadata else {}
     if not isinstance(python, dict):
         raise ValueError("checkpoint: the python entry must be a JSON object")
@@ -535,6 +632,8 @@ def load(updater: Updater, path: Any) -> None:
     trial.__dict__.update(opt.__dict__)
     for json_key, attr in fields:
         setattr(trial, attr, _hyper_value(algorithm, json_key, getattr(opt, attr)))
+    if isinstance(trial, LBSGD):
+        _lbsgd_from_json(trial, algorithm)
     lr = config.get("learning_rate") if isinstance(config, dict) else None
     trial.lr_scheduler = _scheduler_from_json(_field(config, "lr_scheduler", "config"))
     trial.lr = (
@@ -546,6 +645,13 @@ def load(updater: Updater, path: Any) -> None:
     trial.multi_precision = _bool(config, "multi_precision", "config")
     trial.begin_num_update = _count(config, "begin_num_update", "config")
     trial.num_update = _count(progress, "num_update", "state")
+    rates = {k: _optional_real(progress, k, "state") for k in ("last_lr", "cur_lr")}
+    if isinstance(trial, LARS):
+        trial.last_lr, trial.cur_lr = rates["last_lr"], rates["cur_lr"]
+    generator = _field(progress, "generator", "state")
+    seed, streams = (_count(generator, k, "state.generator") for k in ("seed", "count"))
+    if seed >= 2**64 or streams >= 2**64:
+        raise ValueError("checkpoint: state.generator's seed and count must fit in 64 bits")
     # Attributes only some optimizers have (SGD's and Adam's lazy_update, Nadam's schedule).
     if hasattr(opt, "lazy_update"):
         trial.__dict__["lazy_update"] = _bool(config, "lazy_update", "config")
@@ -573,9 +679,11 @@ def load(updater: Updater, path: Any) -> None:
         mults[which] = {key_of(n): _real(table, n, f"config.{which}") for n in table}
     if _bool(config, "decay_by_suffix", "config"):
         # The Rust rule for every name: parameters of the file not ending in _weight or
-        # _gamma get no weight decay unless a multiplier says otherwise.
+        # _gamma (LARS: not ending in _weight) get no weight decay unless a multiplier
+        # says otherwise.
+        decayed = ("_weight",) if isinstance(trial, LARS) else ("_weight", "_gamma")
         for name in params:
-            if not name.endswith(("_weight", "_gamma")):
+            if not name.endswith(decayed):
                 mults["wd_mult"].setdefault(key_of(name), 0.0)
     trial.lr_mult, trial.wd_mult = mults["lr_mult"], mults["wd_mult"]
     attributes = python.get("attributes", {}) if python.get("class") == registry else {}
@@ -601,9 +709,19 @@ def load(updater: Updater, path: Any) -> None:
     template = _template(trial)
     states: Dict[Hashable, Any] = {}
     dtypes: Dict[Hashable, Any] = {}
+    shapes: Dict[Hashable, Tuple[int, ...]] = {}
+    # LBSGD keeps its accumulator (batch_scale > 1) as the last state array of the file.
+    accumulates = isinstance(trial, LBSGD) and trial.batch_scale > 1
+    cumgrads: Dict[Hashable, Dict[str, Any]] = {}
+    unknown = [n for n in accumulation if n not in params]
+    if unknown or (accumulation and not isinstance(trial, LBSGD)):
+        raise ValueError(
+            f"checkpoint: accumulation entries for {sorted(accumulation)!r}; only LBSGD "
+            "accumulates, and only for parameters of the file"
+        )
     for name, (count, dtype, master, arrays) in params.items():
         key: Hashable = key_of(name)
-        slots = _slots(template)
+        slots = _slots(template) + accumulates
         if len(arrays) != slots:
             raise ValueError(
                 f"checkpoint: parameter {name!r} has {len(arrays)} state arrays; "
@@ -619,16 +737,33 @@ def load(updater: Updater, path: Any) -> None:
                 )
                 + " multi_precision"
             )
-        states[key] = _join(trial, master, list(arrays), template)
+        arrays = list(arrays)
+        if isinstance(trial, LBSGD):
+            buffer = arrays.pop() if accumulates else None
+            entry = _accumulation_from_file(trial, name, accumulation.get(name), buffer)
+            if entry is not None:
+                cumgrads[key] = entry
+            if buffer is not None:
+                shapes[key] = buffer.shape
+        if registry in _PER_ROW:
+            # One value per row: a row count of the master copy, when there is one.
+            if master is not None and any(
+                (a.size == 0) != (master.size == 0) or (a.size and master.size % a.size)
+                for a in arrays
+            ):
+                raise ValueError(
+                    f"checkpoint: parameter {name!r} has per-row states whose length is not "
+                    "a row count of its master copy"
+                )
+            arrays = [a.reshape(-1, 1) for a in arrays]
+        if isinstance(trial, Test):
+            arrays = [a.astype(np.float32) for a in arrays]
+        states[key] = _join(trial, master, arrays, template)
         if name not in uncounted:
             counts[key] = count
         dtypes[key] = np.dtype(dtype)
-    num_cums = python.get("lbsgd_num_cums", {})
     if isinstance(trial, LBSGD):
-        trial.cumgrads = {
-            key_of(n): {"cum_grad": 0, "num_cums": _count(num_cums, n, "python.lbsgd_num_cums")}
-            for n in (num_cums if isinstance(num_cums, dict) else {})
-        }
+        trial.cumgrads = cumgrads
     trial._all_index_update_counts = {0: counts}
     trial._index_update_count = counts
     check = getattr(trial, "_hyper", None)
@@ -644,9 +779,81 @@ def load(updater: Updater, path: Any) -> None:
     updater.states = states
     updater.states_synced = dict.fromkeys(states, False)
     updater._weight_dtypes = dtypes
+    updater._weight_shapes = shapes
+    if restore_random:
+        random._restore(seed, streams)
 
 
 _MISSING = object()
+
+
+def _optional_real(obj: Any, key: str, what: str) -> Optional[float]:
+    return None if _field(obj, key, what) is None else _real(obj, key, what)
+
+
+def _lbsgd_from_json(trial: LBSGD, algorithm: Any) -> None:
+    """LBSGD's whole-number fields, its warm-up strategy and ``init_updates``."""
+    for key in ("warmup_epochs", "batch_scale", "updates_per_epoch"):
+        setattr(trial, key, _count(algorithm, key, "algorithm"))
+    begin_epoch = _count(algorithm, "begin_epoch", "algorithm")
+    if trial.batch_scale < 1:
+        raise ValueError("checkpoint: algorithm.batch_scale must be at least 1")
+    if trial.warmup_strategy not in _WARMUPS:
+        raise ValueError(
+            f"checkpoint: algorithm.warmup_strategy must be one of {_WARMUPS}, got "
+            f"{trial.warmup_strategy!r}"
+        )
+    limit = 2**63
+    if max(trial.warmup_epochs, begin_epoch) * trial.updates_per_epoch >= limit:
+        raise ValueError("checkpoint: the epoch counts times updates_per_epoch exceed 63 bits")
+    trial.init_updates = begin_epoch * trial.updates_per_epoch
+
+
+def _accumulation_from_file(
+    trial: LBSGD, name: str, entry: Any, buffer: Optional[np.ndarray]
+) -> Optional[Dict[str, Any]]:
+    """The ``cumgrads`` entry of a parameter (``None`` before its first gradient), checked
+    as the Rust reader checks it."""
+    what = f"accumulation[{name!r}]"
+    if entry is None:
+        entry = {"count": 0, "held": "zero"}
+    count = _count(entry, "count", what)
+    held = _field(entry, "held", what)
+    if count >= 2**63:
+        raise ValueError(f"checkpoint: {what}.count {count} is too large")
+    if count and count <= trial.init_updates:
+        raise ValueError(
+            f"checkpoint: {what}.count {count} is not past the starting epoch's "
+            f"{trial.init_updates} updates"
+        )
+    if (count % trial.batch_scale != 0) != (held != "zero"):
+        raise ValueError(
+            f"checkpoint: {what}: the accumulator must hold gradients exactly when the count "
+            f"({count}) is not a multiple of batch_scale ({trial.batch_scale})"
+        )
+    cum: Any = 0
+    if held == "dense" and buffer is not None:
+        cum = buffer
+    elif held == "rows" and buffer is not None:
+        rows = _count(entry, "rows", what)
+        indices = _field(entry, "indices", what)
+        size = int(buffer.size)
+        if rows == 0 or size % rows:
+            raise ValueError(
+                f"checkpoint: {what}: {rows} rows do not divide the accumulator's {size} values"
+            )
+        if not isinstance(indices, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in indices
+        ):
+            raise ValueError(f"checkpoint: {what}.indices must be a list of row numbers")
+        dense = buffer.reshape(rows, -1)
+        try:
+            cum = RowSparseNDArray(dense[indices], np.array(indices, np.int64), dense.shape)
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"checkpoint: {what}: held rows: {e}") from None
+    elif held != "zero":
+        raise ValueError(f"checkpoint: {what}.held must be 'zero', 'dense' or 'rows', got {held!r}")
+    return {"cum_grad": cum, "num_cums": count} if count else None
 
 
 def _same_kind(current: Any, value: Any) -> bool:

@@ -29,9 +29,27 @@ if TYPE_CHECKING:
 __all__ = ["LBSGD"]
 
 
+def _shaped(cum: Any, grad: Any) -> Any:
+    """An accumulator loaded from a checkpoint (the Rust side writes flat arrays, rows of
+    one value run) in the gradient's shape; a checked error for one of another size."""
+    if isinstance(cum, int) or cum.shape == grad.shape:
+        return cum
+    same_rows = not is_row_sparse(cum) or cum.shape[0] == grad.shape[0]
+    if int(np.prod(cum.shape)) != int(np.prod(grad.shape)) or not same_rows:
+        raise ValueError(
+            f"grad: shape {grad.shape} does not fit the gradients accumulated so far, of shape "
+            f"{cum.shape}"
+        )
+    if is_row_sparse(cum):
+        data = cum.data.reshape((len(cum.indices), *grad.shape[1:]))
+        return RowSparseNDArray(data, cum.indices, grad.shape)
+    return cum.reshape(grad.shape)
+
+
 def _accumulate(cum: Any, grad: Any) -> Any:
     """``cum + grad`` as NDArray addition gives it: a new array (row-sparse when both
     are, over the union of their rows)."""
+    cum = _shaped(cum, grad)
     if isinstance(cum, int):  # the 0 left by a reset; a row-sparse gradient stays so
         zero = grad.dtype.type(cum)
         if is_row_sparse(grad):

@@ -496,6 +496,8 @@ class Updater:
         # The dtype of each weight whose state was created or loaded here: a checkpoint
         # records it for parameters without state arrays.
         self._weight_dtypes: Dict[Hashable, np.dtype] = {}
+        # ... and its shape (the size of LBSGD's accumulator when no state array has it).
+        self._weight_shapes: Dict[Hashable, Tuple[int, ...]] = {}
 
     def __call__(self, index: Any, grad: Any, weight: Any) -> None:
         """Update ``weight`` in place from ``grad`` (note the order: grad before weight).
@@ -552,6 +554,7 @@ class Updater:
                     self.states[idx] = state
                     self.states_synced[idx] = True
                     self._weight_dtypes[idx] = weight_i.dtype
+                    self._weight_shapes[idx] = weight_i.shape
                     pending[idx] = True
                 elif not self.states_synced[idx]:
                     state = self.sync_state_context(self.states[idx], None)
@@ -615,18 +618,19 @@ class Updater:
         ValueError
             For what the format cannot hold: an optimizer or scheduler class it does not
             know (a custom subclass), a state of another structure than the optimizer
-            creates, negative update counts, two keys with the same name, LBSGD in the
-            middle of accumulating a batch; or a file that cannot be written.
+            creates, negative update counts, two keys with the same name; or a file that
+            cannot be written.
 
         Notes
         -----
         ``param_dict``, ``sym`` and ``param_idx2name`` are not stored (the owner attaches
-        them, as with pickles); neither is the global generator of :mod:`mxopt.random`
-        that SGLD draws its noise from.
+        them, as with pickles). LBSGD's gradient accumulation is stored, also part-way
+        through a batch. The position of :mod:`mxopt.random`'s generator (SGLD's noise)
+        is stored too; ``load(path, restore_random=True)`` restores it.
         """
         _checkpoint.save(self, path)
 
-    def load(self, path: Union[str, os.PathLike[str]]) -> None:
+    def load(self, path: Union[str, os.PathLike[str]], restore_random: bool = False) -> None:
         """Load a checkpoint written by :meth:`save` or by the Rust crate's
         ``Optimizer::save``: states, counts, the optimizer's settings and its scheduler.
 
@@ -636,6 +640,11 @@ class Updater:
         by a name that ``save`` derived from an ``int`` index come back under that index.
         States saved by Rust are flat; each takes its weight's shape at its first update.
 
+        With ``restore_random=True``, :mod:`mxopt.random`'s global generator goes back to
+        its position at the time of saving (a Rust file: the optimizer's generator), so
+        that SGLD continues with the noise of an uninterrupted run. It is off by default
+        because the generator is shared by everything random in mxopt.
+
         Raises
         ------
         ValueError
@@ -643,7 +652,7 @@ class Updater:
             checked natively: header, offsets, dtypes, sizes), holds another optimizer, or
             has settings or states this optimizer refuses. Nothing is changed then.
         """
-        _checkpoint.load(self, path)
+        _checkpoint.load(self, path, restore_random)
 
     def sync_state_context(self, state: Any, context: Any) -> Any:
         """Return ``state`` with its arrays placed on ``context``.
@@ -736,6 +745,7 @@ class Updater:
         self.states = new_states
         self.states_synced = dict.fromkeys(self.states, False)
         self._weight_dtypes = {}
+        self._weight_shapes = {}
 
 
 def _shaped_like(state: Any, weight: Any) -> Any:
