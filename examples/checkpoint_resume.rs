@@ -113,7 +113,13 @@ fn main() -> mxopt::Result<()> {
         None => Optimizer::load(ckpt_in)?,
     };
     let mut weights = Record::from_bytes(&checkpoint::read(Path::new(weights_in))?)?;
-    train(&mut opt, &mut weights, number(first)?, number(steps)?, sparse)?;
+    train(
+        &mut opt,
+        &mut weights,
+        number(first)?,
+        number(steps)?,
+        sparse,
+    )?;
     opt.save(ckpt_out)?;
     checkpoint::write_atomically(Path::new(weights_out), &weights.to_bytes()?)?;
     println!("resumed {} parameters", weights.params.len());

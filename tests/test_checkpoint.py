@@ -505,7 +505,9 @@ def test_python_rust_python(
     save_weights(tmp_path / "w_py.safetensors", weights)
     rows = ["rows"] if sparse else []
     out = [tmp_path / "rs.safetensors", tmp_path / "w_rs.safetensors"]
-    run_example(rust_example, tmp_path / "py.safetensors", tmp_path / "w_py.safetensors", 3, 3, *out, *rows)
+    run_example(
+        rust_example, tmp_path / "py.safetensors", tmp_path / "w_py.safetensors", 3, 3, *out, *rows
+    )
     # The generator is where the first run left it, as the Rust run started.
     train(straight, w_straight, range(3, 6))
     from_rust = read_weights(tmp_path / "w_rs.safetensors")
@@ -533,7 +535,9 @@ def test_rust_saves_python_resumes(
     # GroupAdaGrad has no weight decay (the example leaves it out for it too).
     wd = 0.0 if name == "groupadagrad" else 0.01
     mxopt.random.seed(mxopt.random.DEFAULT_SEED)  # a new Rust optimizer's generator
-    straight = make(name, {"wd": wd}, lr_scheduler=lr_scheduler.FactorScheduler(2, 0.8, base_lr=0.02))
+    straight = make(
+        name, {"wd": wd}, lr_scheduler=lr_scheduler.FactorScheduler(2, 0.8, base_lr=0.02)
+    )
     w_straight = fresh_weights(np.float32)
     save_weights(tmp_path / "w0.safetensors", w_straight)
     out = [tmp_path / n for n in ("rs.safetensors", "w_rs.safetensors")]
