@@ -740,9 +740,9 @@ def load(updater: Updater, path: Any, restore_random: bool = False) -> None:
         arrays = list(arrays)
         if isinstance(trial, LBSGD):
             buffer = arrays.pop() if accumulates else None
-            entry = _accumulation_from_file(trial, name, accumulation.get(name), buffer)
-            if entry is not None:
-                cumgrads[key] = entry
+            cum = _accumulation_from_file(trial, name, accumulation.get(name), buffer)
+            if cum is not None:
+                cumgrads[key] = cum
             if buffer is not None:
                 shapes[key] = buffer.shape
         if registry in _PER_ROW:
