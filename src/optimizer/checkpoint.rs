@@ -7,8 +7,9 @@
 //! tensors' little-endian bytes. Tensors, for each parameter `<name>`:
 //!
 //! * `state/<name>/<i>`, `i = 0, 1, ...`: the optimizer's state buffers in the kernel's
-//!   order (momentum; Adam's mean then variance; ...), in the parameter's dtype (`F16`,
-//!   `F32`, `F64`), or `F32` next to a master copy;
+//!   order (momentum; Adam's mean then variance; ...; LBSGD's gradient accumulator last),
+//!   in the parameter's dtype (`F16`, `F32`, `F64`), or `F32` next to a master copy;
+//!   as long as the parameter, except GroupAdaGrad's (one value per row);
 //! * `master/<name>`: the `F32` master copy of an `F16` parameter under multi-precision.
 //!
 //! Shapes are free (the Rust optimizer writes flat vectors, Python the weight's shape);
@@ -19,17 +20,22 @@
 //! | `format` | `"mxopt-optimizer"` |
 //! | `format_version` | `"1"` |
 //! | `params` | JSON `{"<name>": {"count": u64, "dtype": "F16"\|"F32"\|"F64", "states": n, "master": bool}}`: update count, parameter dtype, number of state tensors, whether there is a master copy |
-//! | `algorithm` | JSON of [`Algorithm`]: `{"name": "<MXNet name>", <hyper-parameters>}` (RMSProp adds `"centered"`) |
+//! | `algorithm` | JSON of [`Algorithm`]: `{"name": "<MXNet name>", <hyper-parameters>}` (the fields of the hyper-parameter struct beside the variant's own: RMSProp's `"centered"`, LARS's `"momentum_correction"`, ...) |
 //! | `config` | JSON of [`Config`]: `learning_rate`, `wd`, `multi_precision`, `begin_num_update`, `lr_scheduler` (its settings and position, or `null`), `lr_mult`, `wd_mult`, `decay_by_suffix`, `lazy_update` |
-//! | `state` | JSON `{"lr": f64, "num_update": u64, "m_schedule": f64}`: the fixed learning rate, the largest update count, Nadam's momentum product |
+//! | `state` | JSON `{"lr": f64, "num_update": u64, "m_schedule": f64, "last_lr": f64\|null, "cur_lr": f64\|null, "generator": {"seed": u64, "count": u64}}`: the fixed learning rate, the largest update count, Nadam's momentum product, LARS's previous and current scheduler rates, SGLD's noise generator |
+//! | `accumulation` | JSON `{"<name>": {"count": u64, "held": "zero"\|"dense"\|"rows"}}` (`"rows"` adds `"rows": n, "indices": [...]`): LBSGD's accumulated gradients per parameter (`{}` for the others); the accumulator holds something exactly when `count` is not a multiple of `batch_scale` |
 //!
 //! Other keys are kept for other readers (the Python package adds `python`) and ignored
-//! here. Floats are JSON numbers that round-trip exactly.
+//! here. Floats are JSON numbers that round-trip exactly. The version stays 1 through
+//! the additions of `last_lr`, `cur_lr`, `generator` and `accumulation`, made before any
+//! release: readers require them.
 //!
 //! Loading checks everything before building anything: the container (header length,
 //! JSON, offsets, data length against dtype and shape — the safetensors crate's checks),
-//! the format and version, the algorithm and its hyper-parameters, the schedule, and that
-//! every parameter has exactly its tensors, with consistent dtypes and lengths.
+//! the format and version, the algorithm and its hyper-parameters, the schedule, that
+//! every parameter has exactly its tensors, with consistent dtypes and lengths, and that
+//! LBSGD's accumulations fit their counts and buffers. What the file cannot tell (the
+//! weight's length and row count without a master copy) the next update checks.
 
 use super::drivers::{Accumulation, Held};
 use super::{Algorithm, Buffers, Config, Optimizer, ParamState, Start};
