@@ -424,6 +424,8 @@ RUST_CASES: List[Tuple[str, Dict[str, Any]]] = [
     ("test", {}),
 ]
 RUST_IDS = [f"{name}-{'-'.join(map(str, kw.values()))}" for name, kw in RUST_CASES]
+# Optimizers whose Python classes take float32 weights only (float16 with multi_precision).
+FLOAT32_ONLY = ("lamb", "groupadagrad", "adagrad", "rmsprop", "adadelta", "ftrl")
 # Optimizers with row-sparse kernels (and FTML, whose gradients are made dense).
 SPARSE = ("sgd", "ccsgd", "nag", "adam", "adagrad", "lars", "lbsgd", "groupadagrad", "ftml")
 
@@ -470,7 +472,7 @@ def accumulations(updater: Updater) -> Any:
     return out
 
 
-@pytest.mark.parametrize("mode", ["f32", "mp16", "rows"])
+@pytest.mark.parametrize("mode", ["f32", "mp16", "rows", "f64", "f16"])
 @pytest.mark.parametrize(("name", "kwargs"), RUST_CASES, ids=RUST_IDS)
 def test_python_rust_python(
     rust_example: Path, tmp_path: Path, name: str, kwargs: Dict[str, Any], mode: str
@@ -480,8 +482,10 @@ def test_python_rust_python(
     sparse = mode == "rows"
     if sparse and name not in SPARSE:
         pytest.skip("dense gradients only")
+    if mode in ("f64", "f16") and name in FLOAT32_ONLY:
+        pytest.skip("float32 states: float32 weights, or float16 with multi_precision")
     mp = mode == "mp16"
-    dtype = np.float16 if mp else np.float32
+    dtype = {"f64": np.float64, "f16": np.float16, "mp16": np.float16}.get(mode, np.float32)
     scheduler = lambda: lr_scheduler.FactorScheduler(step=2, factor=0.8, base_lr=0.02)  # noqa: E731
     mxopt.random.seed(5)
     straight = make(name, kwargs, mp, lr_scheduler=scheduler())

@@ -466,8 +466,10 @@ def save(updater: Updater, path: Any) -> None:
                 "counts from 0 up)"
             )
         dtype = _dtype(master, arrays, known.get(key))
-        if isinstance(opt, Test) and master is None:
-            # Test's float32 mirror of the weight goes in the weight's dtype (Rust's).
+        if isinstance(opt, Test) and master is None and key in known:
+            # Test mirrors any weight in float32; the file keeps states in the weight's
+            # dtype, as Rust's Test does (the mirror is never read: rounding is harmless).
+            dtype = str(np.dtype(known[key]))
             arrays = [a.astype(dtype) for a in arrays]
         if isinstance(opt, LBSGD):
             shape = getattr(updater, "_weight_shapes", {}).get(key)
