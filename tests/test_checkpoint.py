@@ -712,3 +712,21 @@ def test_restore_random_is_explicit(tmp_path: Path) -> None:
     assert mxopt.random.next_stream() == (8, 0)
     make("sgld", {}).load(path, restore_random=True)
     assert mxopt.random.next_stream() == at_save
+
+
+def test_held_rows_of_another_row_count_fail_the_update_cleanly(tmp_path: Path) -> None:
+    """6 held rows of 2 values load (the file does not know the weight), but a gradient
+    of the weight's 3 rows does not fit them: refused before anything is counted."""
+    out = tmp_path / "edited.safetensors"
+    entry = {"count": 2, "held": "rows", "rows": 6, "indices": [0, 2]}
+    rewrite(lbsgd_part_way(tmp_path), out, set_json("accumulation", ("fc_weight",), entry))
+    target = make("lbsgd", {})
+    target.load(out)
+    w = fresh_weights(np.float32)[0]
+    before = (w.copy(), dict(target.optimizer._index_update_count))
+    rows = np.array([1], np.int64)
+    g = mxopt.sparse.RowSparseNDArray(grad(w.shape, 2, w.dtype)[rows], rows, w.shape)
+    with pytest.raises(ValueError, match="accumulated"):
+        target(0, g, w)
+    assert np.array_equal(w, before[0])
+    assert target.optimizer._index_update_count == before[1]

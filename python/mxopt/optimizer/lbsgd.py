@@ -228,8 +228,9 @@ class LBSGD(MomentumKernelOptimizer):
             index, weight, grad, state = as_lists(index, weight, grad, state)
             # Every tensor is checked before the first one is updated (or accumulated).
             parts = [self._split_state(s) for s in state]
-            for w, g in zip(weight, grad):
+            for i, w, g in zip(index, weight, grad):
                 _check_arrays(w, g)
+                self._check_accumulator(i, g)
             n = len(weight)
             precheck(
                 weight,
@@ -247,11 +248,12 @@ class LBSGD(MomentumKernelOptimizer):
         if not self.batch_scale > 0:
             raise ValueError(f"batch_scale must be positive, got {self.batch_scale!r}")
         momentum, master = self._split_state(state)
+        _check_arrays(weight, grad)  # before anything is counted or accumulated
+        self._check_accumulator(index, grad)
         lr = self._get_lr(index)
         wd = self._get_wd(index)
         self._update_count(index)
         t = self._index_update_count[index]
-        _check_arrays(weight, grad)  # before the accumulator changes
 
         cgrad = self._cumulate_gradient(grad, index)
         if cgrad["num_cums"] % self.batch_scale != 0:
@@ -268,6 +270,13 @@ class LBSGD(MomentumKernelOptimizer):
         states = () if momentum is None else (momentum,)
         self._step(kernel, weight, grad, states, master, lr, wd, t)
         self.cumgrads[index]["cum_grad"] = 0
+
+    def _check_accumulator(self, index: Hashable, grad: Any) -> None:
+        """Raise ``ValueError`` if ``grad`` does not fit the gradients ``index`` has
+        accumulated (one loaded from a checkpoint may have another shape)."""
+        cgrad = self.cumgrads.get(index)
+        if cgrad and cgrad["num_cums"] > 0:
+            _shaped(cgrad["cum_grad"], grad)
 
     @staticmethod
     def _split_state(state: Any) -> Tuple[Any, Any]:
