@@ -32,7 +32,7 @@ pub const EXCLUDED_SUFFIXES: [&str; 3] = ["gamma", "beta", "bias"];
 /// assert!(bad.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Lars {
     /// Trust coefficient `η`.
     pub eta: f64,
