@@ -1,0 +1,319 @@
+//! The GPU path against the CPU kernels (feature `wgpu`). Without a Vulkan adapter every
+//! test prints why and returns: the rest of the suite is unaffected.
+#![cfg(feature = "wgpu")]
+
+use mxopt::engine::{self, Dense, Mixed};
+use mxopt::gpu::{Context, Kernel, ParamSet, Precision, CHUNK};
+use mxopt::half::f16;
+use mxopt::rule::{Rule, Step};
+use mxopt::Result;
+use std::sync::OnceLock;
+
+/// One device for the whole test binary (opening one costs more than the tests).
+fn ctx() -> Option<&'static Context> {
+    static CTX: OnceLock<std::result::Result<Context, String>> = OnceLock::new();
+    match CTX.get_or_init(|| Context::new().map_err(|e| e.to_string())) {
+        Ok(c) => Some(c),
+        Err(why) => {
+            eprintln!("skipping GPU test: {why}");
+            None
+        }
+    }
+}
+
+/// Sizes around the workgroup (256) and chunk (1024) and their multiples, odd ones
+/// included (odd `f16` lengths leave half a word).
+const SIZES: [usize; 12] = [
+    0,
+    1,
+    63,
+    64,
+    65,
+    255,
+    256,
+    257,
+    1023,
+    1024,
+    1025,
+    2 * 1024 + 3,
+];
+
+/// Steps run: enough for states to matter and counts to move the bias corrections.
+const STEPS: i64 = 3;
+
+/// Largest distance in `f32` ulps allowed between GPU and CPU (see the module docs of
+/// `mxopt::gpu`: the driver may fuse `a·b + c` and round `/` and `sqrt` within 3 ulp).
+const ULPS: u32 = 8;
+
+/// A fused `a·b + c` is exact where the CPU rounds `a·b` first: when `a·b` and `c` nearly
+/// cancel, the difference is a few ulps of the operands (O(1) in these tests), not of the
+/// small result. Differences up to this absolute bound (8 ulps of 1.0) are accepted too.
+const ABS: f32 = 8.0 * f32::EPSILON;
+
+/// A deterministic value in `[-1, 1)` (xorshift), never exactly zero.
+fn value(seed: u64, i: usize) -> f32 {
+    let mut x =
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    let v = ((x >> 40) as f32) / ((1u64 << 24) as f32) * 2.0 - 1.0;
+    if v == 0.0 {
+        0.5
+    } else {
+        v
+    }
+}
+
+fn ordered(x: f32) -> i64 {
+    let b = x.to_bits() as i32;
+    i64::from(if b < 0 { i32::MIN - b } else { b })
+}
+
+fn ulps(a: f32, b: f32) -> u64 {
+    if a.is_nan() && b.is_nan() {
+        return 0;
+    }
+    (ordered(a) - ordered(b)).unsigned_abs()
+}
+
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: u32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
+    for (i, (&a, &b)) in gpu.iter().zip(cpu).enumerate() {
+        assert!(
+            ulps(a, b) <= u64::from(tol) || (a - b).abs() <= ABS,
+            "{what}[{i}]: gpu {a:e} cpu {b:e} ({} ulp)",
+            ulps(a, b)
+        );
+    }
+}
+
+fn assert_close_f16(what: &str, gpu: &[f16], cpu: &[f16]) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
+    for (i, (&a, &b)) in gpu.iter().zip(cpu).enumerate() {
+        let d = (i32::from(a.to_bits() as i16) - i32::from(b.to_bits() as i16)).unsigned_abs();
+        assert!(
+            a.to_bits() == b.to_bits() || (d <= 1 && a.is_finite()),
+            "{what}[{i}]: gpu {a} cpu {b}"
+        );
+    }
+}
+
+/// The per-tensor step of tensor `i` at update `t`: every tensor has its own rate and
+/// decay, as in an aggregated update with multipliers.
+fn step_of(i: usize, t: i64) -> Step {
+    Step::new(0.05 + 0.01 * i as f64, 0.001 * (i % 3) as f64, t)
+}
+
+/// Runs `make`'s rule for [`STEPS`] steps on the CPU and, as ONE list in one dispatch per
+/// step, on the GPU, with `f32` weights (or `f16` weights and an `f32` master copy), and
+/// compares weights, states and master copies.
+fn compare<K, const N: usize>(
+    lens: &[usize],
+    precision: Precision,
+    make: impl Fn(Step) -> Result<K>,
+) where
+    K: Kernel<N> + Rule<f32, N>,
+{
+    let Some(ctx) = ctx() else { return };
+    let mut set = ParamSet::new(ctx, precision, lens, N).unwrap();
+    let mut w32: Vec<Vec<f32>> = Vec::new();
+    let mut w16: Vec<Vec<f16>> = Vec::new();
+    let mut states: Vec<[Vec<f32>; N]> = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 1, j)).collect();
+        // Non-zero starting states exercise every branch from the first step.
+        let s: [Vec<f32>; N] = std::array::from_fn(|k| {
+            (0..len)
+                .map(|j| value(100 + k as u64, j).abs() * 0.1)
+                .collect()
+        });
+        for (k, sk) in s.iter().enumerate() {
+            set.write_state(ctx, k, i, sk).unwrap();
+        }
+        match precision {
+            Precision::F32 => set.write_weight_f32(ctx, i, &w).unwrap(),
+            Precision::F16Master => {
+                let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                set.write_weight_f16(ctx, i, &h).unwrap();
+                w16.push(h);
+            }
+        }
+        w32.push(w);
+        states.push(s);
+    }
+    if precision == Precision::F16Master {
+        w32 = w16
+            .iter()
+            .map(|h| h.iter().map(|x| x.to_f32()).collect())
+            .collect();
+    }
+    for t in 1..=STEPS {
+        let mut rules = Vec::new();
+        for (i, &len) in lens.iter().enumerate() {
+            let g: Vec<f32> = (0..len)
+                .map(|j| value(1000 * t as u64 + i as u64, j))
+                .collect();
+            let rule = make(step_of(i, t)).unwrap();
+            let s: [&mut [f32]; N] = {
+                let v: Vec<&mut [f32]> = states[i].iter_mut().map(Vec::as_mut_slice).collect();
+                v.try_into().unwrap_or_else(|_| unreachable!())
+            };
+            match precision {
+                Precision::F32 => {
+                    set.write_grad_f32(ctx, i, &g).unwrap();
+                    engine::run(&rule, Dense::new(&mut w32[i], &g, s).unwrap());
+                }
+                Precision::F16Master => {
+                    let g: Vec<f16> = g.iter().map(|&x| f16::from_f32(x)).collect();
+                    set.write_grad_f16(ctx, i, &g).unwrap();
+                    engine::run(&rule, Mixed::new(&mut w16[i], &g, &mut w32[i], s).unwrap());
+                }
+            }
+            rules.push(rule);
+        }
+        ctx.step(&mut set, &rules).unwrap();
+    }
+    for (i, _) in lens.iter().enumerate() {
+        let what = format!("{} tensor {i}", K::SOURCE.name);
+        match precision {
+            Precision::F32 => {
+                assert_close(&what, &set.read_weight_f32(ctx, i).unwrap(), &w32[i], ULPS);
+            }
+            Precision::F16Master => {
+                assert_close(&what, &set.read_master(ctx, i).unwrap(), &w32[i], ULPS);
+                assert_close_f16(&what, &set.read_weight_f16(ctx, i).unwrap(), &w16[i]);
+            }
+        }
+        for k in 0..N {
+            let what = format!("{what} state {k}");
+            assert_close(
+                &what,
+                &set.read_state(ctx, k, i).unwrap(),
+                &states[i][k],
+                ULPS,
+            );
+        }
+    }
+}
+
+/// Both precisions over the list of [`SIZES`] in one dispatch, and one multi-chunk tensor.
+fn both<K, const N: usize>(make: impl Fn(Step) -> Result<K> + Copy)
+where
+    K: Kernel<N> + Rule<f32, N>,
+{
+    for precision in [Precision::F32, Precision::F16Master] {
+        compare(&SIZES, precision, make);
+        compare(&[3 * CHUNK as usize * 2 + 5], precision, make);
+    }
+}
+
+use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
+use mxopt::optim::{dcasgd::Dcasgd, ftml::Ftml, ftrl::Ftrl, nadam::Nadam, nag::Nag};
+use mxopt::optim::{rmsprop::RmsProp, sgd::Sgd, sgld::Sgld, signum::Signum};
+
+#[test]
+fn sgd_plain_momentum_and_single() {
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    both(|s| sgd.multi_mom_at::<f32>(s));
+    both(|s| Sgd::default().multi_at::<f32>(s));
+    let clipped = Sgd {
+        rescale_grad: 2.0,
+        clip_gradient: Some(0.7),
+        momentum: 0.5,
+    };
+    both(|s| clipped.multi_mom_at::<f32>(s));
+    both(|s| clipped.single_at::<f32>(s));
+}
+
+#[test]
+fn adam() {
+    both(|s| Adam::default().at::<f32>(s));
+    let clipped = Adam {
+        clip_gradient: Some(0.3),
+        rescale_grad: 1.5,
+        ..Adam::default()
+    };
+    both(|s| clipped.at::<f32>(s));
+}
+
+#[test]
+fn nag() {
+    let nag = Nag {
+        momentum: 0.9,
+        clip_gradient: Some(0.5),
+        ..Nag::default()
+    };
+    both(|s| nag.at::<f32>(s));
+}
+
+#[test]
+fn adagrad() {
+    both(|s| AdaGrad::default().at::<f32>(s));
+    let clipped = AdaGrad {
+        clip_gradient: Some(0.4),
+        ..AdaGrad::default()
+    };
+    both(|s| clipped.at::<f32>(s));
+}
+
+#[test]
+fn rmsprop_plain_and_centered() {
+    let hyper = RmsProp {
+        clip_gradient: Some(0.8),
+        clip_weights: Some(0.9),
+        ..RmsProp::default()
+    };
+    both(|s| hyper.at::<f32>(s));
+    both(|s| hyper.centered_at::<f32>(s));
+    both(|s| RmsProp::default().centered_at::<f32>(s));
+}
+
+#[test]
+fn adamax_nadam_adadelta() {
+    both(|s| Adamax::default().at::<f32>(s));
+    both(|s| Nadam::default().at::<f32>(Step { schedule: 0.8, ..s }));
+    both(|s| {
+        AdaDelta {
+            clip_gradient: Some(0.5),
+            ..AdaDelta::default()
+        }
+        .at::<f32>(s)
+    });
+}
+
+#[test]
+fn ftml_ftrl() {
+    both(|s| Ftml::default().at::<f32>(s));
+    both(|s| Ftrl::default().at::<f32>(s));
+}
+
+#[test]
+fn signum_signsgd_dcasgd_sgld() {
+    both(|s| {
+        Signum {
+            wd_lh: 0.01,
+            ..Signum::default()
+        }
+        .at::<f32>(s)
+    });
+    both(|s| {
+        Signum {
+            clip_gradient: Some(0.3),
+            ..Signum::default()
+        }
+        .at::<f32>(s)
+    });
+    both(|s| Signum::default().sign_at::<f32>(s));
+    both(|s| Dcasgd::default().at::<f32>(s));
+    both(|s| {
+        Sgld {
+            clip_gradient: Some(0.5),
+            ..Sgld::default()
+        }
+        .at::<f32>(s)
+    });
+}
