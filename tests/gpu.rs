@@ -317,3 +317,253 @@ fn signum_signsgd_dcasgd_sgld() {
         .at::<f32>(s)
     });
 }
+
+use mxopt::engine::reduce::{self, Reduction};
+use mxopt::optim::{lamb::Lamb, lars::Lars};
+
+/// Host copies of a set's tensors for a CPU reference run.
+struct Host {
+    w32: Vec<Vec<f32>>,
+    w16: Vec<Vec<f16>>,
+    states: Vec<Vec<Vec<f32>>>,
+}
+
+/// A set over `lens` filled like [`compare`]'s, with `n` states, and its host copy.
+fn filled(ctx: &Context, lens: &[usize], precision: Precision, n: usize) -> (ParamSet, Host) {
+    let mut set = ParamSet::new(ctx, precision, lens, n).unwrap();
+    let mut host = Host {
+        w32: Vec::new(),
+        w16: Vec::new(),
+        states: Vec::new(),
+    };
+    for (i, &len) in lens.iter().enumerate() {
+        let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 7, j)).collect();
+        let s: Vec<Vec<f32>> = (0..n)
+            .map(|k| {
+                (0..len)
+                    .map(|j| value(200 + k as u64, j).abs() * 0.01)
+                    .collect()
+            })
+            .collect();
+        for (k, sk) in s.iter().enumerate() {
+            set.write_state(ctx, k, i, sk).unwrap();
+        }
+        match precision {
+            Precision::F32 => {
+                set.write_weight_f32(ctx, i, &w).unwrap();
+                host.w32.push(w);
+            }
+            Precision::F16Master => {
+                let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                set.write_weight_f16(ctx, i, &h).unwrap();
+                host.w32.push(h.iter().map(|x| x.to_f32()).collect());
+                host.w16.push(h);
+            }
+        }
+        host.states.push(s);
+    }
+    (set, host)
+}
+
+fn grads(ctx: &Context, set: &mut ParamSet, t: i64) -> Vec<Vec<f32>> {
+    let lens = set.lens().to_vec();
+    lens.iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let g: Vec<f32> = (0..len)
+                .map(|j| value(5000 * t as u64 + i as u64, j))
+                .collect();
+            match set.precision() {
+                Precision::F32 => {
+                    set.write_grad_f32(ctx, i, &g).unwrap();
+                    g
+                }
+                Precision::F16Master => {
+                    let h: Vec<f16> = g.iter().map(|&x| f16::from_f32(x)).collect();
+                    set.write_grad_f16(ctx, i, &h).unwrap();
+                    h.iter().map(|x| x.to_f32()).collect()
+                }
+            }
+        })
+        .collect()
+}
+
+fn compare_host(ctx: &Context, set: &ParamSet, host: &Host, name: &str) {
+    for i in 0..set.len() {
+        let what = format!("{name} tensor {i}");
+        match set.precision() {
+            Precision::F32 => assert_close(
+                &what,
+                &set.read_weight_f32(ctx, i).unwrap(),
+                &host.w32[i],
+                ULPS,
+            ),
+            Precision::F16Master => {
+                assert_close(&what, &set.read_master(ctx, i).unwrap(), &host.w32[i], ULPS);
+                assert_close_f16(&what, &set.read_weight_f16(ctx, i).unwrap(), &host.w16[i]);
+            }
+        }
+        for k in 0..set.num_states() {
+            assert_close(
+                &format!("{what} state {k}"),
+                &set.read_state(ctx, k, i).unwrap(),
+                &host.states[i][k],
+                ULPS,
+            );
+        }
+    }
+}
+
+fn state_array<const N: usize>(s: &mut [Vec<f32>]) -> [&mut [f32]; N] {
+    let v: Vec<&mut [f32]> = s.iter_mut().map(Vec::as_mut_slice).collect();
+    v.try_into()
+        .unwrap_or_else(|_| panic!("{N} states expected"))
+}
+
+/// LARS on the CPU: sums of squares in `f64` blocks (the GPU sums in `f32` in a fixed tree:
+/// both within an ulp or two of the exact sum), trust ratio, preloaded SGD momentum.
+fn lars_cpu(lars: &Lars, host: &mut Host, g: &[Vec<f32>], steps: &[Step], scaled: &[bool]) {
+    let trust = lars.trust().unwrap();
+    for i in 0..g.len() {
+        let (wss, gss) = if host.w16.is_empty() {
+            (
+                reduce::sum_sq(&host.w32[i], Reduction::Fast),
+                reduce::sum_sq(&g[i], Reduction::Fast),
+            )
+        } else {
+            let g16: Vec<f16> = g[i].iter().map(|&x| f16::from_f32(x)).collect();
+            (
+                reduce::sum_sq(&host.w16[i], Reduction::Fast),
+                reduce::sum_sq(&g16, Reduction::Fast),
+            )
+        };
+        let mut step = steps[i];
+        if scaled[i] {
+            step.lr = f64::from(trust.lr(step.lr as f32, step.wd as f32, wss, gss));
+        }
+        let rule = lars.update_mom_at::<f32>(step).unwrap();
+        let s = state_array::<1>(&mut host.states[i]);
+        if host.w16.is_empty() {
+            engine::run(&rule, Dense::new(&mut host.w32[i], &g[i], s).unwrap());
+        } else {
+            let g16: Vec<f16> = g[i].iter().map(|&x| f16::from_f32(x)).collect();
+            engine::run(
+                &rule,
+                Mixed::new(&mut host.w16[i], &g16, &mut host.w32[i], s).unwrap(),
+            );
+        }
+    }
+}
+
+#[test]
+fn lars_matches_cpu_in_one_submission() {
+    let Some(ctx) = ctx() else { return };
+    let lars = Lars {
+        momentum: 0.9,
+        eta: 0.01,
+        ..Lars::default()
+    };
+    for precision in [Precision::F32, Precision::F16Master] {
+        let (mut set, mut host) = filled(ctx, &SIZES, precision, 1);
+        let scaled: Vec<bool> = (0..SIZES.len()).map(|i| i % 4 != 1).collect();
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..SIZES.len()).map(|i| step_of(i, t)).collect();
+            ctx.lars_step(&mut set, &lars, &steps, &scaled).unwrap();
+            lars_cpu(&lars, &mut host, &g, &steps, &scaled);
+        }
+        compare_host(ctx, &set, &host, "lars");
+    }
+}
+
+fn lamb_cpu(lamb: &Lamb, host: &mut Host, g: &[Vec<f32>], steps: &[Step], write_master: bool) {
+    let mixed = !host.w16.is_empty();
+    for i in 0..g.len() {
+        let d = lamb.direction_at(steps[i], mixed).unwrap();
+        let g16: Vec<f16> = g[i].iter().map(|&x| f16::from_f32(x)).collect();
+        let norms = if mixed {
+            reduce::sweep(
+                &d,
+                &host.w32[i],
+                &g16,
+                state_array::<2>(&mut host.states[i]),
+                Reduction::Fast,
+            )
+        } else {
+            reduce::sweep(
+                &d,
+                &host.w32[i],
+                &g[i],
+                state_array::<2>(&mut host.states[i]),
+                Reduction::Fast,
+            )
+        };
+        let rule = lamb
+            .step_at(steps[i], d, norms.weight, norms.swept)
+            .unwrap();
+        let s = state_array::<2>(&mut host.states[i]);
+        if mixed {
+            let walk = Mixed::new(&mut host.w16[i], &g16, &mut host.w32[i], s).unwrap();
+            engine::run(
+                &rule,
+                if write_master {
+                    walk
+                } else {
+                    walk.keeping_master()
+                },
+            );
+        } else {
+            engine::run(&rule, Dense::new(&mut host.w32[i], &g[i], s).unwrap());
+        }
+    }
+}
+
+#[test]
+fn lamb_matches_cpu_in_one_submission() {
+    let Some(ctx) = ctx() else { return };
+    let lamb = Lamb {
+        lower_bound: Some(0.1),
+        upper_bound: Some(20.0),
+        ..Lamb::default()
+    };
+    for (precision, write_master) in [
+        (Precision::F32, true),
+        (Precision::F16Master, true),
+        (Precision::F16Master, false),
+    ] {
+        let (mut set, mut host) = filled(ctx, &SIZES, precision, 2);
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..SIZES.len()).map(|i| step_of(i, t)).collect();
+            ctx.lamb_step(&mut set, &lamb, &steps, write_master)
+                .unwrap();
+            lamb_cpu(&lamb, &mut host, &g, &steps, write_master);
+        }
+        compare_host(ctx, &set, &host, "lamb");
+    }
+}
+
+#[test]
+fn norms_are_deterministic() {
+    let Some(ctx) = ctx() else { return };
+    let lens = [3 * CHUNK as usize * 256 + 17, 1001];
+    let lamb = Lamb::default();
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let (mut set, _) = filled(ctx, &lens, Precision::F32, 2);
+        grads(ctx, &mut set, 1);
+        let steps = [Step::new(0.01, 0.0, 1); 2];
+        ctx.lamb_step(&mut set, &lamb, &steps, true).unwrap();
+        let w: Vec<u32> = set
+            .read_weight_f32(ctx, 0)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        results.push(w);
+    }
+    assert!(
+        results[0] == results[1],
+        "two identical LAMB steps gave different bits"
+    );
+}

@@ -10,8 +10,6 @@
 //!   each ([`Kernel`]: the rule's constants are computed by the CPU constructor, so the
 //!   scalars have the CPU's bits); [`Context::lars_step`] and [`Context::lamb_step`] add
 //!   the per-tensor norms (a fixed-order reduction) in the same command buffer.
-//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s config and step
-//!   calls with the states on the device.
 //!
 //! ```no_run
 //! use mxopt::gpu::{Context, ParamSet, Precision};
@@ -36,10 +34,8 @@
 
 mod kernel;
 mod layerwise;
-mod optimizer;
 
 pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
-pub use optimizer::GpuOptimizer;
 
 use crate::{Error, Result};
 use half::f16;
@@ -271,6 +267,7 @@ impl Context {
         set: &mut ParamSet,
         rules: &[K],
     ) -> Result<()> {
+        check("optimizer states", N, set.states.len())?;
         let hyper: Vec<Vec<f32>> = rules.iter().map(Kernel::hyper).collect();
         let pass = Pass::new(set, K::SOURCE, N, &hyper, true)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -373,8 +370,6 @@ struct Pass {
     chunks: u32,
     /// Per non-empty tensor `[first chunk, chunk count]` (the norms' reduction).
     spans: Vec<u32>,
-    /// Index in the set of each table entry.
-    tensors: Vec<usize>,
 }
 
 impl Pass {
@@ -386,12 +381,14 @@ impl Pass {
         write_master: bool,
     ) -> Result<Pass> {
         check("rules", set.lens.len(), hyper.len())?;
-        check("optimizer states", states, set.states.len())?;
+        if states > set.states.len() {
+            check("optimizer states", states, set.states.len())?;
+        }
         let mut table = vec![0, 0];
         let mut spans = Vec::new();
-        let mut tensors = Vec::new();
+        let mut entries: u32 = 0;
         let mut chunks: u32 = 0;
-        for (i, ((&len, &offset), h)) in set.lens.iter().zip(&set.offsets).zip(hyper).enumerate() {
+        for ((&len, &offset), h) in set.lens.iter().zip(&set.offsets).zip(hyper) {
             check("kernel scalars", source.fields.len(), h.len())?;
             if len == 0 {
                 continue;
@@ -408,11 +405,11 @@ impl Pass {
             table.extend_from_slice(&[chunks, len, offset, offset, offset, 0, 0, 0]);
             table.extend(h.iter().map(|x| x.to_bits()));
             spans.extend_from_slice(&[chunks, n]);
-            tensors.push(i);
+            entries += 1;
             chunks = chunks.checked_add(n).ok_or_else(too_large)?;
         }
-        debug_assert!(table.len() == 2 + tensors.len() * (HEADER + source.fields.len()));
-        table[0] = tensors.len() as u32;
+        debug_assert!(table.len() == 2 + entries as usize * (HEADER + source.fields.len()));
+        table[0] = entries;
         table[1] = chunks;
         Ok(Pass {
             variant: Variant {
@@ -424,7 +421,6 @@ impl Pass {
             table,
             chunks,
             spans,
-            tensors,
         })
     }
 }

@@ -1,5 +1,0 @@
-//! The high-level optimizer on the device.
-
-/// Placeholder.
-#[derive(Debug)]
-pub struct GpuOptimizer;
