@@ -2,6 +2,8 @@
 //! the engine. No maths lives here.
 
 mod arrays;
+#[cfg(feature = "wgpu")]
+mod gpu;
 mod init;
 mod kernels;
 mod layerwise;
@@ -23,5 +25,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kernels::register(m)?;
     layerwise::register(m)?;
     init::register(m)?;
+    // `mxopt.gpu` reads this to explain a wheel built without the GPU path.
+    m.add("HAS_WGPU", cfg!(feature = "wgpu"))?;
+    #[cfg(feature = "wgpu")]
+    gpu::register(m)?;
     Ok(())
 }
