@@ -74,7 +74,9 @@ impl Dtype {
 /// Runs `f` with the device's validation and out-of-memory errors captured (wgpu's
 /// default is to panic on them).
 fn scoped<T>(ctx: &Context, f: impl FnOnce() -> T) -> PyResult<T> {
-    let memory = ctx.device().push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let memory = ctx
+        .device()
+        .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
     let value = f();
     let v = pollster::block_on(validation.pop());
@@ -211,8 +213,7 @@ impl GpuDevice {
     /// Opens the first Vulkan adapter (a GPU, or a software driver such as lavapipe).
     #[new]
     fn new(py: Python<'_>) -> PyResult<Self> {
-        py.detach(GpuDevice::open)
-            .map_err(PyRuntimeError::new_err)
+        py.detach(GpuDevice::open).map_err(PyRuntimeError::new_err)
     }
 
     /// The adapter's name.
@@ -262,7 +263,11 @@ impl GpuDevice {
             None => Dtype::F32,
             Some(d) => {
                 let np = d.py().import("numpy")?;
-                let name: String = np.getattr("dtype")?.call1((d,))?.getattr("name")?.extract()?;
+                let name: String = np
+                    .getattr("dtype")?
+                    .call1((d,))?
+                    .getattr("name")?
+                    .extract()?;
                 match name.as_str() {
                     "float32" => Dtype::F32,
                     "float16" => Dtype::F16,
@@ -428,7 +433,11 @@ impl GpuArray {
     }
 
     fn __repr__(&self) -> String {
-        format!("GpuArray(shape={:?}, dtype={})", self.shape, self.dtype.name())
+        format!(
+            "GpuArray(shape={:?}, dtype={})",
+            self.shape,
+            self.dtype.name()
+        )
     }
 }
 
@@ -522,7 +531,10 @@ impl<'a, 'py> Call<'a, 'py> {
 
     fn check(&self) -> PyResult<()> {
         let (weight_dtype, per_weight) = match &self.masters {
-            None => (Dtype::F32, "float32 weights (float16 ones need master copies)"),
+            None => (
+                Dtype::F32,
+                "float32 weights (float16 ones need master copies)",
+            ),
             Some(_) => (Dtype::F16, "float16 weights (with float32 master copies)"),
         };
         for (i, w) in self.weights.iter().enumerate() {
@@ -548,7 +560,13 @@ impl<'a, 'py> Call<'a, 'py> {
         }
         let per = self.states.len().checked_div(n).unwrap_or(0);
         for (j, s) in self.states.iter().enumerate() {
-            expect("states", j, s.get(), Dtype::F32, &self.weights[j / per].get().shape)?;
+            expect(
+                "states",
+                j,
+                s.get(),
+                Dtype::F32,
+                &self.weights[j / per].get().shape,
+            )?;
         }
         // Every array is read or written once per element: the same one twice would
         // bind one buffer to two roles (a data race on the device).
