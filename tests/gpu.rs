@@ -567,3 +567,71 @@ fn norms_are_deterministic() {
         "two identical LAMB steps gave different bits"
     );
 }
+
+#[test]
+fn bad_input_is_an_error_before_any_write() {
+    let Some(ctx) = ctx() else { return };
+    let mut set = ParamSet::new(ctx, Precision::F32, &[5, 3], 1).unwrap();
+    set.write_weight_f32(ctx, 0, &[1.0; 5]).unwrap();
+    let rule = Sgd { momentum: 0.9, ..Sgd::default() }.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    // One rule for two tensors, a plain rule for a set with a momentum state.
+    assert!(matches!(ctx.step(&mut set, &[rule]), Err(mxopt::Error::Length { .. })));
+    let plain = Sgd::default().multi_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    assert!(ctx.step(&mut set, &[plain, plain]).is_err());
+    assert_eq!(set.read_weight_f32(ctx, 0).unwrap(), [1.0; 5]);
+    // Wrong lengths, indices, precision, state numbers.
+    assert!(set.write_weight_f32(ctx, 0, &[1.0; 4]).is_err());
+    assert!(set.write_weight_f32(ctx, 2, &[1.0; 5]).is_err());
+    assert!(matches!(set.write_weight_f16(ctx, 0, &[f16::ONE; 5]), Err(mxopt::Error::Gpu(_))));
+    assert!(set.read_master(ctx, 0).is_err());
+    assert!(set.write_state(ctx, 1, 0, &[0.0; 5]).is_err());
+    assert!(ParamSet::new(ctx, Precision::F32, &[1], 5).is_err());
+    let huge = ParamSet::new(ctx, Precision::F32, &[usize::MAX / 8], 0);
+    assert!(matches!(huge, Err(mxopt::Error::Gpu(_))), "{huge:?}");
+    // The application's buffers must be large enough and carry the usages.
+    let small = ctx.device().create_buffer(&mxopt::gpu::wgpu::BufferDescriptor {
+        label: None,
+        size: 8,
+        usage: mxopt::gpu::wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let r = ParamSet::from_buffers(Precision::F32, &[5], small.clone(), small, None, vec![]);
+    assert!(matches!(r, Err(mxopt::Error::Gpu(_))));
+}
+
+#[test]
+fn application_buffers_are_updated_in_place() {
+    let Some(ctx) = ctx() else { return };
+    use mxopt::gpu::wgpu::{BufferDescriptor, BufferUsages};
+    let lens = [7, 300];
+    let (_, total) = ParamSet::offsets(Precision::F16Master, &lens);
+    let make = |bytes: usize| {
+        ctx.device().create_buffer(&BufferDescriptor {
+            label: Some("app"),
+            size: bytes as u64,
+            usage: BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let weight = make(total * 2);
+    let mut set = ParamSet::from_buffers(
+        Precision::F16Master,
+        &lens,
+        weight.clone(),
+        make(total * 2),
+        Some(make(total * 4)),
+        vec![make(total * 4)],
+    )
+    .unwrap();
+    let w: Vec<f16> = (0..7).map(|j| f16::from_f32(value(3, j))).collect();
+    let g: Vec<f16> = (0..7).map(|j| f16::from_f32(value(4, j))).collect();
+    set.write_weight_f16(ctx, 0, &w).unwrap();
+    set.write_grad_f16(ctx, 0, &g).unwrap();
+    let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
+    let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    ctx.step(&mut set, &[rule, rule]).unwrap();
+    let (mut cw, mut master, mut mom) = (w.clone(), w.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), vec![0.0; 7]);
+    engine::run(&rule, Mixed::new(&mut cw, &g, &mut master, [&mut mom]).unwrap());
+    assert_close_f16("app weight", &set.read_weight_f16(ctx, 0).unwrap(), &cw);
+    assert!(std::ptr::eq(set.weight_buffer(), set.weight_buffer()) && *set.weight_buffer() == weight);
+}

@@ -36,6 +36,9 @@ mod kernel;
 mod layerwise;
 
 pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
+/// The wgpu crate this module is built on (for [`Context::from_device`] and
+/// [`ParamSet::from_buffers`]).
+pub use wgpu;
 
 use crate::{Error, Result};
 use half::f16;
