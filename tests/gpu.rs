@@ -573,28 +573,43 @@ fn bad_input_is_an_error_before_any_write() {
     let Some(ctx) = ctx() else { return };
     let mut set = ParamSet::new(ctx, Precision::F32, &[5, 3], 1).unwrap();
     set.write_weight_f32(ctx, 0, &[1.0; 5]).unwrap();
-    let rule = Sgd { momentum: 0.9, ..Sgd::default() }.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    let rule = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    }
+    .multi_mom_at::<f32>(Step::new(0.1, 0.0, 1))
+    .unwrap();
     // One rule for two tensors, a plain rule for a set with a momentum state.
-    assert!(matches!(ctx.step(&mut set, &[rule]), Err(mxopt::Error::Length { .. })));
-    let plain = Sgd::default().multi_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    assert!(matches!(
+        ctx.step(&mut set, &[rule]),
+        Err(mxopt::Error::Length { .. })
+    ));
+    let plain = Sgd::default()
+        .multi_at::<f32>(Step::new(0.1, 0.0, 1))
+        .unwrap();
     assert!(ctx.step(&mut set, &[plain, plain]).is_err());
     assert_eq!(set.read_weight_f32(ctx, 0).unwrap(), [1.0; 5]);
     // Wrong lengths, indices, precision, state numbers.
     assert!(set.write_weight_f32(ctx, 0, &[1.0; 4]).is_err());
     assert!(set.write_weight_f32(ctx, 2, &[1.0; 5]).is_err());
-    assert!(matches!(set.write_weight_f16(ctx, 0, &[f16::ONE; 5]), Err(mxopt::Error::Gpu(_))));
+    assert!(matches!(
+        set.write_weight_f16(ctx, 0, &[f16::ONE; 5]),
+        Err(mxopt::Error::Gpu(_))
+    ));
     assert!(set.read_master(ctx, 0).is_err());
     assert!(set.write_state(ctx, 1, 0, &[0.0; 5]).is_err());
     assert!(ParamSet::new(ctx, Precision::F32, &[1], 5).is_err());
     let huge = ParamSet::new(ctx, Precision::F32, &[usize::MAX / 8], 0);
     assert!(matches!(huge, Err(mxopt::Error::Gpu(_))), "{huge:?}");
     // The application's buffers must be large enough and carry the usages.
-    let small = ctx.device().create_buffer(&mxopt::gpu::wgpu::BufferDescriptor {
-        label: None,
-        size: 8,
-        usage: mxopt::gpu::wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    });
+    let small = ctx
+        .device()
+        .create_buffer(&mxopt::gpu::wgpu::BufferDescriptor {
+            label: None,
+            size: 8,
+            usage: mxopt::gpu::wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
     let r = ParamSet::from_buffers(Precision::F32, &[5], small.clone(), small, None, vec![]);
     assert!(matches!(r, Err(mxopt::Error::Gpu(_))));
 }
@@ -627,11 +642,186 @@ fn application_buffers_are_updated_in_place() {
     let g: Vec<f16> = (0..7).map(|j| f16::from_f32(value(4, j))).collect();
     set.write_weight_f16(ctx, 0, &w).unwrap();
     set.write_grad_f16(ctx, 0, &g).unwrap();
-    let sgd = Sgd { momentum: 0.9, ..Sgd::default() };
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
     let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
     ctx.step(&mut set, &[rule, rule]).unwrap();
-    let (mut cw, mut master, mut mom) = (w.clone(), w.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), vec![0.0; 7]);
-    engine::run(&rule, Mixed::new(&mut cw, &g, &mut master, [&mut mom]).unwrap());
+    let (mut cw, mut master, mut mom) = (
+        w.clone(),
+        w.iter().map(|x| x.to_f32()).collect::<Vec<_>>(),
+        vec![0.0; 7],
+    );
+    engine::run(
+        &rule,
+        Mixed::new(&mut cw, &g, &mut master, [&mut mom]).unwrap(),
+    );
     assert_close_f16("app weight", &set.read_weight_f16(ctx, 0).unwrap(), &cw);
-    assert!(std::ptr::eq(set.weight_buffer(), set.weight_buffer()) && *set.weight_buffer() == weight);
+    assert!(
+        std::ptr::eq(set.weight_buffer(), set.weight_buffer()) && *set.weight_buffer() == weight
+    );
+}
+
+use mxopt::gpu::GpuOptimizer;
+use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer};
+
+/// Every high-level algorithm: the GPU optimizer against the CPU one over a named list
+/// (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's running product), in
+/// `f32` and multi-precision `f16`.
+#[test]
+fn gpu_optimizer_matches_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    let names = ["conv0_weight", "conv0_bias", "fc_weight"];
+    let lens = [257, 64, 1031];
+    let mut algorithms: Vec<Algorithm> = [
+        "sgd", "nag", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl",
+        "signum",
+    ]
+    .iter()
+    .map(|n| Algorithm::from_name(n).unwrap())
+    .collect();
+    algorithms.push(Algorithm::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    }));
+    algorithms.push(Algorithm::Nag(Nag {
+        momentum: 0.9,
+        ..Nag::default()
+    }));
+    algorithms.push(Algorithm::RmsProp {
+        hyper: RmsProp::default(),
+        centered: true,
+    });
+    algorithms.push(Algorithm::Signum(Signum {
+        momentum: 0.0,
+        ..Signum::default()
+    }));
+    for algorithm in algorithms {
+        for precision in [Precision::F32, Precision::F16Master] {
+            let config = Config {
+                wd: 1e-3,
+                multi_precision: precision == Precision::F16Master,
+                lr_scheduler: Some(
+                    mxopt::schedule::Factor {
+                        factor: 0.5,
+                        ..mxopt::schedule::Factor::new(2)
+                    }
+                    .build()
+                    .unwrap(),
+                ),
+                lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
+                ..Config::default()
+            };
+            let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
+            let mut gpu =
+                GpuOptimizer::new(ctx, algorithm, config, &names, &lens, precision).unwrap();
+            let mut w32: Vec<Vec<f32>> = Vec::new();
+            let mut w16: Vec<Vec<f16>> = Vec::new();
+            for (i, &len) in lens.iter().enumerate() {
+                let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 50, j)).collect();
+                if precision == Precision::F32 {
+                    gpu.params_mut().write_weight_f32(ctx, i, &w).unwrap();
+                } else {
+                    let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                    gpu.params_mut().write_weight_f16(ctx, i, &h).unwrap();
+                    w16.push(h);
+                }
+                w32.push(w);
+            }
+            for t in 1..=STEPS {
+                let g: Vec<Vec<f32>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| {
+                        (0..len)
+                            .map(|j| value(900 + 10 * t as u64 + i as u64, j))
+                            .collect()
+                    })
+                    .collect();
+                if precision == Precision::F32 {
+                    for (i, gi) in g.iter().enumerate() {
+                        gpu.params_mut().write_grad_f32(ctx, i, gi).unwrap();
+                    }
+                    let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
+                        .iter()
+                        .zip(w32.iter_mut())
+                        .zip(&g)
+                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                        .collect();
+                    cpu.update_many(&mut list).unwrap();
+                } else {
+                    let g16: Vec<Vec<f16>> = g
+                        .iter()
+                        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
+                        .collect();
+                    for (i, gi) in g16.iter().enumerate() {
+                        gpu.params_mut().write_grad_f16(ctx, i, gi).unwrap();
+                    }
+                    let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
+                        .iter()
+                        .zip(w16.iter_mut())
+                        .zip(&g16)
+                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                        .collect();
+                    cpu.update_many(&mut list).unwrap();
+                }
+                gpu.step(ctx).unwrap();
+            }
+            assert_eq!(gpu.num_update(), cpu.num_update());
+            assert_eq!(gpu.update_count("fc_weight"), cpu.update_count("fc_weight"));
+            for i in 0..lens.len() {
+                let what = format!("{} {precision:?} {}", algorithm.name(), names[i]);
+                if precision == Precision::F32 {
+                    assert_close(
+                        &what,
+                        &gpu.params().read_weight_f32(ctx, i).unwrap(),
+                        &w32[i],
+                        ULPS,
+                    );
+                } else {
+                    assert_close_f16(
+                        &what,
+                        &gpu.params().read_weight_f16(ctx, i).unwrap(),
+                        &w16[i],
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_optimizer_refuses_bad_setups() {
+    let Some(ctx) = ctx() else { return };
+    let sgd = Algorithm::from_name("sgd").unwrap();
+    let f16_without_master = GpuOptimizer::new(
+        ctx,
+        sgd,
+        Config::default(),
+        &["a"],
+        &[3],
+        Precision::F16Master,
+    );
+    assert!(matches!(
+        f16_without_master,
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    let dup = GpuOptimizer::new(
+        ctx,
+        sgd,
+        Config::default(),
+        &["a", "a"],
+        &[3, 3],
+        Precision::F32,
+    );
+    assert!(matches!(dup, Err(mxopt::Error::Duplicate(_))));
+    assert!(
+        GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
+    );
+    let nan = Config {
+        learning_rate: Some(f64::NAN),
+        ..Config::default()
+    };
+    assert!(GpuOptimizer::new(ctx, sgd, nan, &["a"], &[3], Precision::F32).is_err());
 }

@@ -10,6 +10,8 @@
 //!   each ([`Kernel`]: the rule's constants are computed by the CPU constructor, so the
 //!   scalars have the CPU's bits); [`Context::lars_step`] and [`Context::lamb_step`] add
 //!   the per-tensor norms (a fixed-order reduction) in the same command buffer.
+//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s algorithms,
+//!   config and step semantics, with the states on the device.
 //!
 //! ```no_run
 //! use mxopt::gpu::{Context, ParamSet, Precision};
@@ -34,8 +36,10 @@
 
 mod kernel;
 mod layerwise;
+mod optimizer;
 
 pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
+pub use optimizer::GpuOptimizer;
 /// The wgpu crate this module is built on (for [`Context::from_device`] and
 /// [`ParamSet::from_buffers`]).
 pub use wgpu;
