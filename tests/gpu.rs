@@ -825,3 +825,57 @@ fn gpu_optimizer_refuses_bad_setups() {
     };
     assert!(GpuOptimizer::new(ctx, sgd, nan, &["a"], &[3], Precision::F32).is_err());
 }
+
+use mxopt::optim::group_adagrad::GroupAdaGrad;
+
+#[test]
+fn group_adagrad_rows_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let shapes = [(0, 4), (1, 1), (3, 21), (64, 5), (7, 300), (257, 3)];
+    let lens: Vec<usize> = shapes.iter().map(|(r, c)| r * c).collect();
+    let rows: Vec<usize> = shapes.iter().map(|s| s.0).collect();
+    for hyper in [
+        GroupAdaGrad::default(),
+        GroupAdaGrad {
+            clip_gradient: Some(0.3),
+            rescale_grad: 2.0,
+            ..GroupAdaGrad::default()
+        },
+    ] {
+        let (mut set, mut host) = filled(ctx, &lens, Precision::F32, 1);
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..lens.len()).map(|i| step_of(i, t)).collect();
+            ctx.group_adagrad_step(&mut set, &hyper, &steps, &rows)
+                .unwrap();
+            for i in 0..lens.len() {
+                let rule = hyper.dense_at::<f32>(steps[i]).unwrap();
+                let state = &mut host.states[i][0][..rows[i]];
+                engine::run(
+                    &rule,
+                    engine::RowWise::new(&mut host.w32[i], &g[i], state, rows[i]).unwrap(),
+                );
+            }
+        }
+        for i in 0..lens.len() {
+            let what = format!("group_adagrad tensor {i}");
+            assert_close(
+                &what,
+                &set.read_weight_f32(ctx, i).unwrap(),
+                &host.w32[i],
+                ULPS,
+            );
+            let s = set.read_state(ctx, 0, i).unwrap();
+            assert_close(&what, &s[..rows[i]], &host.states[i][0][..rows[i]], ULPS);
+        }
+    }
+    let (mut set, _) = filled(ctx, &[6], Precision::F32, 1);
+    let steps = [Step::new(0.1, 0.0, 1)];
+    assert!(ctx
+        .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
+        .is_err());
+    let (mut half, _) = filled(ctx, &[6], Precision::F16Master, 1);
+    assert!(ctx
+        .group_adagrad_step(&mut half, &GroupAdaGrad::default(), &steps, &[3])
+        .is_err());
+}

@@ -83,7 +83,7 @@ pub(crate) struct Variant {
 /// Helpers every kernel may call. Clips mirror `crate::real::kclip`/`pyclip` (both test
 /// `x > c` first), `sgn` and `maximum` mirror `Elem::sgn`/`Elem::max` including their NaN
 /// behaviour (WGSL's own `sign`/`max` leave NaN unspecified).
-const PRELUDE: &str = r"
+pub(crate) const PRELUDE: &str = r"
 fn kclip(x: f32, c: f32) -> f32 {
     if (x > c) { return c; }
     if (x < -c) { return -c; }

@@ -37,6 +37,7 @@
 mod kernel;
 mod layerwise;
 mod optimizer;
+mod rows;
 
 pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
 pub use optimizer::GpuOptimizer;
@@ -59,7 +60,8 @@ pub struct Context {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pipelines: Mutex<HashMap<Variant, wgpu::ComputePipeline>>,
-    sum_pipeline: Mutex<Option<wgpu::ComputePipeline>>,
+    /// Pipelines of the fixed shaders (the norms' sums, the row walk), by name.
+    fixed: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -107,7 +109,7 @@ impl Context {
             device,
             queue,
             pipelines: Mutex::new(HashMap::new()),
-            sum_pipeline: Mutex::new(None),
+            fixed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -170,16 +172,16 @@ impl Context {
         Ok(p)
     }
 
-    fn sum_pipeline(&self) -> Result<wgpu::ComputePipeline> {
-        let mut slot = self
-            .sum_pipeline
+    fn fixed(&self, name: &'static str, wgsl: &str) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self
+            .fixed
             .lock()
             .map_err(|_| gpu_error("pipeline cache poisoned"))?;
-        if let Some(p) = slot.as_ref() {
+        if let Some(p) = cache.get(name) {
             return Ok(p.clone());
         }
-        let p = self.compile("sum_partials", kernel::SUM_PARTIALS)?;
-        *slot = Some(p.clone());
+        let p = self.compile(name, wgsl)?;
+        cache.insert(name, p.clone());
         Ok(p)
     }
 
@@ -338,7 +340,7 @@ impl Context {
         if let (Some(partials), true) = (partials, pass.variant.source.reduces) {
             let norms = norms.ok_or_else(|| gpu_error("a reducing pass needs a norms buffer"))?;
             let spans = self.words("spans", &pass.spans)?;
-            let pipeline = self.sum_pipeline()?;
+            let pipeline = self.fixed("sum_partials", kernel::SUM_PARTIALS)?;
             let bind = self.scoped(|| {
                 self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("sum_partials"),
