@@ -1,6 +1,7 @@
 //! The GPU path against the CPU kernels (feature `wgpu`). Without a Vulkan adapter every
 //! test prints why and returns: the rest of the suite is unaffected.
 #![cfg(feature = "wgpu")]
+#![allow(clippy::unwrap_used)] // test helpers unwrap known-good inputs
 
 use mxopt::engine::{self, Dense, Mixed};
 use mxopt::gpu::{Context, Kernel, ParamSet, Precision, CHUNK};
@@ -185,14 +186,9 @@ fn compare<K, const N: usize>(
                 assert_close_f16(&what, &set.read_weight_f16(ctx, i).unwrap(), &w16[i]);
             }
         }
-        for k in 0..N {
+        for (k, expected) in states[i].iter().enumerate() {
             let what = format!("{what} state {k}");
-            assert_close(
-                &what,
-                &set.read_state(ctx, k, i).unwrap(),
-                &states[i][k],
-                ULPS,
-            );
+            assert_close(&what, &set.read_state(ctx, k, i).unwrap(), expected, ULPS);
         }
     }
 }
