@@ -485,7 +485,9 @@ impl ParamSet {
             .iter()
             .map(|&len| {
                 let start = at;
-                at = (at + len).next_multiple_of(align);
+                // Saturates: a set this large is refused by the callers' 32-bit check.
+                at = at.saturating_add(len);
+                at = at.saturating_add(at % align);
                 start
             })
             .collect();
