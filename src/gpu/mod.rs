@@ -480,7 +480,7 @@ impl ParamSet {
             Precision::F32 => 1,
             Precision::F16Master => 2,
         };
-        let mut at = 0;
+        let mut at: usize = 0;
         let offsets = lens
             .iter()
             .map(|&len| {
