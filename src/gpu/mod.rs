@@ -21,9 +21,12 @@
 //! let mut set = ParamSet::new(&ctx, Precision::F32, &[1000, 10], 2)?;
 //! set.write_weight_f32(&ctx, 0, &vec![1.0; 1000])?;
 //! set.write_grad_f32(&ctx, 0, &vec![0.1; 1000])?;
-//! let rules = [Step::new(0.01, 0.0, 1), Step::new(0.01, 0.0, 1)]
-//!     .map(|s| Adam::default().at::<f32>(s));
-//! ctx.step(&mut set, &[rules[0]?, rules[1]?])?; // one dispatch for both tensors
+//! // One rule per tensor, each with its own step (lr, wd, t after multipliers).
+//! let rules = [Step::new(0.01, 0.0, 1), Step::new(0.02, 1e-4, 1)]
+//!     .iter()
+//!     .map(|&s| Adam::default().at::<f32>(s))
+//!     .collect::<mxopt::Result<Vec<_>>>()?;
+//! ctx.step(&mut set, &rules)?; // one dispatch for both tensors
 //! let w = set.read_weight_f32(&ctx, 0)?;
 //! # Ok::<(), mxopt::Error>(())
 //! ```
