@@ -597,7 +597,12 @@ fn bad_input_is_an_error_before_any_write() {
     assert!(ParamSet::new(ctx, Precision::F32, &[1], 5).is_err());
     let huge = ParamSet::new(ctx, Precision::F32, &[usize::MAX / 8], 0);
     assert!(matches!(huge, Err(mxopt::Error::Gpu(_))), "{huge:?}");
-    let overflowing = ParamSet::new(ctx, Precision::F16Master, &[usize::MAX / 2, usize::MAX / 2, 3], 0);
+    let overflowing = ParamSet::new(
+        ctx,
+        Precision::F16Master,
+        &[usize::MAX / 2, usize::MAX / 2, 3],
+        0,
+    );
     assert!(matches!(overflowing, Err(mxopt::Error::Gpu(_))));
     // The application's buffers must be large enough and carry the usages.
     let small = ctx

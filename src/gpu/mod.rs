@@ -294,7 +294,7 @@ impl Context {
     fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        set: &ParamSet,
+        set: &mut ParamSet,
         pass: &Pass,
         norms: Option<&wgpu::Buffer>,
     ) -> Result<()> {
@@ -302,6 +302,21 @@ impl Context {
             return Ok(());
         }
         let pipeline = self.pipeline(&pass.variant)?;
+        // A plain update reuses its set's table buffer and bind group from the previous
+        // step (only the scalars change): no allocation per step.
+        let cacheable = !pass.variant.source.reduces && pass.variant.source.prepare.is_none();
+        if let (true, Some((table, bind))) = (cacheable, set.bindings.get(&pass.variant)) {
+            if table.size() >= (pass.table.len() * 4) as u64 {
+                self.queue
+                    .write_buffer(table, 0, bytemuck::cast_slice(&pass.table));
+                let mut cpass = encoder.begin_compute_pass(&Default::default());
+                cpass.set_pipeline(&pipeline);
+                cpass.set_bind_group(0, bind, &[]);
+                let (x, y) = grid(pass.chunks);
+                cpass.dispatch_workgroups(x, y, 1);
+                return Ok(());
+            }
+        }
         let table = self.words("table", &pass.table)?;
         let partials = if pass.variant.source.reduces {
             Some(self.storage(
@@ -339,6 +354,9 @@ impl Context {
             cpass.set_bind_group(0, &bind, &[]);
             let (x, y) = grid(pass.chunks);
             cpass.dispatch_workgroups(x, y, 1);
+        }
+        if cacheable {
+            set.bindings.insert(pass.variant, (table, bind));
         }
         if let (Some(partials), true) = (partials, pass.variant.source.reduces) {
             let norms = norms.ok_or_else(|| gpu_error("a reducing pass needs a norms buffer"))?;
@@ -467,6 +485,8 @@ pub struct ParamSet {
     grad: wgpu::Buffer,
     master: Option<wgpu::Buffer>,
     states: Vec<wgpu::Buffer>,
+    /// Table buffer and bind group of each plain update run on this set.
+    bindings: HashMap<Variant, (wgpu::Buffer, wgpu::BindGroup)>,
 }
 
 /// Usage flags of the set's buffers.
@@ -543,6 +563,7 @@ impl ParamSet {
             grad: ctx.storage("grad", packed, USAGE)?,
             master,
             states,
+            bindings: HashMap::new(),
         })
     }
 
@@ -611,6 +632,7 @@ impl ParamSet {
             grad,
             master,
             states,
+            bindings: HashMap::new(),
         })
     }
 
