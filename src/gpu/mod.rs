@@ -215,8 +215,10 @@ impl Context {
             (words.len() * 4) as u64,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         )?;
-        self.queue
-            .write_buffer(&buffer, 0, bytemuck::cast_slice(words));
+        self.scoped(|| {
+            self.queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(words));
+        })?;
         Ok(buffer)
     }
 
@@ -307,8 +309,10 @@ impl Context {
         let cacheable = !pass.variant.source.reduces && pass.variant.source.prepare.is_none();
         if let (true, Some((table, bind))) = (cacheable, set.bindings.get(&pass.variant)) {
             if table.size() >= (pass.table.len() * 4) as u64 {
-                self.queue
-                    .write_buffer(table, 0, bytemuck::cast_slice(&pass.table));
+                self.scoped(|| {
+                    self.queue
+                        .write_buffer(table, 0, bytemuck::cast_slice(&pass.table));
+                })?;
                 let mut cpass = encoder.begin_compute_pass(&Default::default());
                 cpass.set_pipeline(&pipeline);
                 cpass.set_bind_group(0, bind, &[]);
