@@ -585,28 +585,8 @@ impl Optimizer {
         states: &mut [ParamState],
     ) -> Result<()> {
         let counts: Vec<u64> = states.iter().map(|s| s.count + 1).collect();
-        let saved = (
-            self.num_update,
-            self.config.lr_scheduler.clone(),
-            self.m_schedule,
-        );
-        // SGD counts the whole list, then reads the rates (`_update_count(indices)`, then
-        // `_get_lrs`); the others run MXNet's preamble index by index.
-        if matches!(self.algorithm, Algorithm::Sgd(_)) {
-            self.num_update = counts.iter().copied().fold(self.num_update, u64::max);
-        }
-        let mut steps = Vec::with_capacity(params.len());
-        for ((name, ..), &t) in params.iter().zip(&counts) {
-            self.num_update = self.num_update.max(t);
-            let (lr, wd) = (self.lr_of(name), self.wd_of(name));
-            // `as _`: the count type of `Step` may change (u64 or i64).
-            let mut step = Step::new(lr, wd, t as _);
-            if let Algorithm::Nadam(nadam) = self.algorithm {
-                self.m_schedule *= nadam.momentum(t as _);
-                step.schedule = self.m_schedule;
-            }
-            steps.push(step);
-        }
+        let names: Vec<&str> = params.iter().map(|(name, ..)| *name).collect();
+        let (steps, saved) = self.plan(&names, &counts);
         let mode = if self.config.lazy_update {
             RowMode::Lazy
         } else {
@@ -636,14 +616,53 @@ impl Optimizer {
             }
             Err(e) => {
                 // Nothing was written: undo the count and the scheduler's progress.
-                self.num_update = saved.0;
-                self.config.lr_scheduler = saved.1;
-                self.m_schedule = saved.2;
+                self.restore(saved);
                 Err(e)
             }
         }
     }
+
+    /// The steps of a list update of `names` whose new counts are `counts`: advances the
+    /// optimizer-wide count, schedule and Nadam's momentum product, and returns what
+    /// [`Optimizer::restore`] needs to undo that when the update is refused. (Shared with
+    /// the GPU optimizer, which keeps the counts and states on its side.)
+    pub(crate) fn plan(&mut self, names: &[&str], counts: &[u64]) -> (Vec<Step>, Progress) {
+        let saved = Progress(
+            self.num_update,
+            self.config.lr_scheduler.clone(),
+            self.m_schedule,
+        );
+        // SGD counts the whole list, then reads the rates (`_update_count(indices)`, then
+        // `_get_lrs`); the others run MXNet's preamble index by index.
+        if matches!(self.algorithm, Algorithm::Sgd(_)) {
+            self.num_update = counts.iter().copied().fold(self.num_update, u64::max);
+        }
+        let mut steps = Vec::with_capacity(names.len());
+        for (name, &t) in names.iter().zip(counts) {
+            self.num_update = self.num_update.max(t);
+            let (lr, wd) = (self.lr_of(name), self.wd_of(name));
+            // `as _`: the count type of `Step` may change (u64 or i64).
+            let mut step = Step::new(lr, wd, t as _);
+            if let Algorithm::Nadam(nadam) = self.algorithm {
+                self.m_schedule *= nadam.momentum(t as _);
+                step.schedule = self.m_schedule;
+            }
+            steps.push(step);
+        }
+        (steps, saved)
+    }
+
+    /// Undoes a [`Optimizer::plan`].
+    pub(crate) fn restore(&mut self, saved: Progress) {
+        self.num_update = saved.0;
+        self.config.lr_scheduler = saved.1;
+        self.m_schedule = saved.2;
+    }
 }
+
+/// The optimizer-wide progress a refused update gives back: `num_update`, the scheduler,
+/// Nadam's `m_schedule`.
+pub(crate) struct Progress(u64, Option<Scheduler>, f64);
 
 /// The dense form of each row-sparse gradient (`None` for dense ones): zeros outside the
 /// gradient's rows, as MXNet's fallback for optimizers without a sparse kernel.

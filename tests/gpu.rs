@@ -1,6 +1,7 @@
 //! The GPU path against the CPU kernels (feature `wgpu`). Without a Vulkan adapter every
 //! test prints why and returns: the rest of the suite is unaffected.
 #![cfg(feature = "wgpu")]
+#![allow(clippy::unwrap_used)] // test helpers unwrap known-good inputs
 
 use mxopt::engine::{self, Dense, Mixed};
 use mxopt::gpu::{Context, Kernel, ParamSet, Precision, CHUNK};
@@ -185,14 +186,9 @@ fn compare<K, const N: usize>(
                 assert_close_f16(&what, &set.read_weight_f16(ctx, i).unwrap(), &w16[i]);
             }
         }
-        for k in 0..N {
+        for (k, expected) in states[i].iter().enumerate() {
             let what = format!("{what} state {k}");
-            assert_close(
-                &what,
-                &set.read_state(ctx, k, i).unwrap(),
-                &states[i][k],
-                ULPS,
-            );
+            assert_close(&what, &set.read_state(ctx, k, i).unwrap(), expected, ULPS);
         }
     }
 }
@@ -566,4 +562,323 @@ fn norms_are_deterministic() {
         results[0] == results[1],
         "two identical LAMB steps gave different bits"
     );
+}
+
+#[test]
+fn bad_input_is_an_error_before_any_write() {
+    let Some(ctx) = ctx() else { return };
+    let mut set = ParamSet::new(ctx, Precision::F32, &[5, 3], 1).unwrap();
+    set.write_weight_f32(ctx, 0, &[1.0; 5]).unwrap();
+    let rule = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    }
+    .multi_mom_at::<f32>(Step::new(0.1, 0.0, 1))
+    .unwrap();
+    // One rule for two tensors, a plain rule for a set with a momentum state.
+    assert!(matches!(
+        ctx.step(&mut set, &[rule]),
+        Err(mxopt::Error::Length { .. })
+    ));
+    let plain = Sgd::default()
+        .multi_at::<f32>(Step::new(0.1, 0.0, 1))
+        .unwrap();
+    assert!(ctx.step(&mut set, &[plain, plain]).is_err());
+    assert_eq!(set.read_weight_f32(ctx, 0).unwrap(), [1.0; 5]);
+    // Wrong lengths, indices, precision, state numbers.
+    assert!(set.write_weight_f32(ctx, 0, &[1.0; 4]).is_err());
+    assert!(set.write_weight_f32(ctx, 2, &[1.0; 5]).is_err());
+    assert!(matches!(
+        set.write_weight_f16(ctx, 0, &[f16::ONE; 5]),
+        Err(mxopt::Error::Gpu(_))
+    ));
+    assert!(set.read_master(ctx, 0).is_err());
+    assert!(set.write_state(ctx, 1, 0, &[0.0; 5]).is_err());
+    assert!(ParamSet::new(ctx, Precision::F32, &[1], 5).is_err());
+    let huge = ParamSet::new(ctx, Precision::F32, &[usize::MAX / 8], 0);
+    assert!(matches!(huge, Err(mxopt::Error::Gpu(_))), "{huge:?}");
+    let overflowing = ParamSet::new(
+        ctx,
+        Precision::F16Master,
+        &[usize::MAX / 2, usize::MAX / 2, 3],
+        0,
+    );
+    assert!(matches!(overflowing, Err(mxopt::Error::Gpu(_))));
+    // The application's buffers must be large enough and carry the usages.
+    let small = ctx
+        .device()
+        .create_buffer(&mxopt::gpu::wgpu::BufferDescriptor {
+            label: None,
+            size: 8,
+            usage: mxopt::gpu::wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+    let r = ParamSet::from_buffers(Precision::F32, &[5], small.clone(), small, None, vec![]);
+    assert!(matches!(r, Err(mxopt::Error::Gpu(_))));
+}
+
+#[test]
+fn application_buffers_are_updated_in_place() {
+    let Some(ctx) = ctx() else { return };
+    use mxopt::gpu::wgpu::{BufferDescriptor, BufferUsages};
+    let lens = [7, 300];
+    let (_, total) = ParamSet::offsets(Precision::F16Master, &lens);
+    let make = |bytes: usize| {
+        ctx.device().create_buffer(&BufferDescriptor {
+            label: Some("app"),
+            size: bytes as u64,
+            usage: BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let weight = make(total * 2);
+    let mut set = ParamSet::from_buffers(
+        Precision::F16Master,
+        &lens,
+        weight.clone(),
+        make(total * 2),
+        Some(make(total * 4)),
+        vec![make(total * 4)],
+    )
+    .unwrap();
+    let w: Vec<f16> = (0..7).map(|j| f16::from_f32(value(3, j))).collect();
+    let g: Vec<f16> = (0..7).map(|j| f16::from_f32(value(4, j))).collect();
+    set.write_weight_f16(ctx, 0, &w).unwrap();
+    set.write_grad_f16(ctx, 0, &g).unwrap();
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    ctx.step(&mut set, &[rule, rule]).unwrap();
+    let (mut cw, mut master, mut mom) = (
+        w.clone(),
+        w.iter().map(|x| x.to_f32()).collect::<Vec<_>>(),
+        vec![0.0; 7],
+    );
+    engine::run(
+        &rule,
+        Mixed::new(&mut cw, &g, &mut master, [&mut mom]).unwrap(),
+    );
+    assert_close_f16("app weight", &set.read_weight_f16(ctx, 0).unwrap(), &cw);
+    assert!(
+        std::ptr::eq(set.weight_buffer(), set.weight_buffer()) && *set.weight_buffer() == weight
+    );
+}
+
+use mxopt::gpu::GpuOptimizer;
+use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer};
+
+/// Every high-level algorithm: the GPU optimizer against the CPU one over a named list
+/// (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's running product), in
+/// `f32` and multi-precision `f16`.
+#[test]
+fn gpu_optimizer_matches_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    let names = ["conv0_weight", "conv0_bias", "fc_weight"];
+    let lens = [257, 64, 1031];
+    let mut algorithms: Vec<Algorithm> = [
+        "sgd", "nag", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl",
+        "signum",
+    ]
+    .iter()
+    .map(|n| Algorithm::from_name(n).unwrap())
+    .collect();
+    algorithms.push(Algorithm::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    }));
+    algorithms.push(Algorithm::Nag(Nag {
+        momentum: 0.9,
+        ..Nag::default()
+    }));
+    algorithms.push(Algorithm::RmsProp {
+        hyper: RmsProp::default(),
+        centered: true,
+    });
+    algorithms.push(Algorithm::Signum(Signum {
+        momentum: 0.0,
+        ..Signum::default()
+    }));
+    for algorithm in algorithms {
+        for precision in [Precision::F32, Precision::F16Master] {
+            let config = Config {
+                wd: 1e-3,
+                multi_precision: precision == Precision::F16Master,
+                lr_scheduler: Some(
+                    mxopt::schedule::Factor {
+                        factor: 0.5,
+                        ..mxopt::schedule::Factor::new(2)
+                    }
+                    .build()
+                    .unwrap(),
+                ),
+                lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
+                ..Config::default()
+            };
+            let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
+            let mut gpu =
+                GpuOptimizer::new(ctx, algorithm, config, &names, &lens, precision).unwrap();
+            let mut w32: Vec<Vec<f32>> = Vec::new();
+            let mut w16: Vec<Vec<f16>> = Vec::new();
+            for (i, &len) in lens.iter().enumerate() {
+                let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 50, j)).collect();
+                if precision == Precision::F32 {
+                    gpu.params_mut().write_weight_f32(ctx, i, &w).unwrap();
+                } else {
+                    let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                    gpu.params_mut().write_weight_f16(ctx, i, &h).unwrap();
+                    w16.push(h);
+                }
+                w32.push(w);
+            }
+            for t in 1..=STEPS {
+                let g: Vec<Vec<f32>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| {
+                        (0..len)
+                            .map(|j| value(900 + 10 * t as u64 + i as u64, j))
+                            .collect()
+                    })
+                    .collect();
+                if precision == Precision::F32 {
+                    for (i, gi) in g.iter().enumerate() {
+                        gpu.params_mut().write_grad_f32(ctx, i, gi).unwrap();
+                    }
+                    let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
+                        .iter()
+                        .zip(w32.iter_mut())
+                        .zip(&g)
+                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                        .collect();
+                    cpu.update_many(&mut list).unwrap();
+                } else {
+                    let g16: Vec<Vec<f16>> = g
+                        .iter()
+                        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
+                        .collect();
+                    for (i, gi) in g16.iter().enumerate() {
+                        gpu.params_mut().write_grad_f16(ctx, i, gi).unwrap();
+                    }
+                    let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
+                        .iter()
+                        .zip(w16.iter_mut())
+                        .zip(&g16)
+                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                        .collect();
+                    cpu.update_many(&mut list).unwrap();
+                }
+                gpu.step(ctx).unwrap();
+            }
+            assert_eq!(gpu.num_update(), cpu.num_update());
+            assert_eq!(gpu.update_count("fc_weight"), cpu.update_count("fc_weight"));
+            for i in 0..lens.len() {
+                let what = format!("{} {precision:?} {}", algorithm.name(), names[i]);
+                if precision == Precision::F32 {
+                    assert_close(
+                        &what,
+                        &gpu.params().read_weight_f32(ctx, i).unwrap(),
+                        &w32[i],
+                        ULPS,
+                    );
+                } else {
+                    assert_close_f16(
+                        &what,
+                        &gpu.params().read_weight_f16(ctx, i).unwrap(),
+                        &w16[i],
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_optimizer_refuses_bad_setups() {
+    let Some(ctx) = ctx() else { return };
+    let sgd = Algorithm::from_name("sgd").unwrap();
+    let f16_without_master = GpuOptimizer::new(
+        ctx,
+        sgd,
+        Config::default(),
+        &["a"],
+        &[3],
+        Precision::F16Master,
+    );
+    assert!(matches!(
+        f16_without_master,
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    let dup = GpuOptimizer::new(
+        ctx,
+        sgd,
+        Config::default(),
+        &["a", "a"],
+        &[3, 3],
+        Precision::F32,
+    );
+    assert!(matches!(dup, Err(mxopt::Error::Duplicate(_))));
+    assert!(
+        GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
+    );
+    let nan = Config {
+        learning_rate: Some(f64::NAN),
+        ..Config::default()
+    };
+    assert!(GpuOptimizer::new(ctx, sgd, nan, &["a"], &[3], Precision::F32).is_err());
+}
+
+use mxopt::optim::group_adagrad::GroupAdaGrad;
+
+#[test]
+fn group_adagrad_rows_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let shapes = [(0, 4), (1, 1), (3, 21), (64, 5), (7, 300), (257, 3)];
+    let lens: Vec<usize> = shapes.iter().map(|(r, c)| r * c).collect();
+    let rows: Vec<usize> = shapes.iter().map(|s| s.0).collect();
+    for hyper in [
+        GroupAdaGrad::default(),
+        GroupAdaGrad {
+            clip_gradient: Some(0.3),
+            rescale_grad: 2.0,
+            ..GroupAdaGrad::default()
+        },
+    ] {
+        let (mut set, mut host) = filled(ctx, &lens, Precision::F32, 1);
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..lens.len()).map(|i| step_of(i, t)).collect();
+            ctx.group_adagrad_step(&mut set, &hyper, &steps, &rows)
+                .unwrap();
+            for i in 0..lens.len() {
+                let rule = hyper.dense_at::<f32>(steps[i]).unwrap();
+                let state = &mut host.states[i][0][..rows[i]];
+                engine::run(
+                    &rule,
+                    engine::RowWise::new(&mut host.w32[i], &g[i], state, rows[i]).unwrap(),
+                );
+            }
+        }
+        for i in 0..lens.len() {
+            let what = format!("group_adagrad tensor {i}");
+            assert_close(
+                &what,
+                &set.read_weight_f32(ctx, i).unwrap(),
+                &host.w32[i],
+                ULPS,
+            );
+            let s = set.read_state(ctx, 0, i).unwrap();
+            assert_close(&what, &s[..rows[i]], &host.states[i][0][..rows[i]], ULPS);
+        }
+    }
+    let (mut set, _) = filled(ctx, &[6], Precision::F32, 1);
+    let steps = [Step::new(0.1, 0.0, 1)];
+    assert!(ctx
+        .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
+        .is_err());
+    let (mut half, _) = filled(ctx, &[6], Precision::F16Master, 1);
+    assert!(ctx
+        .group_adagrad_step(&mut half, &GroupAdaGrad::default(), &steps, &[3])
+        .is_err());
 }

@@ -1,5 +1,5 @@
 //! The contract between an optimizer's per-element maths in WGSL and the one loop that
-//! walks device arrays ([`shader`]): the GPU twin of [`crate::rule::Rule`].
+//! walks device arrays: the GPU twin of [`crate::rule::Rule`].
 //!
 //! A kernel is the CPU rule's own constants — computed by the same constructor
 //! (`Adam::at::<f32>`, ...), so every host-side scalar (bias corrections, `lr·wd`, `1 − β`)
@@ -12,7 +12,7 @@
 /// `rule` defines `fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32`,
 /// reading the scalars as `h.<field>` (`NS` is the state count, at least 1), updating the
 /// states in place and returning the new weight. It may use the helpers of the prelude
-/// ([`shader`]: `kclip`, `clip_if`, `sgn`, `maximum`) and set `sq` (the squares a
+/// (the shader prelude: `kclip`, `clip_if`, `sgn`, `maximum`) and set `sq` (the squares a
 /// reducing pass sums). `prepare`, when present, is a WGSL statement list run once per
 /// tensor after the scalars are loaded; it may read `norms[tensor]` (the sums of squares
 /// of an earlier reducing pass) and rewrite `h`.
@@ -83,7 +83,7 @@ pub(crate) struct Variant {
 /// Helpers every kernel may call. Clips mirror `crate::real::kclip`/`pyclip` (both test
 /// `x > c` first), `sgn` and `maximum` mirror `Elem::sgn`/`Elem::max` including their NaN
 /// behaviour (WGSL's own `sign`/`max` leave NaN unspecified).
-const PRELUDE: &str = r"
+pub(crate) const PRELUDE: &str = r"
 fn kclip(x: f32, c: f32) -> f32 {
     if (x > c) { return c; }
     if (x < -c) { return -c; }

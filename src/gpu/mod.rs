@@ -10,6 +10,8 @@
 //!   each ([`Kernel`]: the rule's constants are computed by the CPU constructor, so the
 //!   scalars have the CPU's bits); [`Context::lars_step`] and [`Context::lamb_step`] add
 //!   the per-tensor norms (a fixed-order reduction) in the same command buffer.
+//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s algorithms,
+//!   config and step semantics, with the states on the device.
 //!
 //! ```no_run
 //! use mxopt::gpu::{Context, ParamSet, Precision};
@@ -19,9 +21,12 @@
 //! let mut set = ParamSet::new(&ctx, Precision::F32, &[1000, 10], 2)?;
 //! set.write_weight_f32(&ctx, 0, &vec![1.0; 1000])?;
 //! set.write_grad_f32(&ctx, 0, &vec![0.1; 1000])?;
-//! let rules = [Step::new(0.01, 0.0, 1), Step::new(0.01, 0.0, 1)]
-//!     .map(|s| Adam::default().at::<f32>(s));
-//! ctx.step(&mut set, &[rules[0]?, rules[1]?])?; // one dispatch for both tensors
+//! // One rule per tensor, each with its own step (lr, wd, t after multipliers).
+//! let rules = [Step::new(0.01, 0.0, 1), Step::new(0.02, 1e-4, 1)]
+//!     .iter()
+//!     .map(|&s| Adam::default().at::<f32>(s))
+//!     .collect::<mxopt::Result<Vec<_>>>()?;
+//! ctx.step(&mut set, &rules)?; // one dispatch for both tensors
 //! let w = set.read_weight_f32(&ctx, 0)?;
 //! # Ok::<(), mxopt::Error>(())
 //! ```
@@ -34,8 +39,14 @@
 
 mod kernel;
 mod layerwise;
+mod optimizer;
+mod rows;
 
 pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
+pub use optimizer::GpuOptimizer;
+/// The wgpu crate this module is built on (for [`Context::from_device`] and
+/// [`ParamSet::from_buffers`]).
+pub use wgpu;
 
 use crate::{Error, Result};
 use half::f16;
@@ -52,7 +63,8 @@ pub struct Context {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pipelines: Mutex<HashMap<Variant, wgpu::ComputePipeline>>,
-    sum_pipeline: Mutex<Option<wgpu::ComputePipeline>>,
+    /// Pipelines of the fixed shaders (the norms' sums, the row walk), by name.
+    fixed: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -100,7 +112,7 @@ impl Context {
             device,
             queue,
             pipelines: Mutex::new(HashMap::new()),
-            sum_pipeline: Mutex::new(None),
+            fixed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,16 +175,16 @@ impl Context {
         Ok(p)
     }
 
-    fn sum_pipeline(&self) -> Result<wgpu::ComputePipeline> {
-        let mut slot = self
-            .sum_pipeline
+    fn fixed(&self, name: &'static str, wgsl: &str) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self
+            .fixed
             .lock()
             .map_err(|_| gpu_error("pipeline cache poisoned"))?;
-        if let Some(p) = slot.as_ref() {
+        if let Some(p) = cache.get(name) {
             return Ok(p.clone());
         }
-        let p = self.compile("sum_partials", kernel::SUM_PARTIALS)?;
-        *slot = Some(p.clone());
+        let p = self.compile(name, wgsl)?;
+        cache.insert(name, p.clone());
         Ok(p)
     }
 
@@ -203,8 +215,10 @@ impl Context {
             (words.len() * 4) as u64,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         )?;
-        self.queue
-            .write_buffer(&buffer, 0, bytemuck::cast_slice(words));
+        self.scoped(|| {
+            self.queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(words));
+        })?;
         Ok(buffer)
     }
 
@@ -282,7 +296,7 @@ impl Context {
     fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        set: &ParamSet,
+        set: &mut ParamSet,
         pass: &Pass,
         norms: Option<&wgpu::Buffer>,
     ) -> Result<()> {
@@ -290,6 +304,23 @@ impl Context {
             return Ok(());
         }
         let pipeline = self.pipeline(&pass.variant)?;
+        // A plain update reuses its set's table buffer and bind group from the previous
+        // step (only the scalars change): no allocation per step.
+        let cacheable = !pass.variant.source.reduces && pass.variant.source.prepare.is_none();
+        if let (true, Some((table, bind))) = (cacheable, set.bindings.get(&pass.variant)) {
+            if table.size() >= (pass.table.len() * 4) as u64 {
+                self.scoped(|| {
+                    self.queue
+                        .write_buffer(table, 0, bytemuck::cast_slice(&pass.table));
+                })?;
+                let mut cpass = encoder.begin_compute_pass(&Default::default());
+                cpass.set_pipeline(&pipeline);
+                cpass.set_bind_group(0, bind, &[]);
+                let (x, y) = grid(pass.chunks);
+                cpass.dispatch_workgroups(x, y, 1);
+                return Ok(());
+            }
+        }
         let table = self.words("table", &pass.table)?;
         let partials = if pass.variant.source.reduces {
             Some(self.storage(
@@ -328,10 +359,13 @@ impl Context {
             let (x, y) = grid(pass.chunks);
             cpass.dispatch_workgroups(x, y, 1);
         }
+        if cacheable {
+            set.bindings.insert(pass.variant, (table, bind));
+        }
         if let (Some(partials), true) = (partials, pass.variant.source.reduces) {
             let norms = norms.ok_or_else(|| gpu_error("a reducing pass needs a norms buffer"))?;
             let spans = self.words("spans", &pass.spans)?;
-            let pipeline = self.sum_pipeline()?;
+            let pipeline = self.fixed("sum_partials", kernel::SUM_PARTIALS)?;
             let bind = self.scoped(|| {
                 self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("sum_partials"),
@@ -455,6 +489,8 @@ pub struct ParamSet {
     grad: wgpu::Buffer,
     master: Option<wgpu::Buffer>,
     states: Vec<wgpu::Buffer>,
+    /// Table buffer and bind group of each plain update run on this set.
+    bindings: HashMap<Variant, (wgpu::Buffer, wgpu::BindGroup)>,
 }
 
 /// Usage flags of the set's buffers.
@@ -471,12 +507,14 @@ impl ParamSet {
             Precision::F32 => 1,
             Precision::F16Master => 2,
         };
-        let mut at = 0;
+        let mut at: usize = 0;
         let offsets = lens
             .iter()
             .map(|&len| {
                 let start = at;
-                at = (at + len).next_multiple_of(align);
+                // Saturates: a set this large is refused by the callers' 32-bit check.
+                at = at.saturating_add(len);
+                at = at.saturating_add(at % align);
                 start
             })
             .collect();
@@ -529,6 +567,7 @@ impl ParamSet {
             grad: ctx.storage("grad", packed, USAGE)?,
             master,
             states,
+            bindings: HashMap::new(),
         })
     }
 
@@ -597,6 +636,7 @@ impl ParamSet {
             grad,
             master,
             states,
+            bindings: HashMap::new(),
         })
     }
 
