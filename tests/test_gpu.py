@@ -109,7 +109,14 @@ CASES = {
     "lars_plain": lambda **k: optimizer.LARS(eta=0.01, **k),
     "lamb": lambda **k: optimizer.LAMB(lower_bound=0.1, upper_bound=20.0, **scheduled(**k)),
     "lamb_master": lambda **k: optimizer.LAMB(update_master_copy=True, **k),
+    "group_adagrad": lambda **k: optimizer.contrib.GroupAdaGrad(
+        learning_rate=0.05, clip_gradient=0.7, **k
+    ),
 }
+
+#: Float32 only on the device (its row walk); 2-d weights.
+FLOAT32_ONLY = {"group_adagrad"}
+SHAPES_2D = [(1, 1), (3, 7), (257, 2), (5, 33)]
 
 
 def _no_noise(opt):
@@ -144,7 +151,10 @@ def run_both(dev, make, dtype, shapes=SHAPES, steps=STEPS):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["f32", "f16_mp"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gpu_matches_cpu(dev, name, dtype):
-    cpu_up, gpu_up, host, weights = run_both(dev, CASES[name], dtype)
+    if name in FLOAT32_ONLY and dtype == np.float16:
+        pytest.skip(f"{name}: float32 only on the GPU (test_float32_only_optimizers)")
+    shapes = SHAPES_2D if name in FLOAT32_ONLY else SHAPES
+    cpu_up, gpu_up, host, weights = run_both(dev, CASES[name], dtype, shapes)
     for i, (h, w) in enumerate(zip(host, weights)):
         assert_close(f"{name} weight {i}", w.asnumpy(), h)
     # States (and master copies) downloaded in the CPU optimizer's layout.
@@ -303,7 +313,6 @@ def test_bad_hyper_parameters_are_refused_before_counting(dev):
     [
         optimizer.Test,
         optimizer.LBSGD,
-        optimizer.contrib.GroupAdaGrad,
         optimizer.SGLD,  # with its host-drawn noise
     ],
 )
@@ -312,6 +321,18 @@ def test_optimizers_without_a_gpu_path(make):
     assert not gpu.supported(opt)
     with pytest.raises(TypeError, match="no GPU path"):
         gpu.Updater(opt)
+
+
+def test_float32_only_optimizers(dev):
+    up = gpu.Updater(CASES["group_adagrad"](multi_precision=True))
+    half = [dev.array(np.ones((2, 3), np.float16))]
+    with pytest.raises(TypeError, match="float32 weights"):
+        up([0], [dev.array(np.ones((2, 3), np.float16))], half)
+    up = gpu.Updater(CASES["group_adagrad"]())
+    flat = dev.array(np.ones(6, np.float32))
+    with pytest.raises(ValueError, match="2-d weight"):
+        up(0, dev.array(np.ones(6, np.float32)), flat)
+    assert not up.states and up.optimizer.num_update == 0
 
 
 def test_native_checks(dev):

@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "fill_normal",
     "fill_uniform",
+    "gpu_group_adagrad",
     "gpu_lamb",
     "gpu_lars",
     "gpu_step",
@@ -263,4 +264,14 @@ def gpu_lamb(
     masters: Optional[Sequence[GpuArray]] = None,
     write_master: bool = False,
     **hyper: Optional[float],
+) -> None: ...
+def gpu_group_adagrad(
+    device: GpuDevice,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    epsilon: float,
+    rescale_grad: float,
+    clip_gradient: Optional[float] = None,
 ) -> None: ...

@@ -39,6 +39,7 @@ from .optimizer import LAMB, LARS, NAG, SGD, SGLD, Optimizer
 from .optimizer import Updater as CpuUpdater
 from .optimizer._kernel import AdaptiveKernelOptimizer, MomentumKernelOptimizer
 from .optimizer._layerwise import _F32_MAX
+from .optimizer.contrib import GroupAdaGrad
 
 __all__ = ["AVAILABLE", "Device", "GpuArray", "Updater", "supported"]
 
@@ -87,8 +88,9 @@ class _Plan:
     def __init__(self, optimizer: Any) -> None:
         self.opt = optimizer
 
-    def check(self) -> None:
-        """Refuses bad hyper-parameters before anything is counted (as on the CPU)."""
+    def check(self, weights: List[Any]) -> None:
+        """Refuses bad hyper-parameters (and weights the device path cannot take) before
+        anything is counted, as on the CPU."""
         self.kernel = self.opt._kernel(self.opt.kernel, self.opt._hyper())
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -102,7 +104,7 @@ class _Plan:
 
 
 class _SgdPlan(_Plan):
-    def check(self) -> None:
+    def check(self, weights: List[Any]) -> None:
         self.kernel, self.reads_momentum = self.opt._dense_kernel(self.opt._hyper())
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -116,7 +118,7 @@ class _SgdPlan(_Plan):
 
 
 class _NagPlan(_Plan):
-    def check(self) -> None:
+    def check(self, weights: List[Any]) -> None:
         self.hyper = self.opt._hyper()
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -130,7 +132,7 @@ class _NagPlan(_Plan):
 
 
 class _LarsPlan(_Plan):
-    def check(self) -> None:
+    def check(self, weights: List[Any]) -> None:
         self.opt._check_params()
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -145,7 +147,7 @@ class _LarsPlan(_Plan):
 
 
 class _LambPlan(_Plan):
-    def check(self) -> None:
+    def check(self, weights: List[Any]) -> None:
         self.opt._check_params()
         self.hyper = self.opt._kernel_kwargs()
 
@@ -155,6 +157,39 @@ class _LambPlan(_Plan):
 
     def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
         _core.gpu_lamb(write_master=self.opt.update_master_copy, **args, **self.hyper)
+
+
+class _GroupAdaGradPlan(_Plan):
+    def check(self, weights: List[Any]) -> None:
+        for i, w in enumerate(weights):
+            at = f"[{i}]" if len(weights) > 1 else ""
+            if w.dtype != np.float32:
+                raise TypeError(
+                    f"weight{at}: GroupAdaGrad on the GPU takes float32 weights, got {w.dtype}"
+                )
+            if w.ndim != 2:
+                raise ValueError(
+                    f"weight{at}: GroupAdaGrad needs a 2-d weight (rows, columns), got "
+                    f"shape {w.shape}"
+                )
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs = self.opt._learning_rates(indices)
+        none = [None] * len(indices)
+        return lrs, [0.0] * len(indices), [1] * len(indices), none, none
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        opt = self.opt
+        _core.gpu_group_adagrad(
+            args["device"],
+            args["weights"],
+            args["grads"],
+            args["states"],
+            args["lrs"],
+            epsilon=opt.float_stable_eps,
+            rescale_grad=opt.rescale_grad,
+            clip_gradient=opt.clip_gradient,
+        )
 
 
 def _plan_class(optimizer: Optimizer) -> Optional[type]:
@@ -172,6 +207,8 @@ def _plan_class(optimizer: Optimizer) -> Optional[type]:
         return None if optimizer.add_noise else _Plan
     if isinstance(optimizer, AdaptiveKernelOptimizer):
         return _Plan
+    if isinstance(optimizer, GroupAdaGrad):
+        return _GroupAdaGradPlan
     return None
 
 
@@ -185,8 +222,8 @@ def _unsupported(optimizer: Optimizer) -> TypeError:
     )
     return TypeError(
         f"optimizer: {name}{why} has no GPU path; supported: SGD, ccSGD, NAG, LARS, LAMB, "
-        "Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, and "
-        "SGLD without noise"
+        "Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, "
+        "GroupAdaGrad (float32), and SGLD without noise"
     )
 
 
@@ -227,8 +264,8 @@ class Updater:
     ----------
     optimizer : Optimizer
         SGD, ccSGD, NAG, LARS, LAMB, Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp,
-        FTML, Ftrl, Signum, DCASGD, or SGLD with ``add_noise = False`` (``TypeError``
-        otherwise).
+        FTML, Ftrl, Signum, DCASGD, GroupAdaGrad (float32 weights), or SGLD with
+        ``add_noise = False`` (``TypeError`` otherwise).
 
     Attributes
     ----------
@@ -437,7 +474,7 @@ class Updater:
         plan_class = _plan_class(self.optimizer)
         assert plan_class is not None
         plan = plan_class(self.optimizer)
-        plan.check()
+        plan.check(weights)
         n = len(weights)
         lrs: List[float] = [0.0] * n
         wds: List[float] = [0.0] * n

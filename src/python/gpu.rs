@@ -10,7 +10,7 @@
 use super::arrays::{readonly, slice, Dtype as HostDtype};
 use super::kernels::{hyper_from_kwargs, per_tensor, steps_of, AnyRule, Kernel};
 use crate::gpu::{Context, Kernel as GpuKernel, ParamSet, Precision};
-use crate::optim::{lamb::Lamb, lars::Lars};
+use crate::optim::{group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
 use crate::rule::Step;
 use half::f16;
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
@@ -441,6 +441,15 @@ impl GpuArray {
     }
 }
 
+/// The shape of each state array.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateShape {
+    /// The weight's.
+    Weight,
+    /// `(rows, 1)` of a 2-d weight: GroupAdaGrad's per-row history.
+    Rows,
+}
+
 /// The arrays of one call, checked: types, device, dtypes, shapes, distinctness.
 struct Call<'a, 'py> {
     device: &'a GpuDevice,
@@ -487,7 +496,7 @@ fn expect(name: &str, i: usize, a: &GpuArray, dtype: Dtype, shape: &[usize]) -> 
     }
     if a.shape != shape {
         return Err(PyValueError::new_err(format!(
-            "{name}[{i}]: expected shape {shape:?} (the weight's), got {:?}",
+            "{name}[{i}]: expected shape {shape:?}, got {:?}",
             a.shape
         )));
     }
@@ -503,6 +512,7 @@ impl<'a, 'py> Call<'a, 'py> {
         states: Vec<Bound<'py, PyAny>>,
         masters: Option<Vec<Bound<'py, PyAny>>>,
         steps: Vec<Step>,
+        state_shape: StateShape,
     ) -> PyResult<Self> {
         let n = weights.len();
         let grads = per_tensor("grads", grads, n)?;
@@ -517,7 +527,7 @@ impl<'a, 'py> Call<'a, 'py> {
                 .transpose()?,
             steps,
         };
-        call.check()?;
+        call.check(state_shape)?;
         Ok(call)
     }
 
@@ -529,7 +539,7 @@ impl<'a, 'py> Call<'a, 'py> {
         }
     }
 
-    fn check(&self) -> PyResult<()> {
+    fn check(&self, state_shape: StateShape) -> PyResult<()> {
         let (weight_dtype, per_weight) = match &self.masters {
             None => (
                 Dtype::F32,
@@ -560,13 +570,18 @@ impl<'a, 'py> Call<'a, 'py> {
         }
         let per = self.states.len().checked_div(n).unwrap_or(0);
         for (j, s) in self.states.iter().enumerate() {
-            expect(
-                "states",
-                j,
-                s.get(),
-                Dtype::F32,
-                &self.weights[j / per].get().shape,
-            )?;
+            let weight = &self.weights[j / per].get().shape;
+            let shape = match (state_shape, weight.as_slice()) {
+                (StateShape::Weight, _) => weight.clone(),
+                (StateShape::Rows, &[rows, _]) => vec![rows, 1],
+                (StateShape::Rows, _) => {
+                    return Err(PyValueError::new_err(format!(
+                        "weights[{}]: a per-row state needs a 2-d weight, got shape {weight:?}",
+                        j / per
+                    )))
+                }
+            };
+            expect("states", j, s.get(), Dtype::F32, &shape)?;
         }
         // Every array is read or written once per element: the same one twice would
         // bind one buffer to two roles (a data race on the device).
@@ -731,7 +746,15 @@ fn gpu_step(
     schedules: Option<Vec<f64>>,
 ) -> PyResult<()> {
     let steps = steps_of(weights.len(), lrs, wds, ts, schedules)?;
-    let call = Call::new(device, weights, grads, states, masters, steps)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
     // The kernels with a WGSL form (`crate::gpu::Kernel`), with their state counts.
     match kernel.rule {
         AnyRule::Sgd(h) => call.step::<_, 0>(py, |s| h.single_at::<f32>(s)),
@@ -782,7 +805,15 @@ fn gpu_lars(
     let n = weights.len();
     let scaled = per_tensor("scaled", scaled, n)?;
     let steps = steps_of(n, lrs, wds, ts, None)?;
-    let call = Call::new(device, weights, grads, states, masters, steps)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
     if !call.states.is_empty() && call.states.len() != n {
         return Err(PyValueError::new_err(format!(
             "states: LARS keeps one momentum per weight or none; expected {n} or 0, got {}",
@@ -825,7 +856,15 @@ fn gpu_lamb(
     let lamb: Lamb = hyper_from_kwargs("lamb", hyper)?;
     let n = weights.len();
     let steps = steps_of(n, lrs, wds, ts, None)?;
-    let call = Call::new(device, weights, grads, states, masters, steps)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
     if call.states.len() != 2 * n {
         return Err(PyValueError::new_err(format!(
             "states: LAMB keeps two states (mean, var) per weight; expected {}, got {}",
@@ -847,11 +886,66 @@ fn gpu_lamb(
         .map_err(py_err)
 }
 
+/// GroupAdaGrad over lists of float32 2-d device arrays (one row per thread, the CPU's
+/// Kahan order): `states` holds each weight's `(rows, 1)` history.
+#[pyfunction]
+#[pyo3(signature = (device, weights, grads, states, lrs, epsilon, rescale_grad, clip_gradient = None))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_group_adagrad(
+    py: Python<'_>,
+    device: &GpuDevice,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    epsilon: f64,
+    rescale_grad: f64,
+    clip_gradient: Option<f64>,
+) -> PyResult<()> {
+    let hyper = GroupAdaGrad {
+        epsilon,
+        rescale_grad,
+        clip_gradient,
+    };
+    let n = weights.len();
+    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
+        .into_iter()
+        .map(|lr| Step::new(lr, 0.0, 1))
+        .collect();
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        None,
+        steps,
+        StateShape::Rows,
+    )?;
+    if call.states.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "states: GroupAdaGrad keeps one history per weight; expected {n}, got {}",
+            call.states.len()
+        )));
+    }
+    for &s in &call.steps {
+        hyper.dense_at::<f32>(s)?;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let rows: Vec<usize> = call.weights.iter().map(|w| w.get().shape[0]).collect();
+    let mut set = call.param_set(py)?;
+    let ctx = &device.ctx;
+    py.detach(|| ctx.group_adagrad_step(&mut set, &hyper, &call.steps, &rows))
+        .map_err(py_err)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GpuDevice>()?;
     m.add_class::<GpuArray>()?;
     m.add_function(wrap_pyfunction!(gpu_step, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_lars, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_lamb, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_group_adagrad, m)?)?;
     Ok(())
 }
