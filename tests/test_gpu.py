@@ -7,7 +7,10 @@ Skipped, with the reason, when the extension was built without the ``wgpu`` feat
 no adapter exists."""
 
 import importlib
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -362,6 +365,20 @@ def test_native_checks(dev):
     with pytest.raises(TypeError, match="unexpected hyper-parameter"):
         core.gpu_lars(dev, w, g, [], [0.1], [0.0], [1], [True], nonsense=1.0)
     np.testing.assert_array_equal(w[0].asnumpy(), np.ones(3, np.float32))
+
+
+def test_without_an_adapter_device_names_what_is_missing():
+    """No Vulkan driver (the loader finds none): a RuntimeError naming the fix."""
+    env = dict(
+        os.environ, VK_DRIVER_FILES="/nonexistent.json", VK_ICD_FILENAMES="/nonexistent.json"
+    )
+    code = "from mxopt import gpu\ntry:\n    gpu.Device()\nexcept RuntimeError as e:\n    print(e)"
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "no Vulkan adapter found" in run.stdout
+    assert "mesa-vulkan-drivers" in run.stdout
 
 
 def test_without_the_feature_device_says_how_to_build(monkeypatch):
