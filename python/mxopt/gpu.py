@@ -47,9 +47,9 @@ __all__ = ["AVAILABLE", "Device", "GpuArray", "Updater", "supported"]
 AVAILABLE: bool = bool(getattr(_core, "HAS_WGPU", False))
 
 _NOT_BUILT = (
-    "mxopt was built without GPU support (the 'wgpu' cargo feature); build it with "
-    "`maturin develop --release --features python,wgpu` (or `pip install .` from a "
-    "checkout whose pyproject.toml lists 'wgpu' in [tool.maturin] features)"
+    "mxopt was built without GPU support (the 'wgpu' cargo feature); rebuild it with "
+    "`maturin develop --release --features python,wgpu`, or `pip install .` from a "
+    "checkout whose pyproject.toml lists 'wgpu' in [tool.maturin] features (the default)"
 )
 
 if TYPE_CHECKING or AVAILABLE:
