@@ -171,6 +171,21 @@ def test_gpu_matches_cpu(dev, name, dtype):
     assert gpu_up.optimizer.num_update == cpu_up.optimizer.num_update
 
 
+@pytest.mark.parametrize("name", ["lars", "sgd", "nadam"])
+def test_chunks_of_aggregate_num_keep_cpu_numbers(dev, name):
+    """The preamble runs per chunk of ``aggregate_num`` as in the CPU Updater (LARS's
+    momentum correction then differs between chunks: several native calls)."""
+
+    def make(**k):
+        opt = CASES[name](**k)
+        opt.aggregate_num = 4
+        return opt
+
+    _, _, host, weights = run_both(dev, make, np.float32, steps=4)
+    for i, (h, w) in enumerate(zip(host, weights)):
+        assert_close(f"{name} weight {i}", w.asnumpy(), h)
+
+
 def test_checkpoint_moves_between_cpu_and_gpu(dev):
     """GPU states saved, loaded by a CPU updater (and back): training continues with the
     same numbers on either side."""
