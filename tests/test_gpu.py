@@ -201,6 +201,11 @@ def test_checkpoint_moves_between_cpu_and_gpu(dev):
     cpu_host = [w.asnumpy() for w in weights]
     resumed_cpu(indices, g, cpu_host)
     grads = [dev.array(x) for x in g]
+    # A refused call keeps the loaded states for the next one.
+    resumed_gpu.optimizer.beta1 = float("nan")
+    with pytest.raises(ValueError):
+        resumed_gpu(indices, grads, weights)
+    resumed_gpu.optimizer.beta1 = 0.9
     resumed_gpu(indices, grads, weights)
     for i, (h, w) in enumerate(zip(cpu_host, weights)):
         assert_close(f"resumed weight {i}", w.asnumpy(), h)

@@ -419,21 +419,23 @@ class Updater:
             self.device = device
         pending = []
         try:
-            loaded = self._loaded
             for idx, w in zip(indices, weights):
                 if idx in self.states:
                     continue
                 pending.append(idx)
-                if idx in loaded:
-                    self._set_host_state(idx, loaded.pop(idx), w.dtype == np.float16)
+                if idx in self._loaded:
+                    self._set_host_state(idx, self._loaded[idx], w.dtype == np.float16)
                 else:
                     self._create_state(idx, w)
             self._update(indices, grads, weights)
         except BaseException:
+            # A loaded state stays loaded: the next call uploads it again.
             for idx in pending:
                 self.states.pop(idx, None)
                 self.masters.pop(idx, None)
             raise
+        for idx in pending:
+            self._loaded.pop(idx, None)
 
     def _device_of(self, weights: Sequence[GpuArray], grads: Sequence[GpuArray]) -> Device:
         """The updater's device (the first weight's at the first call); every array of
