@@ -54,10 +54,12 @@ pub enum Error {
     /// An initializer cannot fill an array of this shape; the message says why.
     #[error("{0}")]
     Init(String),
-    /// No high-level optimizer is registered under this name.
+    /// No optimizer is registered under this name (MXNet 1.6's registry names are
+    /// known: see [`Algorithm::from_name`](crate::optimizer::Algorithm::from_name)).
     #[error(
-        "unknown optimizer {0:?} (the high-level API has sgd, ccsgd, nag, adam, adagrad, \
-         rmsprop, adamax, nadam, adadelta, ftml, ftrl, signum)"
+        "unknown optimizer {0:?} (expected one of sgd, ccsgd, nag, adam, adagrad, rmsprop, \
+         adamax, nadam, adadelta, ftml, ftrl, signum, lars, lamb, lbsgd, dcasgd, sgld, \
+         groupadagrad, test)"
     )]
     UnknownOptimizer(String),
     /// A parameter name appears twice in one list update.

@@ -822,6 +822,22 @@ fn gpu_optimizer_refuses_bad_setups() {
     assert!(
         GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
     );
+    // Algorithms without a high-level GPU driver (their kernels run through `Context`).
+    for name in ["dcasgd", "sgld", "lars", "lamb", "lbsgd", "groupadagrad"] {
+        let algorithm = Algorithm::from_name(name).unwrap();
+        let r = GpuOptimizer::new(
+            ctx,
+            algorithm,
+            Config::default(),
+            &["a_weight"],
+            &[3],
+            Precision::F32,
+        );
+        assert!(
+            matches!(r, Err(mxopt::Error::Unsupported { .. })),
+            "{name}: {r:?}"
+        );
+    }
     let nan = Config {
         learning_rate: Some(f64::NAN),
         ..Config::default()

@@ -3,7 +3,7 @@
 //! same seed and the same sequence of initializers give the same numbers, bit for bit.
 
 use mxopt::half::f16;
-use mxopt::init::{FactorType, Generator, Initializer, RandType};
+use mxopt::init::{FactorType, Generator, Initializer, OrthogonalRand, RandType};
 use serde_json::Value;
 
 fn initializer(name: &str, kw: &Value) -> Initializer {
@@ -36,6 +36,14 @@ fn initializer(name: &str, kw: &Value) -> Initializer {
         "MSRAPrelu" => Initializer::MsraPrelu {
             factor_type: factor(),
             slope: num("slope", 0.25),
+        },
+        "Orthogonal" => Initializer::Orthogonal {
+            scale: num("scale", 1.414),
+            rand_type: match kw.get("rand_type").and_then(Value::as_str) {
+                None | Some("uniform") => OrthogonalRand::Uniform,
+                Some("normal") => OrthogonalRand::Normal,
+                Some(other) => panic!("rand_type {other}"),
+            },
         },
         other => panic!("initializer {other}"),
     }
@@ -105,4 +113,14 @@ fn shape_errors() {
         Initializer::Normal { sigma: -1.0 }.init(&mut gen, &[6], &mut out),
         Err(mxopt::Error::Fill(_))
     ));
+    assert!(matches!(
+        Initializer::ORTHOGONAL.init(&mut gen, &[6], &mut out),
+        Err(mxopt::Error::Init(_))
+    ));
+    let nan_scale = Initializer::Orthogonal {
+        scale: f64::NAN,
+        rand_type: OrthogonalRand::Uniform,
+    };
+    assert!(nan_scale.init(&mut gen, &[2, 3], &mut out).is_err());
+    assert!(out.iter().all(|&x| x == 0.0));
 }

@@ -8,7 +8,11 @@
   over ranges of update counts (replayed by ``tests/schedule.rs``);
 * ``tests/fixtures/optimizer_golden.json``: the golden trajectories of
   ``tests/golden/*.npz`` (MXNet 1.6.0, which the Python package reproduces bit for bit)
-  that the high-level Rust API supports (``OPTIMIZERS``) (replayed by ``tests/optimizer.rs``).
+  that the high-level Rust API supports (``OPTIMIZERS``) (replayed by ``tests/optimizer.rs``);
+* ``tests/fixtures/optimizer_package.json``: trajectories of the Python package itself
+  (``PACKAGE_CASES``: SGLD's seeded noise, LBSGD's mixed accumulation);
+* ``tests/fixtures/optimizer_golden_more.json``: the same for ``MORE_OPTIMIZERS``, cases of
+  at most ``MORE_CASE_BYTES`` only.
 
 ``tests/test_rust_fixtures.py`` checks that the committed files are still up to date.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -82,6 +86,10 @@ OPTIMIZERS = (
     "ftrl",
     "signum",
 )
+# The optimizers added later, in their own file, small cases only (a few KB each).
+MORE_OPTIMIZERS = ("lars", "lamb", "lbsgd", "dcasgd", "sgld", "groupadagrad", "test")
+MORE_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_golden_more.json"
+MORE_CASE_BYTES = 6000
 
 SEED = 20260
 # (class name, kwargs, shape, dtype): run in this order after one seed.
@@ -111,6 +119,11 @@ CASES += [
     ("Xavier", {}, [16, 3, 2, 2], "float16"),
     ("MSRAPrelu", {}, [7, 3, 2], "float32"),
     ("MSRAPrelu", {"factor_type": "in", "slope": 0.1}, [5, 4], "float64"),
+    ("Orthogonal", {}, [4, 7], "float32"),
+    ("Orthogonal", {"rand_type": "normal", "scale": 0.9}, [7, 4], "float64"),
+    ("Orthogonal", {}, [5, 5], "float16"),
+    ("Orthogonal", {"rand_type": "normal"}, [6, 2, 3, 1], "float32"),
+    ("Orthogonal", {"scale": 1.0}, [3, 2, 2], "float64"),
 ]
 
 
@@ -168,7 +181,7 @@ def _names(meta: Dict[str, Any]) -> Tuple[Any, Dict[str, float], Dict[str, float
 
 
 def _supported(meta: Dict[str, Any]) -> bool:
-    if meta["optimizer"] not in OPTIMIZERS or meta["mode"] != "updater":
+    if meta["mode"] != "updater":
         return False
     if meta.get("state_init"):
         return False
@@ -176,15 +189,16 @@ def _supported(meta: Dict[str, Any]) -> bool:
         return False
     if any(c["kind"] != "updater" for c in meta["calls"]):
         return False
-    mp = meta["kwargs"].get("multi_precision", False)
-    dtypes = {w["dtype"] for w in meta["weights"]}
-    sparse = any(g["stype"] != "default" for c in meta["calls"] for g in c["grads"])
-    return len(dtypes) == 1 and not (mp and "float16" in dtypes and sparse)
+    # The Rust API updates a list of one element type per call.
+    dtypes = [w["dtype"] for w in meta["weights"]]
+    return all(len({dtypes[k] for k in c["weights"]}) == 1 for c in meta["calls"])
 
 
-def optimizer_cases() -> Dict[str, Any]:
+def optimizer_cases(
+    stems: Tuple[str, ...] = OPTIMIZERS, max_case_bytes: Optional[int] = None
+) -> Dict[str, Any]:
     cases = []
-    for stem in OPTIMIZERS:
+    for stem in stems:
         with np.load(GOLDEN / f"{stem}.npz") as z:
             arrays = {k: z[k] for k in z.files}
         names = sorted(k[: -len("/meta")] for k in arrays if k.endswith("/meta"))
@@ -225,17 +239,176 @@ def optimizer_cases() -> Dict[str, Any]:
                     "decay_by_suffix": bool(meta["param_idx2name"]),
                     "lr_mult": lr_mult,
                     "wd_mult": wd_mult,
-                    "dtype": meta["weights"][0]["dtype"],
+                    "dtypes": [w["dtype"] for w in meta["weights"]],
+                    # SGLD's golden cases replaced MXNet's noise by zeros.
+                    "noise": meta.get("noise", True),
                     "shapes": [w["shape"] for w in meta["weights"]],
                     "w0": weights,
                     "calls": calls,
                 }
             )
+            if max_case_bytes is not None and len(json.dumps(cases[-1])) > max_case_bytes:
+                cases.pop()
+    return {"generator": "tests/rust_fixtures.py", "cases": cases}
+
+
+def more_optimizer_cases() -> Dict[str, Any]:
+    return optimizer_cases(MORE_OPTIMIZERS, MORE_CASE_BYTES)
+
+
+INIT_SIGMA = 0.5
+PACKAGE_FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "optimizer_package.json"
+# Trajectories of the Python package where the golden files have none: SGLD with its
+# seeded noise, LBSGD accumulating dense and row-sparse gradients together, and lists of
+# dense and row-sparse gradients for the layer-wise and Python-side optimizers.
+# (name, optimizer, kwargs, dtypes, shapes, calls); a call is a list of
+# (weight position, gradient kind: "dense" or a list of rows).
+PACKAGE_CASES: List[tuple] = (
+    [
+        (
+            f"sgld_noise_{tag}",
+            "sgld",
+            {"learning_rate": 0.05, "wd": 0.01, "rescale_grad": 0.5, **extra},
+            [dtype, dtype, dtype],
+            [[3, 2], [4], [2, 3]],
+            [
+                [(0, "dense")],
+                [(1, "dense")],
+                [(0, "dense"), (1, "dense"), (2, [1])],
+                [(2, "dense")],
+            ],
+        )
+        for tag, dtype, extra in [
+            ("f32", "float32", {}),
+            ("f64", "float64", {}),
+            ("f16", "float16", {}),
+            ("mp_f16", "float16", {"multi_precision": True}),
+        ]
+    ]
+    + [
+        (
+            f"lbsgd_mixed_stypes_{tag}",
+            "lbsgd",
+            {"learning_rate": 0.1, "wd": 0.01, "batch_scale": 3, "momentum": 0.9, **extra},
+            [dtype, dtype],
+            [[5, 3], [4, 2]],
+            [
+                [(0, [0, 2])],
+                [(0, [2, 4]), (1, "dense")],
+                [(0, "dense"), (1, [3])],
+                [(0, "dense"), (1, [0, 1])],
+                [(0, [1])],
+                [(0, [3]), (1, "dense")],
+                [(0, "dense")],
+            ],
+        )
+        for tag, dtype, extra in [
+            ("f32", "float32", {}),
+            ("lars_f64", "float64", {"warmup_strategy": "lars"}),
+            ("mp_f16", "float16", {"multi_precision": True, "warmup_epochs": 1}),
+        ]
+    ]
+    + [
+        (
+            f"{opt}_lists_{tag}",
+            opt,
+            {"learning_rate": 0.1, "wd": 0.0 if opt == "groupadagrad" else 0.01, **hyper, **extra},
+            [dtype, dtype, dtype],
+            [[3, 2], [4, 1], [2, 3]],
+            [
+                [(0, "dense"), (1, "dense"), (2, "dense")],
+                [(0, "dense"), (1, "dense"), (2, "dense")],
+                [(0, "dense"), (1, [1, 3]), (2, [0])],
+                [(2, "dense")],
+                [(1, "dense"), (0, [2])],
+            ],
+        )
+        for opt, hyper in [
+            ("lars", {"momentum": 0.9, "eta": 0.05, "eps": 1e-3}),
+            ("lamb", {"clip_gradient": 1.0}),
+            ("dcasgd", {"lamda": 0.5}),
+            ("groupadagrad", {"rescale_grad": 0.5}),
+            ("test", {"rescale_grad": 0.5}),
+        ]
+        for tag, dtype, extra in [
+            ("f32", "float32", {}),
+            ("f64", "float64", {}),
+            ("mp_f16", "float16", {"multi_precision": True}),
+        ]
+        if not (opt in ("lamb", "groupadagrad") and tag == "f64")
+    ]
+)
+
+
+def package_cases() -> Dict[str, Any]:
+    """Runs ``PACKAGE_CASES`` through the Python package's Updater (after
+    ``mxopt.random.seed(SEED)`` and a ``Normal(INIT_SIGMA)`` fill of every weight, which the
+    Rust replay repeats with ``mxopt::init``)."""
+    from mxopt import optimizer
+    from mxopt.sparse import RowSparseNDArray
+
+    cases = []
+    for name, opt_name, kwargs, dtypes, shapes, calls in PACKAGE_CASES:
+        random.seed(SEED)
+        rng = np.random.RandomState(len(cases) + 1)
+        weights = []
+        for dtype, shape in zip(dtypes, shapes):
+            w = np.zeros(shape, dtype=dtype)
+            initializer.Normal(sigma=INIT_SIGMA)._init_weight("x_weight", w)
+            weights.append(w)
+        w0 = [_floats(w) for w in weights]
+        updater = optimizer.get_updater(optimizer.create(opt_name, **kwargs))
+        recorded = []
+        for call in calls:
+            grads, fixture_grads = [], []
+            for k, kind in call:
+                shape = tuple(shapes[k])
+                if kind == "dense":
+                    g = rng.uniform(-2, 2, shape).astype(dtypes[k])
+                    grads.append(g)
+                    fixture_grads.append({"dense": _floats(g)})
+                else:
+                    data = rng.uniform(-2, 2, (len(kind), *shape[1:])).astype(dtypes[k])
+                    grads.append(RowSparseNDArray(data, np.array(kind, dtype=np.int64), shape))
+                    fixture_grads.append({"indices": list(kind), "values": _floats(data)})
+            ks = [k for k, _ in call]
+            if len(call) == 1:
+                updater(ks[0], grads[0], weights[ks[0]])
+            else:
+                updater(ks, grads, [weights[k] for k in ks])
+            recorded.append(
+                {
+                    "names": [str(k) for k in ks],
+                    "weights": ks,
+                    "grads": fixture_grads,
+                    "after": {str(k): _floats(weights[k]) for k in ks},
+                }
+            )
+        cases.append(
+            {
+                "name": f"package:{name}",
+                "optimizer": opt_name,
+                "kwargs": kwargs,
+                "scheduler": None,
+                "decay_by_suffix": False,
+                "lr_mult": {},
+                "wd_mult": {},
+                "dtypes": dtypes,
+                "noise": True,
+                "seed": SEED,
+                "init_sigma": INIT_SIGMA,
+                "shapes": shapes,
+                "w0": w0,
+                "calls": recorded,
+            }
+        )
     return {"generator": "tests/rust_fixtures.py", "cases": cases}
 
 
 if __name__ == "__main__":
     FIXTURE.write_text(dumps(generate()))
     OPT_FIXTURE.write_text(json.dumps(optimizer_cases(), allow_nan=False) + "\n")
+    MORE_FIXTURE.write_text(json.dumps(more_optimizer_cases(), allow_nan=False) + "\n")
+    PACKAGE_FIXTURE.write_text(json.dumps(package_cases(), allow_nan=False) + "\n")
     SCHED_FIXTURE.write_text(json.dumps(schedules(), allow_nan=False) + "\n")
     print(f"wrote {FIXTURE}, {OPT_FIXTURE} and {SCHED_FIXTURE}")

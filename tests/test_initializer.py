@@ -410,6 +410,57 @@ def test_orthogonal(shape, rand_type):
     np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=2e-6)
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 4), (6, 2, 2, 1)])
+@pytest.mark.parametrize("rand_type", ["uniform", "normal"])
+def test_orthogonal_spans_the_subspace_of_mxnets_svd_factor(shape, rand_type):
+    # MXNet's factor comes from NumPy's SVD of the same draws: another basis of the same
+    # row (nout <= nin) or column space, so the orthogonal projectors agree.
+    nout, nin = shape[0], int(np.prod(shape[1:]))
+    R.seed(4)
+    drawn = np.empty((nout, nin), dtype=np.float32)
+    (R.uniform(-1.0, 1.0, drawn) if rand_type == "uniform" else R.normal(0.0, 1.0, drawn))
+    u, _, v = np.linalg.svd(drawn.astype(np.float64), full_matrices=False)
+    svd = u if u.shape == drawn.shape else v
+    R.seed(4)
+    arr = np.empty(shape, dtype=np.float64)
+    ini.Orthogonal(scale=2.0, rand_type=rand_type)(_desc(), arr)
+    q = arr.reshape(nout, nin) / 2.0
+    if nout <= nin:
+        np.testing.assert_allclose(q.T @ q, svd.T @ svd, atol=1e-10)
+    else:
+        np.testing.assert_allclose(q @ q.T, svd @ svd.T, atol=1e-10)
+
+
+def test_orthogonal_is_haar_for_normal_draws():
+    # A QR factor without the sign correction would always start with a negative entry.
+    firsts = []
+    for seed in range(300):
+        R.seed(seed)
+        arr = np.empty((4, 3), dtype=np.float64)
+        ini.Orthogonal(scale=1.0, rand_type="normal")(_desc(), arr)
+        firsts.append(arr[0, 0])
+    firsts = np.array(firsts)
+    assert 0.4 < (firsts > 0).mean() < 0.6
+    assert abs((firsts**2).mean() - 1 / 4) < 0.04  # E[q11^2] = 1/m, m = 4
+
+
+def test_orthogonal_dtypes_and_layouts_round_the_float64_values():
+    def draw(arr):
+        R.seed(8)
+        ini.Orthogonal()(_desc(), arr)
+        return arr
+
+    wide = draw(np.empty((6, 4), dtype=np.float64))
+    for dtype in (np.float16, np.float32):
+        np.testing.assert_array_equal(draw(np.empty((6, 4), dtype=dtype)), wide.astype(dtype))
+    view = draw(np.zeros((6, 8), dtype=np.float32)[:, ::2])
+    np.testing.assert_array_equal(view, wide.astype(np.float32))
+    ints = draw(np.empty((6, 4), dtype=np.int32))
+    np.testing.assert_array_equal(ints, wide.astype(np.int32))
+    with pytest.raises(ValueError, match="scale"):
+        ini.Orthogonal(scale=float("nan"))(_desc(), np.zeros((2, 2)))
+
+
 def test_same_seed_same_array_successive_draws_differ():
     def draw():
         a = np.empty((50, 40), dtype=np.float32)

@@ -34,3 +34,19 @@ def test_scheduler_fixture_matches_the_package():
     fixtures = _module()
     expected = json.dumps(fixtures.schedules(), allow_nan=False) + "\n"
     assert fixtures.SCHED_FIXTURE.read_text() == expected
+
+
+def test_more_optimizer_fixture_matches_the_golden_files():
+    import json
+
+    fixtures = _module()
+    expected = json.dumps(fixtures.more_optimizer_cases(), allow_nan=False) + "\n"
+    assert fixtures.MORE_FIXTURE.read_text() == expected
+
+
+def test_package_optimizer_fixture_matches_the_package():
+    import json
+
+    fixtures = _module()
+    expected = json.dumps(fixtures.package_cases(), allow_nan=False) + "\n"
+    assert fixtures.PACKAGE_FIXTURE.read_text() == expected

@@ -13,6 +13,7 @@ __all__ = [
     "Kernel",
     "__version__",
     "fill_normal",
+    "fill_orthogonal",
     "fill_uniform",
     "gpu_group_adagrad",
     "gpu_lamb",
@@ -134,6 +135,10 @@ def fill_uniform(out: np.ndarray, low: float, high: float, seed: int, stream: in
 
 def fill_normal(out: np.ndarray, loc: float, scale: float, seed: int, stream: int) -> None:
     """Fill ``out`` in place with N(loc, scale²) draws; depends only on (seed, stream, size)."""
+
+def fill_orthogonal(out: np.ndarray, scale: float, normal: bool, seed: int, stream: int) -> None:
+    """Fill the (at least 2-d) ``out`` with ``scale`` times the orthonormal factor of a float32
+    matrix of U(-1, 1) (N(0, 1) with ``normal``) draws from (seed, stream)."""
 
 # Reductions: one result per array, arrays reduced in parallel. ``exact=True`` follows
 # MXNet 1.6's sequential recipes bit for bit; ``exact=False`` sums in float64 over fixed

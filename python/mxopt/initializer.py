@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import _core
 from . import random as _random
 from .lr_scheduler import _CheckError
 
@@ -634,11 +635,18 @@ class Normal(Initializer):
 class Orthogonal(Initializer):
     """A scaled (semi-)orthogonal matrix (Saxe et al., 2013).
 
-    The array is viewed as ``(shape[0], prod(shape[1:]))``; a float32 matrix of
-    U(-1, 1) (``rand_type="uniform"``) or N(0, 1) (``"normal"``) draws is decomposed by
-    NumPy's thin SVD and the orthonormal factor of that shape (rows orthonormal when
-    ``shape[0] <= prod(shape[1:])``, else columns) is multiplied by ``scale``.
-    Needs at least 2 dimensions; another ``rand_type`` raises ``ValueError`` at call time.
+    The array is viewed as ``(shape[0], prod(shape[1:]))``; a float32 matrix of that shape
+    of U(-1, 1) (``rand_type="uniform"``) or N(0, 1) (``"normal"``) draws from
+    :mod:`mxopt.random` is replaced by ``scale`` times an orthonormal factor of the same
+    shape: rows orthonormal when ``shape[0] <= prod(shape[1:])``, else columns. MXNet takes
+    that factor from NumPy's (LAPACK's) SVD, whose signs and basis depend on the LAPACK
+    build; mxopt computes it in Rust, the same for every platform and thread count and in
+    both languages (``mxopt::init::Initializer::Orthogonal``): the ``Q`` of the Householder
+    QR decomposition of the matrix (of its transpose when ``shape[0] < prod(shape[1:])``)
+    with ``R``'s diagonal made non-negative, in float64, rounded once to the array's dtype.
+    It spans the same subspace as MXNet's factor and, for normal draws, is distributed
+    uniformly over the orthonormal matrices. Needs at least 2 dimensions; another
+    ``rand_type`` raises ``ValueError`` at call time.
     """
 
     def __init__(self, scale: float = 1.414, rand_type: str = "uniform") -> None:
@@ -656,16 +664,24 @@ class Orthogonal(Initializer):
                 f"Orthogonal initializer needs an array of at least 2 dimensions; {name} "
                 f"has shape {arr.shape}"
             )
-        nout = arr.shape[0]
-        nin = int(np.prod(arr.shape[1:]))
-        tmp = np.empty((nout, nin), dtype=np.float32)
-        if self.rand_type == "uniform":
-            _random.uniform(-1.0, 1.0, tmp)
+        scale = float(self.scale)
+        if not np.isfinite(scale):
+            raise ValueError(f"Orthogonal: scale must be finite, got {self.scale!r}")
+        seed, stream = _random.next_stream()
+        normal = self.rand_type == "normal"
+        direct = (
+            arr.dtype in (np.float16, np.float32, np.float64)
+            and arr.flags.c_contiguous
+            and arr.flags.writeable
+            and arr.dtype.isnative
+        )
+        if direct:
+            _core.fill_orthogonal(arr, scale, normal, seed, stream)
         else:
-            _random.normal(0.0, 1.0, tmp)
-        u, _, v = np.linalg.svd(tmp, full_matrices=False)
-        q = u if u.shape == tmp.shape else v
-        arr[...] = self.scale * q.reshape(arr.shape)
+            # Other dtypes or layouts: computed in float64, then cast on assignment.
+            tmp = np.empty(arr.shape, dtype=np.float64)
+            _core.fill_orthogonal(tmp, scale, normal, seed, stream)
+            arr[...] = tmp
 
 
 @register

@@ -281,6 +281,82 @@ where
     }
 }
 
+/// One [`sweep`] job: the rule, the weight, the gradient and the states of one tensor.
+pub type SweepJob<'a, S, T, G, const N: usize> = (S, &'a [T], &'a [G], [&'a mut [T]; N]);
+
+/// [`sweep`] over every tensor of a list (results in list order): exact reductions run
+/// one tensor per core, fast ones cut each tensor into blocks.
+pub fn sweep_each<T, G, S, const N: usize>(
+    jobs: Vec<SweepJob<'_, S, T, G, N>>,
+    how: Reduction,
+) -> Vec<SweptNorms<T::Elem>>
+where
+    T: Storage,
+    G: Storage,
+    S: Sweep<T::Elem, N> + Send,
+{
+    let elements: usize = jobs.iter().map(|(_, w, _, _)| w.len()).sum();
+    let one = |(rule, w, g, s): SweepJob<'_, S, T, G, N>| sweep(&rule, w, g, s, how);
+    if how == Reduction::Exact && elements >= 2 * super::MIN_PARALLEL_LEN {
+        jobs.into_par_iter().map(one).collect()
+    } else {
+        jobs.into_iter().map(one).collect()
+    }
+}
+
+/// NumPy's buffer size: a contiguous reduction hands its inner loop this many elements
+/// at a time.
+const NUMPY_BUFFER: usize = 8192;
+
+/// `Σ v²` as NumPy computes `np.multiply(a, a).sum()`: squares rounded to the array's
+/// type; the reduction's inner loop gets 8192 elements (NumPy's buffer) at a time, sums them
+/// with NumPy's pairwise summation (8 accumulators over blocks of up to 128 elements,
+/// halves added recursively; in `f32` for `f16` arrays, else in the array's type) and adds
+/// that to the result, which is stored in the array's type after each buffer. MXNet's
+/// LBSGD takes its `'lars'` multiplier from it.
+#[must_use]
+pub fn numpy_sum_sq<T: Storage>(a: &[T]) -> f64 {
+    fn pairwise(a: &[f64], round: &impl Fn(f64) -> f64) -> f64 {
+        let n = a.len();
+        if n < 8 {
+            a.iter().fold(-0.0, |acc, &x| round(acc + x))
+        } else if n <= 128 {
+            let mut r = [0.0; 8];
+            r.copy_from_slice(&a[..8]);
+            let whole = n - n % 8;
+            for block in a[8..whole].chunks_exact(8) {
+                for (acc, &x) in r.iter_mut().zip(block) {
+                    *acc = round(*acc + x);
+                }
+            }
+            let pair = |i: usize| round(r[i] + r[i + 1]);
+            let mut res = round(round(pair(0) + pair(2)) + round(pair(4) + pair(6)));
+            for &x in &a[whole..] {
+                res = round(res + x);
+            }
+            res
+        } else {
+            let mut half = n / 2;
+            half -= half % 8;
+            round(pairwise(&a[..half], round) + pairwise(&a[half..], round))
+        }
+    }
+    let squares: Vec<f64> = a
+        .iter()
+        .map(|v| {
+            let x = v.load();
+            (x * x).to_f64()
+        })
+        .collect();
+    // The accumulator's type: f64 for f64 arrays, f32 otherwise (NumPy sums f16 in f32).
+    let wide = std::mem::size_of::<T>() == 8;
+    let round = move |x: f64| if wide { x } else { f64::from(x as f32) };
+    let stored = |x: f64| <T::Elem as Elem>::from_f64(x).to_f64();
+    squares.chunks(NUMPY_BUFFER).fold(-0.0, |result, buffer| {
+        stored(round(result + pairwise(buffer, &round)))
+    })
+}
+
 /// The sweep loop: computes [`SWEEP_BLOCK`] elements at a time (a loop the compiler
 /// vectorises), then hands the block's weights and yielded values, in order, to `seen`.
 #[inline(always)]
@@ -354,6 +430,26 @@ mod tests {
         let one = at(1);
         assert_eq!(at(2), one);
         assert_eq!(at(7), one);
+    }
+
+    #[test]
+    fn numpy_sum_sq_matches_numpy_across_buffers() {
+        // `np.multiply(a, a).sum()` of `a = (x·scale).astype(dtype)` with
+        // x = ((i·2654435761) mod 2³²)/2³² − 0.5, values printed by NumPy 2.2.
+        let x = |n: u64, scale: f64| -> Vec<f64> {
+            (0..n)
+                .map(|i| (i.wrapping_mul(2_654_435_761) % (1 << 32)) as f64 / 4_294_967_296.0 - 0.5)
+                .map(|v| v * scale)
+                .collect()
+        };
+        let f32s = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<_>>();
+        let f16s = |v: Vec<f64>| v.into_iter().map(f16::from_f64).collect::<Vec<_>>();
+        assert_eq!(numpy_sum_sq(&f32s(x(129, 4.0))), 173.769_226_074_218_75);
+        assert_eq!(numpy_sum_sq(&f32s(x(20_000, 4.0))), 26_668.781_25);
+        assert_eq!(numpy_sum_sq(&x(9_000, 4.0)), 12_001.340_973_592_42);
+        assert_eq!(numpy_sum_sq(&x(100_000, 4.0)), 133_334.608_950_795_17);
+        assert_eq!(numpy_sum_sq(&f16s(x(8_193, 0.5))), 170.625);
+        assert_eq!(numpy_sum_sq(&f16s(x(20_000, 0.5))), 416.5);
     }
 
     /// Doubles the state and yields `w + g`.

@@ -124,7 +124,8 @@ impl GpuOptimizer {
     pub fn step(&mut self, ctx: &Context) -> Result<()> {
         let counts: Vec<u64> = self.counts.iter().map(|c| c + 1).collect();
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let (steps, saved) = self.host.plan(&names, &counts);
+        let saved = self.host.progress();
+        let steps = self.host.preamble(&names, &counts);
         match run(ctx, &mut self.params, self.algorithm, &steps) {
             Ok(()) => {
                 self.counts = counts;

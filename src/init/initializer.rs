@@ -1,7 +1,7 @@
 //! MXNet's initializers for native users, drawing from the same seeded fills as the Python
 //! package: with the same seed, the same sequence of calls gives the same numbers.
 
-use super::{fill_normal, fill_uniform, Element};
+use super::{fill_normal, fill_orthogonal, fill_uniform, Element, OrthogonalRand};
 use crate::{Error, Result};
 
 /// The seed a fresh [`Generator`] starts from (`mxopt.random.DEFAULT_SEED`).
@@ -157,6 +157,15 @@ pub enum Initializer {
         /// The PReLU negative slope (default 0.25).
         slope: f64,
     },
+    /// `Orthogonal`: the array seen as `(shape[0], ∏shape[1..])`, `scale` times an
+    /// orthonormal factor of a random matrix of that shape (see
+    /// [`fill_orthogonal`](super::fill_orthogonal)). Needs ≥ 2 dimensions.
+    Orthogonal {
+        /// Factor of the orthonormal matrix (default 1.414).
+        scale: f64,
+        /// The random matrix's draws (default uniform).
+        rand_type: OrthogonalRand,
+    },
 }
 
 impl Initializer {
@@ -170,6 +179,11 @@ impl Initializer {
         factor_type: FactorType::Avg,
         magnitude: 3.0,
     };
+    /// `Orthogonal()`: `scale = 1.414`, uniform draws.
+    pub const ORTHOGONAL: Initializer = Initializer::Orthogonal {
+        scale: 1.414,
+        rand_type: OrthogonalRand::Uniform,
+    };
     /// `MSRAPrelu()`: `factor_type = "avg"`, `slope = 0.25`.
     pub const MSRA_PRELU: Initializer = Initializer::MsraPrelu {
         factor_type: FactorType::Avg,
@@ -181,7 +195,7 @@ impl Initializer {
     ///
     /// # Errors
     /// [`Error::Length`] when `out.len()` is not the product of `shape`;
-    /// [`Error::Init`] when Xavier or MSRAPrelu get fewer than 2 dimensions;
+    /// [`Error::Init`] when Xavier, MSRAPrelu or Orthogonal get fewer than 2 dimensions;
     /// [`Error::Fill`] for a non-finite scale, or a negative `sigma`. Nothing is written
     /// then.
     pub fn init<T: Element>(
@@ -213,6 +227,17 @@ impl Initializer {
                 let magnitude = 2.0 / (1.0 + slope * slope);
                 xavier(gen, shape, out, RandType::Gaussian, factor_type, magnitude)?;
             }
+            Initializer::Orthogonal { scale, rand_type } => {
+                let [nout, rest @ ..] = shape else {
+                    return Err(too_flat("Orthogonal", shape));
+                };
+                if rest.is_empty() {
+                    return Err(too_flat("Orthogonal", shape));
+                }
+                let (seed, stream) = gen.next_stream();
+                let nin = rest.iter().product();
+                fill_orthogonal(out, *nout, nin, scale, rand_type, seed, stream)?;
+            }
         }
         Ok(())
     }
@@ -228,9 +253,7 @@ fn xavier<T: Element>(
     magnitude: f64,
 ) -> Result<()> {
     let [fan_out, fan_in, rest @ ..] = shape else {
-        return Err(Error::Init(format!(
-            "Xavier initializer needs an array of at least 2 dimensions, got shape {shape:?}"
-        )));
+        return Err(too_flat("Xavier", shape));
     };
     let hw_scale = if rest.is_empty() {
         1.0
@@ -248,4 +271,10 @@ fn xavier<T: Element>(
         RandType::Uniform => gen.uniform(-scale, scale, out),
         RandType::Gaussian => gen.normal(0.0, scale, out),
     }
+}
+
+fn too_flat(initializer: &str, shape: &[usize]) -> Error {
+    Error::Init(format!(
+        "{initializer} initializer needs an array of at least 2 dimensions, got shape {shape:?}"
+    ))
 }

@@ -21,12 +21,14 @@
 mod element;
 mod fill;
 mod initializer;
+mod orthogonal;
 mod rng;
 
 pub use element::Element;
 pub(crate) use fill::Normal;
 pub use fill::{fill_normal, fill_uniform, BLOCK_LEN};
 pub use initializer::{FactorType, Generator, Initializer, RandType, DEFAULT_SEED};
+pub use orthogonal::{fill_orthogonal, OrthogonalRand};
 pub(crate) use rng::{block_rng, CHUNK};
 
 /// Why a fill was refused. Nothing is written when a fill returns an error. Converts into

@@ -3,12 +3,22 @@
 //! The dense path of MXNet 1.6 scales each layer's learning rate by its trust ratio
 //! (`multi_sum_sq` of weights and raw gradients, then `multi_lars`, all in `f32`) and
 //! runs SGD's `preloaded_multi_*` kernels ([`Sgd::preloaded_at`]) with the scaled rates.
-//! The row-sparse path computes its ratio in Python (`_get_lars`) and is not here.
+//! Its row-sparse path computes the ratio in Python floats from `NDArray.norm()`s
+//! ([`Lars::sparse_lr`]) and runs SGD's own row-sparse kernels.
 
+use crate::engine::reduce::{self, Reduction};
 use crate::optim::sgd::{F32Lr, MultiSgd, MultiSgdMom, Sgd};
-use crate::real::Elem;
+use crate::real::{Elem, Storage};
 use crate::rule::{param, Step};
 use crate::Result;
+
+/// One layer of LARS's dense path: weight, gradient (not rescaled), step, and whether
+/// its rate is scaled (layers named `…gamma`, `…beta`, `…bias` are not).
+pub type Layer<'a, T> = (&'a [T], &'a [T], Step, bool);
+
+/// The name suffixes whose layers keep their plain learning rate (no underscore needed:
+/// `xgamma` is excluded too).
+pub const EXCLUDED_SUFFIXES: [&str; 3] = ["gamma", "beta", "bias"];
 
 /// LARS's hyper-parameters, with MXNet 1.6's defaults.
 ///
@@ -72,7 +82,67 @@ impl TrustRatio {
     }
 }
 
+impl TrustRatio {
+    /// The steps of a list of layers with their trust-ratio learning rates (`multi_sum_sq`
+    /// of the weights and gradients as they are before the update, then `multi_lars`);
+    /// layers are reduced in parallel when the list is large.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a learning rate or weight decay
+    /// that is not finite in `f32`.
+    ///
+    /// ```
+    /// use mxopt::{engine::reduce::Reduction, optim::lars::Lars, rule::Step};
+    /// let trust = Lars { eta: 1.0, ..Lars::default() }.trust()?;
+    /// let (w, g) = ([3.0_f32, 4.0], [0.0_f32, 0.5]); // ‖w‖ = 5, ‖g‖ = 0.5
+    /// let step = Step::new(0.1, 0.0, 1);
+    /// let steps = trust.steps(&[(&w[..], &g[..], step, true), (&w[..], &g[..], step, false)], Reduction::Exact)?;
+    /// assert_eq!(steps[0].lr, f64::from((0.1_f32 * 5.0) / 0.5));
+    /// assert_eq!(steps[1].lr, 0.1); // not scaled
+    /// let nan = Step::new(f64::NAN, 0.0, 1);
+    /// assert!(trust.steps(&[(&w[..], &g[..], nan, true)], Reduction::Exact).is_err());
+    /// # Ok::<(), mxopt::Error>(())
+    /// ```
+    pub fn steps<T: Storage>(&self, layers: &[Layer<'_, T>], how: Reduction) -> Result<Vec<Step>> {
+        let elements = layers
+            .iter()
+            .filter(|layer| layer.3)
+            .map(|layer| 2 * layer.0.len())
+            .sum();
+        let sums = reduce::each(layers, elements, |&(w, g, _, scaled)| {
+            scaled.then(|| (reduce::sum_sq(w, how), reduce::sum_sq(g, how)))
+        });
+        layers
+            .iter()
+            .zip(sums)
+            .map(|(&(_, _, step, _), sums)| {
+                let Some((wss, gss)) = sums else {
+                    return Ok(step);
+                };
+                let lr = self.lr(param("lr", step.lr)?, param("wd", step.wd)?, wss, gss);
+                Ok(Step {
+                    lr: f64::from(lr),
+                    ..step
+                })
+            })
+            .collect()
+    }
+}
+
 impl Lars {
+    /// The scaled rate of the row-sparse path (MXNet's `_get_lars`), in Python floats from
+    /// the `f32` norms of the weight and of `rescale_grad·g`:
+    /// `η·‖w‖/(‖g‖ + wd·‖w‖ + eps)·lr` when both norms are positive, else `lr`.
+    #[must_use]
+    pub fn sparse_lr(&self, lr: f64, wd: f64, weight_norm: f32, grad_norm: f32) -> f64 {
+        let (wn, gn) = (f64::from(weight_norm), f64::from(grad_norm));
+        if wn > 0.0 && gn > 0.0 {
+            self.eta * wn / (gn + wd * wn + self.eps) * lr
+        } else {
+            lr
+        }
+    }
+
     /// The trust-ratio computation, hyper-parameters checked.
     ///
     /// # Errors

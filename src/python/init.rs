@@ -3,6 +3,8 @@
 
 use super::arrays::{slice_mut, with_dtype, writable, Dtype};
 use crate::init;
+use numpy::PyUntypedArrayMethods;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 impl From<init::FillError> for PyErr {
@@ -57,10 +59,51 @@ fn fill_normal(
     })
 }
 
+/// fill_orthogonal(out, scale, normal, seed, stream)
+/// --
+///
+/// Fill the float16/32/64 C-contiguous array `out` (at least 2-d, seen as
+/// (shape[0], prod(shape[1:]))) in place with `scale` times the orthonormal factor of a
+/// float32 matrix of U(-1, 1) draws (N(0, 1) with `normal=True`) from (seed, stream): the Q
+/// of its Householder QR (of its transpose when shape[0] < prod(shape[1:])) with R's
+/// diagonal made non-negative, computed in float64. Raises TypeError for a non-float array,
+/// ValueError for a read-only, non-contiguous or 1-d array, or a non-finite scale.
+#[pyfunction]
+fn fill_orthogonal(
+    py: Python<'_>,
+    out: &Bound<'_, PyAny>,
+    scale: f64,
+    normal: bool,
+    seed: u64,
+    stream: u64,
+) -> PyResult<()> {
+    let rand = if normal {
+        init::OrthogonalRand::Normal
+    } else {
+        init::OrthogonalRand::Uniform
+    };
+    with_dtype!(Dtype::of("out", out)?, T => {
+        let mut array = writable::<T>("out", out)?;
+        let shape = array.shape().to_vec();
+        let [nout, rest @ ..] = shape.as_slice() else {
+            return Err(PyValueError::new_err("out: the Orthogonal initializer needs at least 2 dimensions, got a 0-d array"));
+        };
+        if rest.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "out: the Orthogonal initializer needs at least 2 dimensions, got shape {shape:?}"
+            )));
+        }
+        let nin = rest.iter().product();
+        let data = slice_mut(&mut array);
+        Ok(py.detach(|| init::fill_orthogonal(data, *nout, nin, scale, rand, seed, stream))?)
+    })
+}
+
 /// Adds the fill functions to `_core`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fill_uniform, m)?)?;
     m.add_function(wrap_pyfunction!(fill_normal, m)?)?;
+    m.add_function(wrap_pyfunction!(fill_orthogonal, m)?)?;
     m.add("FILL_BLOCK_LEN", init::BLOCK_LEN)?;
     Ok(())
 }

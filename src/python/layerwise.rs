@@ -11,9 +11,9 @@ use super::many::{in_chunks, rules_for, Borrowed, Tensors};
 use crate::engine::reduce::{self, Reduction};
 use crate::engine::{self, Dense, Mixed};
 use crate::optim::lamb::{Lamb, LambDirection};
-use crate::optim::lars::{Lars, TrustRatio};
+use crate::optim::lars::{Lars, Layer, TrustRatio};
 use crate::real::{Elem, Storage};
-use crate::rule::{param, Rule, Step};
+use crate::rule::{Rule, Step};
 use half::f16;
 use numpy::{Element, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -235,42 +235,17 @@ impl LarsRun<'_> {
         py: Python<'_>,
         chunk: &[Borrowed<'_, W, S>],
     ) -> PyResult<Vec<Step>> {
-        let views: Vec<(&[W], &[W])> = chunk
+        let layers: Vec<Layer<'_, W>> = chunk
             .iter()
-            .map(|b| (b.w.as_slice().unwrap_or_default(), slice(&b.g)))
-            .collect();
-        let scaled: Vec<bool> = chunk.iter().map(|b| self.scaled[b.index]).collect();
-        let elements = views
-            .iter()
-            .zip(&scaled)
-            .filter(|(_, &s)| s)
-            .map(|((w, _), _)| 2 * w.len())
-            .sum();
-        let how = self.how;
-        let mut sums = Vec::new();
-        compute(py, elements, || {
-            let jobs: Vec<_> = views.iter().zip(&scaled).collect();
-            sums = reduce::each(&jobs, elements, |((w, g), &s)| {
-                s.then(|| (reduce::sum_sq(w, how), reduce::sum_sq(g, how)))
-            });
-        });
-        chunk
-            .iter()
-            .zip(sums)
-            .map(|(b, sums)| {
-                let step = self.steps[b.index];
-                let Some((wss, gss)) = sums else {
-                    return Ok(step);
-                };
-                let lr: f32 = param("lr", step.lr)?;
-                let wd: f32 = param("wd", step.wd)?;
-                let lr = self.trust.lr(lr, wd, wss, gss);
-                Ok(Step {
-                    lr: f64::from(lr),
-                    ..step
-                })
+            .map(|b| {
+                let w = b.w.as_slice().unwrap_or_default();
+                (w, slice(&b.g), self.steps[b.index], self.scaled[b.index])
             })
-            .collect()
+            .collect();
+        let elements = layers.iter().map(|layer| 2 * layer.0.len()).sum();
+        let mut steps = Ok(Vec::new());
+        compute(py, elements, || steps = self.trust.steps(&layers, self.how));
+        Ok(steps?)
     }
 
     fn dense<T: Element + Storage, const N: usize, R: Rule<T::Elem, N> + Send + Copy>(
@@ -416,26 +391,15 @@ fn lamb_many(
     }
 }
 
-type Phase1<'a, G> = (LambDirection, &'a [f32], &'a [G], [&'a mut [f32]; 2]);
-
-/// LAMB's phase 1 over a chunk: exact norms run one tensor per core, fast norms split
-/// each tensor into blocks.
+/// LAMB's phase 1 over a chunk ([`reduce::sweep_each`]), the GIL released when large.
 fn phase1<G: Storage>(
     py: Python<'_>,
     elements: usize,
     how: Reduction,
-    sweeps: Vec<Phase1<'_, G>>,
+    sweeps: Vec<reduce::SweepJob<'_, LambDirection, f32, G, 2>>,
 ) -> Vec<reduce::SweptNorms<f32>> {
-    use rayon::prelude::*;
     let mut norms = Vec::new();
-    compute(py, elements, || {
-        let one = |(rule, w, g, s): Phase1<'_, G>| reduce::sweep(&rule, w, g, s, how);
-        norms = if how == Reduction::Exact && elements >= 2 * engine::MIN_PARALLEL_LEN {
-            sweeps.into_par_iter().map(one).collect()
-        } else {
-            sweeps.into_iter().map(one).collect()
-        };
-    });
+    compute(py, elements, || norms = reduce::sweep_each(sweeps, how));
     norms
 }
 
