@@ -46,7 +46,9 @@ fn update<T: Param>(
         return opt.update_many(&mut [(name, w, Grad::Matrix { rows, values: &g })]);
     }
     let row_len = w.len().checked_div(rows).unwrap_or(0);
-    let kept: Vec<usize> = (0..rows).filter(|r| (*r as u64 + step) % 2 == 0).collect();
+    let kept: Vec<usize> = (0..rows)
+        .filter(|r| (*r as u64 + step).is_multiple_of(2))
+        .collect();
     let values: Vec<T> = kept
         .iter()
         .flat_map(|r| g[r * row_len..(r + 1) * row_len].iter().copied())

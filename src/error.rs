@@ -68,6 +68,10 @@ pub enum Error {
     /// A parameter was updated with another element type than at its first update.
     #[error("the parameter's element type changed since its state was created")]
     StateType,
+    /// The GPU path ([`crate::gpu`], feature `wgpu`) found no adapter, hit a device limit
+    /// or had its work rejected by the device; the message says which.
+    #[error("GPU: {0}")]
+    Gpu(String),
     /// An invalid learning-rate schedule ([`crate::schedule`]); the message says why.
     #[error("invalid lr schedule: {0}")]
     Schedule(String),

@@ -52,6 +52,8 @@
 
 pub mod engine;
 mod error;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 pub mod init;
 pub mod optim;
 pub mod optimizer;

@@ -901,15 +901,10 @@ impl Optimizer {
             .iter()
             .map(|s| s.count + u64::from(counted))
             .collect();
-        let saved = (
-            self.num_update,
-            self.config.lr_scheduler.clone(),
-            self.m_schedule,
-            self.generator,
-            (self.last_lr, self.cur_lr),
-        );
+        let saved = self.progress();
         let steps = if counted {
-            self.preamble(params, &counts)
+            let names: Vec<&str> = params.iter().map(|(name, ..)| *name).collect();
+            self.preamble(&names, &counts)
         } else {
             // `Test` neither counts nor reads a learning rate.
             vec![Step::new(0.0, 0.0, 0); params.len()]
@@ -923,22 +918,36 @@ impl Optimizer {
             }
             Err(e) => {
                 // Nothing was written: undo the count and the optimizer's progress.
-                self.num_update = saved.0;
-                self.config.lr_scheduler = saved.1;
-                self.m_schedule = saved.2;
-                self.generator = saved.3;
-                (self.last_lr, self.cur_lr) = saved.4;
+                self.restore(saved);
                 Err(e)
             }
         }
     }
 
-    /// MXNet's preamble: counts, `num_update` and each parameter's [`Step`].
-    fn preamble<T>(
-        &mut self,
-        params: &[(&str, &mut [T], Grad<'_, T>)],
-        counts: &[u64],
-    ) -> Vec<Step> {
+    /// The optimizer-wide progress an update makes (count, schedule, Nadam's product,
+    /// SGLD's generator, LARS's rates), to [`Optimizer::restore`] when it is refused.
+    pub(crate) fn progress(&self) -> Progress {
+        Progress {
+            num_update: self.num_update,
+            lr_scheduler: self.config.lr_scheduler.clone(),
+            m_schedule: self.m_schedule,
+            generator: self.generator,
+            lrs: (self.last_lr, self.cur_lr),
+        }
+    }
+
+    /// Undoes the progress made since `saved` was taken.
+    pub(crate) fn restore(&mut self, saved: Progress) {
+        self.num_update = saved.num_update;
+        self.config.lr_scheduler = saved.lr_scheduler;
+        self.m_schedule = saved.m_schedule;
+        self.generator = saved.generator;
+        (self.last_lr, self.cur_lr) = saved.lrs;
+    }
+
+    /// MXNet's preamble for the parameters `names` whose new counts are `counts`:
+    /// `num_update` and each parameter's [`Step`] (shared with the GPU optimizer).
+    pub(crate) fn preamble(&mut self, names: &[&str], counts: &[u64]) -> Vec<Step> {
         // SGD and LARS count the whole list, then read the rates (`_update_count(indices)`,
         // then `_get_lrs`); LBSGD reads each rate before counting; the others run MXNet's
         // preamble index by index.
@@ -952,8 +961,8 @@ impl Optimizer {
             self.cur_lr = Some(lr);
         }
         let lr_first = matches!(self.algorithm, Algorithm::Lbsgd(_));
-        let mut steps = Vec::with_capacity(params.len());
-        for ((name, ..), &t) in params.iter().zip(counts) {
+        let mut steps = Vec::with_capacity(names.len());
+        for (name, &t) in names.iter().zip(counts) {
             let lr = if lr_first {
                 let lr = self.lr_of(name);
                 self.num_update = self.num_update.max(t);
@@ -1015,6 +1024,15 @@ impl Optimizer {
         };
         dispatch(self.algorithm, call, params, states)
     }
+}
+
+/// What [`Optimizer::progress`] saves.
+pub(crate) struct Progress {
+    num_update: u64,
+    lr_scheduler: Option<Scheduler>,
+    m_schedule: f64,
+    generator: Generator,
+    lrs: (Option<f64>, Option<f64>),
 }
 
 /// What one update call hands the kernels besides the tensors.

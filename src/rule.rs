@@ -154,6 +154,12 @@ impl<E: Elem> PyClip<E> {
             .map(PyClip)
     }
 
+    /// The bound, if any (the GPU kernels receive it as a scalar).
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn bound(&self) -> Option<E> {
+        self.0
+    }
+
     /// `pyclip(x)`, or `x` without a bound.
     #[inline(always)]
     pub fn of(&self, x: E) -> E {

@@ -1,13 +1,16 @@
 """Type stubs of the native module ``mxopt._core`` (written by hand; see src/python/)."""
 
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
 
 __all__ = [
     "FILL_BLOCK_LEN",
+    "HAS_WGPU",
     "MIN_PARALLEL_LEN",
+    "GpuArray",
+    "GpuDevice",
     "Kernel",
     "__version__",
     "checkpoint_read",
@@ -15,6 +18,10 @@ __all__ = [
     "fill_normal",
     "fill_orthogonal",
     "fill_uniform",
+    "gpu_group_adagrad",
+    "gpu_lamb",
+    "gpu_lars",
+    "gpu_step",
     "lamb_many",
     "lars_many",
     "norm",
@@ -30,6 +37,9 @@ __all__ = [
 __version__: str
 MIN_PARALLEL_LEN: int
 FILL_BLOCK_LEN: int
+#: Whether the module was built with the GPU path (cargo feature ``wgpu``); without it,
+#: the ``Gpu*`` classes and ``gpu_*`` functions below are absent.
+HAS_WGPU: bool
 
 @final
 class Kernel:
@@ -204,3 +214,87 @@ def lamb_many(
     """LAMB's update of a list of float32 weights (or float16 weights with float32
     ``masters``); ``states`` is flat, ``(mean, var)`` per weight, float32. MXNet 1.6 never
     writes the master copy; ``write_master=True`` does."""
+
+# ---------------------------------------------------------------- GPU path (feature wgpu)
+
+@final
+class GpuDevice:
+    """A Vulkan adapter (a GPU or a software driver) with its queue; ``RuntimeError``
+    naming what is missing when there is none."""
+
+    def __new__(cls) -> GpuDevice: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def device_type(self) -> str: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def driver(self) -> str: ...
+    def array(self, data: np.ndarray) -> GpuArray: ...
+    def zeros(self, shape: Sequence[int], dtype: Any = None) -> GpuArray: ...
+    def synchronize(self) -> None: ...
+
+@final
+class GpuArray:
+    """A float32 or float16 array resident on a :class:`GpuDevice`."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def device(self) -> GpuDevice: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def ndim(self) -> int: ...
+    def asnumpy(self) -> np.ndarray: ...
+    def copy_from(self, data: np.ndarray) -> None: ...
+
+def gpu_step(
+    device: GpuDevice,
+    kernel: Kernel,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    masters: Optional[Sequence[GpuArray]] = None,
+    schedules: Optional[Sequence[float]] = None,
+) -> None: ...
+def gpu_lars(
+    device: GpuDevice,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    scaled: Sequence[bool],
+    masters: Optional[Sequence[GpuArray]] = None,
+    **hyper: Optional[float],
+) -> None: ...
+def gpu_lamb(
+    device: GpuDevice,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    masters: Optional[Sequence[GpuArray]] = None,
+    write_master: bool = False,
+    **hyper: Optional[float],
+) -> None: ...
+def gpu_group_adagrad(
+    device: GpuDevice,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    epsilon: float,
+    rescale_grad: float,
+    clip_gradient: Optional[float] = None,
+) -> None: ...

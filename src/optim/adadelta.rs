@@ -91,6 +91,48 @@ impl<E: Elem> Rule<E, 2> for AdaDeltaRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<2> for AdaDeltaRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "adadelta",
+        fields: &[
+            "rs",
+            "clip_on",
+            "clip",
+            "rho",
+            "one_minus_rho",
+            "epsilon",
+            "wd",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs, h.clip_on, h.clip);
+    let acc_g = (*s)[0] * h.rho + h.one_minus_rho * x * x;
+    let delta = sqrt((*s)[1] + h.epsilon) / sqrt(acc_g + h.epsilon) * x;
+    let acc_delta = (*s)[1] * h.rho + h.one_minus_rho * delta * delta;
+    (*s)[0] = acc_g;
+    (*s)[1] = acc_delta;
+    return w - (delta + w * h.wd);
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip.bound());
+        vec![
+            self.rs,
+            on,
+            c,
+            self.rho,
+            self.one_minus_rho,
+            self.epsilon,
+            self.wd,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

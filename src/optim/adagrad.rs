@@ -127,6 +127,30 @@ impl<E: Elem> Rule<E, 1> for AdaGradRowsRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for AdaGradRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "adagrad",
+        fields: &["rs", "clip_on", "clip", "epsilon", "wd", "neg_lr"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs, h.clip_on, h.clip);
+    let hist = (*s)[0] + x * x;
+    let div = x / sqrt(hist + h.epsilon);
+    (*s)[0] = hist;
+    return w + (div + w * h.wd) * h.neg_lr;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip.bound());
+        vec![self.rs, on, c, self.epsilon, self.wd, self.neg_lr]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,61 @@ impl<E: Elem> Rule<E, 2> for AdamRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<2> for AdamRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "adam",
+        fields: &[
+            "beta1",
+            "one_minus_beta1",
+            "beta2",
+            "one_minus_beta2",
+            "epsilon",
+            "rs",
+            "clip_on",
+            "clip",
+            "lr",
+            "wd",
+            "square_first",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs + w * h.wd, h.clip_on, h.clip);
+    let m = (*s)[0] * h.beta1 + h.one_minus_beta1 * x;
+    var sq_term: f32;
+    if (h.square_first != 0.0) {
+        sq_term = h.one_minus_beta2 * (x * x);
+    } else {
+        sq_term = h.one_minus_beta2 * x * x;
+    }
+    let v = (*s)[1] * h.beta2 + sq_term;
+    (*s)[0] = m;
+    (*s)[1] = v;
+    return w - h.lr * m / (sqrt(v) + h.epsilon);
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip);
+        vec![
+            self.beta1,
+            self.one_minus_beta1,
+            self.beta2,
+            self.one_minus_beta2,
+            self.epsilon,
+            self.rs,
+            on,
+            c,
+            self.lr,
+            self.wd,
+            f32::from(u8::from(self.square_first)),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,6 +95,49 @@ impl<E: Elem> Rule<E, 2> for AdamaxRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<2> for AdamaxRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "adamax",
+        fields: &[
+            "rs",
+            "wd",
+            "clip_on",
+            "clip",
+            "beta1",
+            "one_minus_beta1",
+            "beta2",
+            "lr",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs + w * h.wd, h.clip_on, h.clip);
+    let m = (*s)[0] * h.beta1 + h.one_minus_beta1 * x;
+    let u = maximum(h.beta2 * (*s)[1], abs(x));
+    (*s)[0] = m;
+    (*s)[1] = u;
+    return w - h.lr * m / u;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip.bound());
+        vec![
+            self.rs,
+            self.wd,
+            on,
+            c,
+            self.beta1,
+            self.one_minus_beta1,
+            self.beta2,
+            self.lr,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

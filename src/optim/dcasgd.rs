@@ -90,6 +90,30 @@ impl<E: Elem> Rule<E, 1> for DcasgdRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for DcasgdRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "dcasgd",
+        fields: &["rs", "clip_on", "clip", "lamda", "neg_lr", "wd"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs, h.clip_on, h.clip);
+    let compensation = (x * h.lamda * x) * (w - (*s)[0]);
+    let delta = ((x + w * h.wd) + compensation) * h.neg_lr;
+    (*s)[0] = w;
+    return w + delta;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip);
+        vec![self.rs, on, c, self.lamda, self.neg_lr, self.wd]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,6 +114,57 @@ impl<E: Elem> Rule<E, 3> for FtmlRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<3> for FtmlRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "ftml",
+        fields: &[
+            "beta1",
+            "one_minus_beta1",
+            "beta2",
+            "one_minus_beta2",
+            "d_scale",
+            "v_correction",
+            "epsilon",
+            "rs",
+            "clip_on",
+            "clip",
+            "wd",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(h.rs * g + h.wd * w, h.clip_on, h.clip);
+    let v = h.beta2 * (*s)[1] + h.one_minus_beta2 * (x * x);
+    let d_new = h.d_scale * (sqrt(v / h.v_correction) + h.epsilon);
+    let z = (h.beta1 * (*s)[2] + h.one_minus_beta1 * x) - (d_new - h.beta1 * (*s)[0]) * w;
+    (*s)[0] = d_new;
+    (*s)[1] = v;
+    (*s)[2] = z;
+    return -z / d_new;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip);
+        vec![
+            self.beta1,
+            self.one_minus_beta1,
+            self.beta2,
+            self.one_minus_beta2,
+            self.d_scale,
+            self.v_correction,
+            self.epsilon,
+            self.rs,
+            on,
+            c,
+            self.wd,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,42 @@ impl<E: Elem> Rule<E, 2> for FtrlRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<2> for FtrlRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "ftrl",
+        fields: &["lamda1", "beta", "rs", "clip_on", "clip", "lr", "wd"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs, h.clip_on, h.clip);
+    let g2 = x * x;
+    let z = (*s)[0] + (x - (sqrt((*s)[1] + g2) - sqrt((*s)[1])) * w / h.lr);
+    let n = (*s)[1] + g2;
+    var is_active = 0.0;
+    if (abs(z) > h.lamda1) { is_active = 1.0; }
+    (*s)[0] = z;
+    (*s)[1] = n;
+    return (sgn(z) * h.lamda1 - z) / ((h.beta + sqrt(n)) / h.lr + h.wd) * is_active;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.rescale.clip);
+        vec![
+            self.lamda1,
+            self.beta,
+            self.rescale.rs,
+            on,
+            c,
+            self.lr,
+            self.wd,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

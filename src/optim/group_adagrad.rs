@@ -121,6 +121,35 @@ impl<E: Elem> RowRule<E> for GroupAdaGradRule<E> {
     }
 }
 
+/// The row walk's gradient in WGSL ([`GroupAdaGradRule`]'s `grad`; both clips have the
+/// same formula, the kernel one being absent for negative bounds already).
+#[cfg(feature = "wgpu")]
+pub(crate) const GRAD_WGSL: &str = r"
+fn row_grad(g: f32) -> f32 {
+    return clip_if(g * h.rs, h.clip_on, h.clip);
+}
+fn row_apply(w: f32, x: f32, hist: f32) -> f32 {
+    return w - (x * h.lr) / sqrt(hist + h.epsilon);
+}
+";
+
+/// The scalar fields of [`GroupAdaGradRule::gpu_hyper`].
+#[cfg(feature = "wgpu")]
+pub(crate) const FIELDS: &[&str] = &["rs", "clip_on", "clip", "lr", "epsilon"];
+
+#[cfg(feature = "wgpu")]
+impl GroupAdaGradRule<f32> {
+    /// The scalars, in the order of [`FIELDS`].
+    pub(crate) fn gpu_hyper(&self) -> Vec<f32> {
+        let bound = match self.clip {
+            Clip::None => None,
+            Clip::Python(c) | Clip::Kernel(c) => Some(c),
+        };
+        let [on, c] = crate::gpu::flag(bound);
+        vec![self.rs, on, c, self.lr, self.epsilon]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,129 @@ impl Lamb {
     }
 }
 
+/// WGSL of LAMB's direction `u` ([`LambDirection::direction`]). The `f64` division of
+/// the bias correction (`f32(m/c1)` in `f64`) becomes an `f32` division by `f32(c1)` on the
+/// device (no `f64` in WGSL): the one place the GPU may differ by an ulp beyond the driver.
+#[cfg(feature = "wgpu")]
+pub(crate) const DIRECTION_WGSL: &str = r"
+fn direction(w: f32, m: f32, v: f32) -> f32 {
+    var ratio: f32;
+    if (h.corr_on != 0.0) {
+        let m_hat = m / h.c1;
+        ratio = m_hat / (sqrt(v / h.c2) + h.epsilon);
+    } else {
+        ratio = m / (sqrt(v) + h.epsilon);
+    }
+    return ratio + h.wd * w;
+}
+";
+
+/// Phase 1 in WGSL ([`LambDirection`]'s sweep): the moments, and the squares of `w` and
+/// `u` for the norms; the weight is left as it is.
+#[cfg(feature = "wgpu")]
+pub(crate) const PHASE1_WGSL: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    var x = g * h.rs;
+    if (h.half_scaled != 0.0) {
+        x = unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
+    }
+    x = clip_if(x, h.clip_on, h.clip);
+    let m = h.beta1 * (*s)[0] + h.one_minus_beta1 * x;
+    let v = h.beta2 * (*s)[1] + (h.one_minus_beta2 * x) * x;
+    (*s)[0] = m;
+    (*s)[1] = v;
+    let u = direction(w, m, v);
+    sq = vec2<f32>(w * w, u * u);
+    return w;
+}
+";
+
+/// Phase 2 in WGSL ([`LambStep`]): `w − lr'·u` with `lr' = lr·r1/r2` from the norms
+/// (`prepare`, [`Lamb::step_at`]'s bounds and zero tests).
+#[cfg(feature = "wgpu")]
+pub(crate) const PHASE2_WGSL: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    return w - h.lr * direction(w, (*s)[0], (*s)[1]);
+}
+";
+
+/// Phase 2's per-tensor learning rate from the sums of squares `norms[tensor]`.
+#[cfg(feature = "wgpu")]
+pub(crate) const PHASE2_PREPARE: &str = r"
+    let sums = norms[tensor];
+    var r1 = sqrt(sums.x);
+    let r2 = sqrt(sums.y);
+    if (h.lower_on != 0.0 && r1 < h.lower) { r1 = h.lower; }
+    if (h.upper_on != 0.0 && h.upper < r1) { r1 = h.upper; }
+    if (!(r1 == 0.0 || r2 == 0.0)) { h.lr = (h.lr * r1) / r2; }
+";
+
+/// The scalar fields of both phases ([`LambDirection::gpu_hyper`], then
+/// [`Lamb::gpu_step_hyper`]).
+#[cfg(feature = "wgpu")]
+pub(crate) const FIELDS: &[&str] = &[
+    "beta1",
+    "beta2",
+    "one_minus_beta1",
+    "one_minus_beta2",
+    "epsilon",
+    "wd",
+    "rs",
+    "clip_on",
+    "clip",
+    "corr_on",
+    "c1",
+    "c2",
+    "half_scaled",
+    "lr",
+    "lower_on",
+    "lower",
+    "upper_on",
+    "upper",
+];
+
+#[cfg(feature = "wgpu")]
+impl LambDirection {
+    /// The direction's scalars, in the order of [`FIELDS`].
+    pub(crate) fn gpu_hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip);
+        let (corr_on, c1, c2) = match self.correction {
+            #[allow(clippy::cast_possible_truncation)]
+            Some((c1, c2)) => (1.0, c1 as f32, c2),
+            None => (0.0, 1.0, 1.0),
+        };
+        vec![
+            self.beta1,
+            self.beta2,
+            self.one_minus_beta1,
+            self.one_minus_beta2,
+            self.epsilon,
+            self.wd,
+            self.rs,
+            on,
+            c,
+            corr_on,
+            c1,
+            c2,
+            f32::from(u8::from(self.half_scaled_grad)),
+        ]
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl Lamb {
+    /// Phase 2's scalars after the direction's: `lr` and the bounds of `r1`.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`](crate::Error::NotFinite) for a NaN or infinite value.
+    pub(crate) fn gpu_step_hyper(&self, step: Step) -> Result<[f32; 5]> {
+        let lr: f32 = param("lr", step.lr)?;
+        let [lower_on, lower] = crate::gpu::flag(bound("lower_bound", self.lower_bound)?);
+        let [upper_on, upper] = crate::gpu::flag(bound("upper_bound", self.upper_bound)?);
+        Ok([lr, lower_on, lower, upper_on, upper])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,6 +138,67 @@ impl<E: Elem> Rule<E, 2> for NadamRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<2> for NadamRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "nadam",
+        fields: &[
+            "rs",
+            "wd",
+            "clip_on",
+            "clip",
+            "beta1",
+            "one_minus_beta1",
+            "beta2",
+            "one_minus_beta2",
+            "bias_g",
+            "bias_m",
+            "bias_v",
+            "one_minus_momentum",
+            "momentum_next",
+            "lr",
+            "epsilon",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs + w * h.wd, h.clip_on, h.clip);
+    let m = (*s)[0] * h.beta1 + h.one_minus_beta1 * x;
+    let v = (*s)[1] * h.beta2 + h.one_minus_beta2 * x * x;
+    let g_prime = x / h.bias_g;
+    let m_prime = m / h.bias_m;
+    let v_prime = v / h.bias_v;
+    let m_bar = h.one_minus_momentum * g_prime + h.momentum_next * m_prime;
+    (*s)[0] = m;
+    (*s)[1] = v;
+    return w - h.lr * m_bar / (sqrt(v_prime) + h.epsilon);
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip.bound());
+        vec![
+            self.rs,
+            self.wd,
+            on,
+            c,
+            self.beta1,
+            self.one_minus_beta1,
+            self.beta2,
+            self.one_minus_beta2,
+            self.bias_g,
+            self.bias_m,
+            self.bias_v,
+            self.one_minus_momentum,
+            self.momentum_next,
+            self.lr,
+            self.epsilon,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

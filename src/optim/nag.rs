@@ -81,6 +81,46 @@ impl<E: Elem> Rule<E, 1> for NagMom<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for NagMom<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "nag_mom",
+        fields: &[
+            "momentum",
+            "momentum_plus_one",
+            "lr",
+            "wd",
+            "rs",
+            "clip_on",
+            "clip",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs, h.clip_on, h.clip);
+    let m1 = (*s)[0] * h.momentum;
+    let w_new = (w - m1) + (m1 - (x + w * h.wd) * h.lr) * h.momentum_plus_one;
+    (*s)[0] = m1 - (x + w_new * h.wd) * h.lr;
+    return w_new;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.rescale.clip);
+        vec![
+            self.momentum,
+            self.momentum_plus_one,
+            self.lr,
+            self.wd,
+            self.rescale.rs,
+            on,
+            c,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

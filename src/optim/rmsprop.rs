@@ -159,6 +159,120 @@ impl<E: Elem> Rule<E, 3> for RmsPropAlexRule<E> {
     }
 }
 
+/// WGSL of [`Common`]'s gradient and weight clip, shared by both RMSProp kernels.
+#[cfg(feature = "wgpu")]
+const COMMON_WGSL: &str = r"
+fn rms_grad(w: f32, g: f32) -> f32 {
+    return clip_if(h.rs * g + h.wd * w, h.clip_on, h.clip);
+}
+fn clip_weight(w: f32) -> f32 {
+    return clip_if(w, h.cw_on, h.clip_weights);
+}
+";
+
+#[cfg(feature = "wgpu")]
+const COMMON_FIELDS: [&str; 10] = [
+    "gamma1",
+    "one_minus_gamma1",
+    "epsilon",
+    "rs",
+    "clip_on",
+    "clip",
+    "cw_on",
+    "clip_weights",
+    "lr",
+    "wd",
+];
+
+#[cfg(feature = "wgpu")]
+impl Common<f32> {
+    /// The values of [`COMMON_FIELDS`].
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip);
+        let [cw_on, cw] = crate::gpu::flag(self.clip_weights);
+        vec![
+            self.gamma1,
+            self.one_minus_gamma1,
+            self.epsilon,
+            self.rs,
+            on,
+            c,
+            cw_on,
+            cw,
+            self.lr,
+            self.wd,
+        ]
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for RmsPropRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "rmsprop",
+        fields: &COMMON_FIELDS,
+        rule: &[
+            COMMON_WGSL,
+            r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = rms_grad(w, g);
+    let n = h.one_minus_gamma1 * (x * x) + h.gamma1 * (*s)[0];
+    (*s)[0] = n;
+    return clip_weight(w - h.lr * (x / sqrt(n + h.epsilon)));
+}
+",
+        ],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        self.0.hyper()
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<3> for RmsPropAlexRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "rmsprop_centered",
+        fields: &[
+            COMMON_FIELDS[0],
+            COMMON_FIELDS[1],
+            COMMON_FIELDS[2],
+            COMMON_FIELDS[3],
+            COMMON_FIELDS[4],
+            COMMON_FIELDS[5],
+            COMMON_FIELDS[6],
+            COMMON_FIELDS[7],
+            COMMON_FIELDS[8],
+            COMMON_FIELDS[9],
+            "gamma2",
+        ],
+        rule: &[
+            COMMON_WGSL,
+            r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = rms_grad(w, g);
+    let n = h.one_minus_gamma1 * x * x + h.gamma1 * (*s)[0];
+    let mean = h.one_minus_gamma1 * x + h.gamma1 * (*s)[1];
+    let delta = h.gamma2 * (*s)[2] - h.lr * x / sqrt((n - mean * mean) + h.epsilon);
+    (*s)[0] = n;
+    (*s)[1] = mean;
+    (*s)[2] = delta;
+    return clip_weight(w + delta);
+}
+",
+        ],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let mut h = self.common.hyper();
+        h.push(self.gamma2);
+        h
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

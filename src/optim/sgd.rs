@@ -273,6 +273,121 @@ impl<E: Elem> Rule<E, 0> for SgdUpdate<E> {
     }
 }
 
+/// WGSL of `G`, the lr-scaled gradient step ([`LrGrad`]).
+#[cfg(feature = "wgpu")]
+const LR_GRAD_WGSL: &str = r"
+fn lr_grad(g: f32) -> f32 {
+    if (h.clip_on != 0.0) { return kclip(g * h.rs, h.clip) * h.lr; }
+    return g * h.lr_rs;
+}
+";
+
+/// WGSL of the velocity ([`Velocity`]), shared by the multi-tensor kernels and LARS.
+#[cfg(feature = "wgpu")]
+pub(crate) const VELOCITY_WGSL: [&str; 2] = [
+    LR_GRAD_WGSL,
+    r"
+fn velocity(w: f32, g: f32, m: f32) -> f32 {
+    return (m * h.momentum - w * h.lr_wd) - lr_grad(g);
+}
+",
+];
+
+/// The rule of [`MultiSgd`] in WGSL.
+#[cfg(feature = "wgpu")]
+pub(crate) const MULTI_SGD_RULE: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    return w + velocity(w, g, 0.0);
+}
+";
+
+/// The rule of [`MultiSgdMom`] in WGSL.
+#[cfg(feature = "wgpu")]
+pub(crate) const MULTI_SGD_MOM_RULE: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let m = velocity(w, g, (*s)[0]);
+    (*s)[0] = m;
+    return w + m;
+}
+";
+
+/// The scalar fields of [`Velocity::hyper`].
+#[cfg(feature = "wgpu")]
+pub(crate) const VELOCITY_FIELDS: &[&str] =
+    &["momentum", "lr_wd", "lr", "lr_rs", "rs", "clip_on", "clip"];
+
+#[cfg(feature = "wgpu")]
+impl Velocity<f32, f32> {
+    /// The values of [`VELOCITY_FIELDS`].
+    fn hyper(&self) -> Vec<f32> {
+        let g = &self.grad;
+        let [on, c] = crate::gpu::flag(g.rescale.clip);
+        vec![
+            self.momentum,
+            self.lr_wd,
+            g.lr,
+            g.lr_rs,
+            g.rescale.rs,
+            on,
+            c,
+        ]
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<0> for MultiSgd<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "multi_sgd",
+        fields: VELOCITY_FIELDS,
+        rule: &[VELOCITY_WGSL[0], VELOCITY_WGSL[1], MULTI_SGD_RULE],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        self.0.hyper()
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for MultiSgdMom<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "multi_sgd_mom",
+        fields: VELOCITY_FIELDS,
+        rule: &[VELOCITY_WGSL[0], VELOCITY_WGSL[1], MULTI_SGD_MOM_RULE],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        self.0.hyper()
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<0> for SgdUpdate<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "sgd_update",
+        fields: &["decay", "lr", "lr_rs", "rs", "clip_on", "clip"],
+        rule: &[
+            LR_GRAD_WGSL,
+            r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    return w * h.decay - lr_grad(g);
+}
+",
+        ],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let g = &self.grad;
+        let [on, c] = crate::gpu::flag(g.rescale.clip);
+        vec![self.decay, g.lr, g.lr_rs, g.rescale.rs, on, c]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,27 @@ impl<E: Elem> Rule<E, 0> for SgldRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<0> for SgldRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "sgld",
+        fields: &["rs", "clip_on", "clip", "neg_half_lr", "wd"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let x = clip_if(g * h.rs, h.clip_on, h.clip);
+    return w + (x + w * h.wd) * h.neg_half_lr;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.clip);
+        vec![self.rs, on, c, self.neg_half_lr, self.wd]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

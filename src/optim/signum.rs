@@ -128,6 +128,72 @@ impl<E: Elem> Rule<E, 0> for SignSgdRule<E> {
     }
 }
 
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for SignumRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "signum",
+        fields: &[
+            "momentum",
+            "one_minus_momentum",
+            "decay",
+            "scaled_rs",
+            "rs",
+            "clip_on",
+            "clip",
+            "lr",
+            "shrink",
+        ],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    var step_term: f32;
+    if (h.clip_on != 0.0) {
+        step_term = h.one_minus_momentum * kclip(g * h.rs, h.clip);
+    } else {
+        step_term = h.scaled_rs * g;
+    }
+    let m = (h.momentum * (*s)[0] - h.decay * w) - step_term;
+    (*s)[0] = m;
+    return h.shrink * w + h.lr * sgn(m);
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        let [on, c] = crate::gpu::flag(self.rescale.clip);
+        vec![
+            self.momentum,
+            self.one_minus_momentum,
+            self.decay,
+            self.scaled_rs,
+            self.rescale.rs,
+            on,
+            c,
+            self.lr,
+            self.shrink,
+        ]
+    }
+}
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<0> for SignSgdRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "signsgd",
+        fields: &["lr", "shrink"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    return h.shrink * w - h.lr * sgn(g);
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        vec![self.lr, self.shrink]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -784,7 +784,7 @@ fn check_accumulation(
             hyper.init_updates()
         ));
     }
-    let part_way = acc.count % hyper.batch_scale != 0;
+    let part_way = !acc.count.is_multiple_of(hyper.batch_scale);
     if part_way != (acc.held != Held::Zero) {
         return bad(format!(
             "{what}: the accumulator must hold gradients exactly when the count ({}) is not \

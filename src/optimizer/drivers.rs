@@ -515,7 +515,7 @@ impl LbsgdCall {
             accumulate(buffer, &mut acc.held, slot.g)?;
         }
         let step = slot.step;
-        if acc.count % hyper.batch_scale != 0 {
+        if !acc.count.is_multiple_of(hyper.batch_scale) {
             let step = Step { lr: 0.0, ..step };
             return sgd_step(placeholder(), step, slot.w, None, slot.g);
         }

@@ -123,7 +123,7 @@ macro_rules! define_any_rule {
         /// Every kernel, with its hyper-parameters. The variant fixes the rule and its
         /// state count.
         #[derive(Clone, Copy, Debug)]
-        enum AnyRule {
+        pub(super) enum AnyRule {
             $($V($H),)*
         }
 
@@ -209,7 +209,7 @@ impl Kwargs<'_> {
 /// `Kernel("multi_sgd_mom", momentum=0.9, rescale_grad=1.0, clip_gradient=None)`.
 #[pyclass(frozen, module = "mxopt._core")]
 pub struct Kernel {
-    rule: AnyRule,
+    pub(super) rule: AnyRule,
 }
 
 #[pymethods]

@@ -3,6 +3,8 @@
 
 mod arrays;
 mod checkpoint;
+#[cfg(feature = "wgpu")]
+mod gpu;
 mod init;
 mod kernels;
 mod layerwise;
@@ -25,5 +27,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     layerwise::register(m)?;
     init::register(m)?;
     checkpoint::register(m)?;
+    // `mxopt.gpu` reads this to explain a wheel built without the GPU path.
+    m.add("HAS_WGPU", cfg!(feature = "wgpu"))?;
+    #[cfg(feature = "wgpu")]
+    gpu::register(m)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Hashable, List, Tuple
+from typing import TYPE_CHECKING, Any, Hashable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -116,13 +116,7 @@ class GroupAdaGrad(KernelOptimizer):
                     f"{getattr(grad, 'shape', type(grad).__name__)}{at}"
                 )
             targets.append((master, history, mixed))
-        lrs, wds, _, _ = self._sequential_preamble(indices)
-        for index, wd in zip(indices, wds):
-            if wd != 0:
-                raise ValueError(
-                    f"GroupAdaGrad does not support weight decay, got wd={wd!r} for index "
-                    f"{index!r} (set wd=0, or wd_mult 0 for it)"
-                )
+        lrs = self._learning_rates(indices)
         for i, ((_, _, mixed), weight) in enumerate(zip(targets, weights)):
             # The float16 weight receives the master after the kernel: check it first.
             where = f"weight[{i}]" if len(weights) > 1 else "weight"
@@ -139,6 +133,18 @@ class GroupAdaGrad(KernelOptimizer):
                 self._step(target, grad, history, lr)
                 if mixed:
                     weight[...] = target
+
+    def _learning_rates(self, indices: Sequence[Hashable]) -> List[float]:
+        """The preamble, index by index; raises for a resolved weight decay that is not 0
+        (shared with the GPU path)."""
+        lrs, wds, _, _ = self._sequential_preamble(indices)
+        for index, wd in zip(indices, wds):
+            if wd != 0:
+                raise ValueError(
+                    f"GroupAdaGrad does not support weight decay, got wd={wd!r} for index "
+                    f"{index!r} (set wd=0, or wd_mult 0 for it)"
+                )
+        return lrs
 
     def _step(self, weight: np.ndarray, grad: Any, history: np.ndarray, lr: float) -> None:
         eps, rs = self.float_stable_eps, self.rescale_grad

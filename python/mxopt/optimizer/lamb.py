@@ -114,6 +114,33 @@ class LAMB(KernelOptimizer):
         other weights as :meth:`update` does."""
         self._update_impl(index, weight, grad, state, multi_precision=self.multi_precision)
 
+    def _check_params(self) -> None:
+        """Refuses hyper-parameters the kernels cannot take, before anything is counted."""
+        check_kernel_params(
+            self,
+            "beta1",
+            "beta2",
+            "epsilon",
+            "lower_bound",
+            "upper_bound",
+            "rescale_grad",
+            "clip_gradient",
+        )
+
+    def _kernel_kwargs(self) -> Dict[str, Any]:
+        """The kernels' hyper-parameters (shared with the GPU path)."""
+        return {
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "epsilon": self.epsilon,
+            "rescale_grad": self.rescale_grad,
+            "clip_gradient": kernel_clip(self.clip_gradient),
+            "bias_correction": bool(self.bias_correction),
+            # MXNet passes a bound only when it is truthy.
+            "lower_bound": self.lower_bound if self.lower_bound else None,
+            "upper_bound": self.upper_bound if self.upper_bound else None,
+        }
+
     @staticmethod
     def _moments(state: Any, where: str) -> Tuple[np.ndarray, np.ndarray]:
         if (
@@ -131,16 +158,7 @@ class LAMB(KernelOptimizer):
     ) -> None:
         if not isinstance(indices, (list, tuple)):
             indices, weights, grads, states = [indices], [weights], [grads], [states]
-        check_kernel_params(
-            self,
-            "beta1",
-            "beta2",
-            "epsilon",
-            "lower_bound",
-            "upper_bound",
-            "rescale_grad",
-            "clip_gradient",
-        )
+        self._check_params()
         groups: Dict[Tuple[Any, bool], List[int]] = {}
         masters: List[Any] = []
         moments: List[Tuple[np.ndarray, np.ndarray]] = []
@@ -170,17 +188,7 @@ class LAMB(KernelOptimizer):
             moments.append(self._moments(state, where))
             groups.setdefault((dtype, mixed), []).append(i)
         lrs, wds, ts, _ = self._sequential_preamble(indices)
-        hyper: Dict[str, Any] = {
-            "beta1": self.beta1,
-            "beta2": self.beta2,
-            "epsilon": self.epsilon,
-            "rescale_grad": self.rescale_grad,
-            "clip_gradient": kernel_clip(self.clip_gradient),
-            "bias_correction": bool(self.bias_correction),
-            # MXNet passes a bound only when it is truthy.
-            "lower_bound": self.lower_bound if self.lower_bound else None,
-            "upper_bound": self.upper_bound if self.upper_bound else None,
-        }
+        hyper = self._kernel_kwargs()
         for (_, mixed), group in groups.items():
             _core.lamb_many(
                 [weights[i] for i in group],

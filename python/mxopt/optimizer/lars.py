@@ -146,17 +146,13 @@ class LARS(MomentumKernelOptimizer):
     ) -> None:
         if not isinstance(indices, (list, tuple)):
             indices, weights, grads, states = [indices], [weights], [grads], [states]
-        check_kernel_params(self, "eta", "eps", "momentum", "rescale_grad", "clip_gradient")
+        self._check_params()
         moms, masters = self._split_states(weights, states, multi_precision)
-        self._update_count(indices)
-        lrs = self._get_lrs(indices)
-        wds = self._get_wds(indices)
-        ts = [self._index_update_count[i] for i in indices]
-        momentum = self._momentum() if self.momentum > 0 else 0.0
+        lrs, wds, ts, momentum = self._lars_preamble(indices)
         hyper = (momentum, self.rescale_grad, kernel_clip(self.clip_gradient))
 
         if not any(map(is_row_sparse, grads)):
-            scaled = [not layer_name(self, i).endswith(EXCLUDED_SUFFIXES) for i in indices]
+            scaled = self._scaled(indices)
             # One native call per (dtype, multi-precision) group; per-layer numbers do not
             # depend on the grouping (MXNet's Updater groups by dtype too).
             groups: Dict[Tuple[Any, bool], List[int]] = {}
@@ -181,17 +177,43 @@ class LARS(MomentumKernelOptimizer):
                         [scaled[i] for i in group],
                         [masters[i] for i in group] if mixed else None,
                         exact_norms=self.exact_norms,
-                        eta=self.eta,
-                        eps=self.eps,
-                        momentum=momentum,
-                        rescale_grad=self.rescale_grad,
-                        clip_gradient=kernel_clip(self.clip_gradient),
+                        **self._kernel_kwargs(momentum),
                     )
             return
 
         written = [a for i in range(len(weights)) for a in (weights[i], moms[i], masters[i])]
         with restored_on_error(written, len(weights) > 1):
             self._rows_update(indices, weights, grads, moms, masters, lrs, wds, ts, hyper)
+
+    def _check_params(self) -> None:
+        """Refuses hyper-parameters the kernels cannot take, before anything is counted."""
+        check_kernel_params(self, "eta", "eps", "momentum", "rescale_grad", "clip_gradient")
+
+    def _lars_preamble(
+        self, indices: Sequence[Hashable]
+    ) -> Tuple[List[float], List[float], List[int], float]:
+        """Count the indices, then their lrs, wds and counts and the call's momentum
+        (corrected by the scheduler's lr ratio); shared with the GPU path."""
+        self._update_count(indices)
+        lrs = self._get_lrs(indices)
+        wds = self._get_wds(indices)
+        ts = [self._index_update_count[i] for i in indices]
+        momentum = self._momentum() if self.momentum > 0 else 0.0
+        return lrs, wds, ts, momentum
+
+    def _scaled(self, indices: Sequence[Hashable]) -> List[bool]:
+        """Whether each layer's rate is scaled by its trust ratio (by its name)."""
+        return [not layer_name(self, i).endswith(EXCLUDED_SUFFIXES) for i in indices]
+
+    def _kernel_kwargs(self, momentum: float) -> Dict[str, Any]:
+        """The layer-wise kernels' hyper-parameters, with the call's ``momentum``."""
+        return {
+            "eta": self.eta,
+            "eps": self.eps,
+            "momentum": momentum,
+            "rescale_grad": self.rescale_grad,
+            "clip_gradient": kernel_clip(self.clip_gradient),
+        }
 
     def _rows_update(
         self,

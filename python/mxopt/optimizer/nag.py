@@ -86,7 +86,7 @@ class NAG(MomentumKernelOptimizer):
                     rows.append(i)  # sgd_update's own row-sparse path
                     continue
                 dense_grads[i] = grad.todense()
-            kernel = "sgd" if moms[i] is None else "nag_mom"
+            kernel = self._kernel_name(moms[i])
             groups.setdefault((kernel, dtype, masters[i] is not None), []).append(i)
         if len(groups) + len(rows) > 1:
             precheck(weights, grads, [_states_tuple(m) for m in moms], masters, steps)
@@ -94,6 +94,12 @@ class NAG(MomentumKernelOptimizer):
         written += [m for m in masters if m is not None]
         with restored_on_error(written, len(groups) + len(rows) > 1):
             self._run_split(weights, grads, dense_grads, moms, masters, steps, hyper, groups, rows)
+
+    @staticmethod
+    def _kernel_name(momentum_state: Any) -> str:
+        """``nag_mom`` for a weight with a momentum state, else MXNet's ``sgd_update``
+        (also the GPU path's choice)."""
+        return "sgd" if momentum_state is None else "nag_mom"
 
     def _run_split(
         self,

@@ -90,7 +90,6 @@ class SGD(MomentumKernelOptimizer):
         indices, weights, grads, states = as_lists(indices, weights, grads, states)
         steps = self._preamble(indices)
         hyper = self._hyper()
-        momentum = hyper[0]
         moms: Sequence[Any]
         masters: Optional[List[Any]]
         if multi_precision:
@@ -100,12 +99,8 @@ class SGD(MomentumKernelOptimizer):
             moms, masters = states, None
 
         if not any(map(is_row_sparse, grads)):
-            # MXNet always takes the multi-tensor kernel for dense gradients; the state is
-            # used only when momentum is positive.
-            if momentum > 0:
-                kernel, flat_states = self._kernel("multi_sgd_mom", hyper), list(moms)
-            else:
-                kernel, flat_states = self._kernel("multi_sgd", hyper), []
+            kernel, reads_momentum = self._dense_kernel(hyper)
+            flat_states = list(moms) if reads_momentum else []
             self._run_dense(kernel, weights, grads, flat_states, steps, masters)
             return
 
@@ -115,6 +110,14 @@ class SGD(MomentumKernelOptimizer):
         written = [*weights, *[m for m in moms if m is not None], *(masters or [])]
         with restored_on_error(written, len(weights) > 1):
             self._run_split(weights, grads, moms, masters, steps, hyper, multi_precision)
+
+    def _dense_kernel(self, hyper: Tuple[Any, ...]) -> Tuple[_core.Kernel, bool]:
+        """The kernel of dense gradients and whether it reads the momentum state: MXNet
+        always takes the multi-tensor kernel, with the momentum only when it is positive
+        (also the GPU path's choice)."""
+        if hyper[0] > 0:
+            return self._kernel("multi_sgd_mom", hyper), True
+        return self._kernel("multi_sgd", hyper), False
 
     def _run_split(
         self,

@@ -1,0 +1,509 @@
+"""The GPU path: optimizer updates of arrays that live on a GPU (Vulkan, through wgpu).
+
+Weights, gradients and optimizer states stay on the device; an :class:`Updater` step over
+a list of weights is one compute dispatch (LARS and LAMB: one submission of a few passes),
+with the numbers of mxopt's CPU optimizers within a few float32 ulps::
+
+    import numpy as np
+    import mxopt
+    from mxopt import gpu
+
+    dev = gpu.Device()                      # RuntimeError naming what is missing
+    weights = [dev.array(np.ones((256, 128), np.float32)), dev.array(np.zeros(128, np.float32))]
+    grads = [dev.zeros(w.shape) for w in weights]
+    updater = gpu.Updater(mxopt.optimizer.Adam(learning_rate=0.01))
+    for batch in range(3):
+        for g in grads:                     # or written by a GPU backward pass
+            g.copy_from(np.full(g.shape, 0.5, np.float32))
+        updater([0, 1], grads, weights)     # one dispatch for both tensors
+    w0 = weights[0].asnumpy()
+
+The :class:`Updater` runs the optimizer's own Python logic (update counts, learning-rate
+schedulers, ``lr_mult``/``wd_mult``, ``rescale_grad``, ``clip_gradient``, bias
+corrections, multi-precision) and only the per-element maths on the device. Float16
+weights need ``multi_precision=True`` (float32 master copies and states on the device).
+
+Present in every build; without the ``wgpu`` cargo feature, :class:`Device` raises a
+``RuntimeError`` saying how to build a wheel with it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _core
+from .optimizer import LAMB, LARS, NAG, SGD, SGLD, Optimizer
+from .optimizer import Updater as CpuUpdater
+from .optimizer._kernel import AdaptiveKernelOptimizer, MomentumKernelOptimizer
+from .optimizer._layerwise import _F32_MAX
+from .optimizer.contrib import GroupAdaGrad
+
+__all__ = ["AVAILABLE", "Device", "GpuArray", "Updater", "supported"]
+
+#: Whether this build of mxopt has the GPU path (the ``wgpu`` cargo feature).
+AVAILABLE: bool = bool(getattr(_core, "HAS_WGPU", False))
+
+_NOT_BUILT = (
+    "mxopt was built without GPU support (the 'wgpu' cargo feature); rebuild it with "
+    "`maturin develop --release --features python,wgpu`, or `pip install .` from a "
+    "checkout whose pyproject.toml lists 'wgpu' in [tool.maturin] features (the default)"
+)
+
+if TYPE_CHECKING or AVAILABLE:
+    from ._core import GpuArray
+    from ._core import GpuDevice as Device
+else:
+
+    class Device:
+        """Stand-in of a build without the GPU path: constructing it raises."""
+
+        def __init__(self) -> None:
+            raise RuntimeError(_NOT_BUILT)
+
+    class GpuArray:
+        """Stand-in of a build without the GPU path: no instance can exist."""
+
+        def __init__(self) -> None:
+            raise RuntimeError(_NOT_BUILT)
+
+
+def supported(optimizer: Optimizer) -> bool:
+    """Whether :class:`Updater` can run ``optimizer`` on the device."""
+    return _plan_class(optimizer) is not None
+
+
+#: Per-index scalars of one call: lrs, wds, counts, a per-index extra (Nadam's schedule,
+#: LARS's ``scaled``) and the key of the native call the index joins.
+_Scalars = Tuple[List[float], List[float], List[int], List[Any], List[Any]]
+
+
+class _Plan:
+    """How an optimizer runs on the device, through the optimizer's own Python logic
+    for every scalar: hyper-parameter checks, the preamble of a chunk (counts, lrs, wds),
+    and the native call of a group of indices sharing a key."""
+
+    def __init__(self, optimizer: Any) -> None:
+        self.opt = optimizer
+
+    def check(self, weights: List[Any]) -> None:
+        """Refuses bad hyper-parameters (and weights the device path cannot take) before
+        anything is counted, as on the CPU."""
+        self.kernel = self.opt._kernel(self.opt.kernel, self.opt._hyper())
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs, wds, ts, schedules = self.opt._steps(indices)
+        extra = schedules if schedules is not None else [None] * len(indices)
+        return lrs, wds, ts, extra, [None] * len(indices)
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        schedules = None if extra[0] is None else extra
+        _core.gpu_step(kernel=self.kernel, schedules=schedules, **args)
+
+
+class _SgdPlan(_Plan):
+    def check(self, weights: List[Any]) -> None:
+        self.kernel, self.reads_momentum = self.opt._dense_kernel(self.opt._hyper())
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs, wds, ts, _ = self.opt._preamble(indices)
+        return lrs, wds, ts, [None] * len(indices), [None] * len(indices)
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        if not self.reads_momentum:
+            args["states"] = []
+        _core.gpu_step(kernel=self.kernel, **args)
+
+
+class _NagPlan(_Plan):
+    def check(self, weights: List[Any]) -> None:
+        self.hyper = self.opt._hyper()
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs, wds, ts, _ = self.opt._sequential_preamble(indices)
+        # The kernel follows the state, as on the CPU: plain SGD without a momentum.
+        keys = [self.opt._kernel_name(s) for s in states]
+        return lrs, wds, ts, [None] * len(indices), keys
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        _core.gpu_step(kernel=self.opt._kernel(key, self.hyper), **args)
+
+
+class _LarsPlan(_Plan):
+    def check(self, weights: List[Any]) -> None:
+        self.opt._check_params()
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        # The momentum (corrected by the scheduler's lr ratio) may change between chunks.
+        lrs, wds, ts, momentum = self.opt._lars_preamble(indices)
+        return lrs, wds, ts, self.opt._scaled(indices), [momentum] * len(indices)
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        if not self.opt.momentum > 0:
+            args["states"] = []  # the CPU path too ignores a state without momentum
+        _core.gpu_lars(scaled=extra, **args, **self.opt._kernel_kwargs(key))
+
+
+class _LambPlan(_Plan):
+    def check(self, weights: List[Any]) -> None:
+        self.opt._check_params()
+        self.hyper = self.opt._kernel_kwargs()
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs, wds, ts, _ = self.opt._sequential_preamble(indices)
+        return lrs, wds, ts, [None] * len(indices), [None] * len(indices)
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        _core.gpu_lamb(write_master=self.opt.update_master_copy, **args, **self.hyper)
+
+
+class _GroupAdaGradPlan(_Plan):
+    def check(self, weights: List[Any]) -> None:
+        for i, w in enumerate(weights):
+            at = f"[{i}]" if len(weights) > 1 else ""
+            if w.dtype != np.float32:
+                raise TypeError(
+                    f"weight{at}: GroupAdaGrad on the GPU takes float32 weights, got {w.dtype}"
+                )
+            if w.ndim != 2:
+                raise ValueError(
+                    f"weight{at}: GroupAdaGrad needs a 2-d weight (rows, columns), got "
+                    f"shape {w.shape}"
+                )
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs = self.opt._learning_rates(indices)
+        none = [None] * len(indices)
+        return lrs, [0.0] * len(indices), [1] * len(indices), none, none
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        opt = self.opt
+        _core.gpu_group_adagrad(
+            args["device"],
+            args["weights"],
+            args["grads"],
+            args["states"],
+            args["lrs"],
+            epsilon=opt.float_stable_eps,
+            rescale_grad=opt.rescale_grad,
+            clip_gradient=opt.clip_gradient,
+        )
+
+
+def _plan_class(optimizer: Optimizer) -> Optional[type]:
+    if isinstance(optimizer, LARS):
+        return _LarsPlan
+    if isinstance(optimizer, LAMB):
+        return _LambPlan
+    if isinstance(optimizer, SGD):
+        return _SgdPlan
+    if isinstance(optimizer, NAG):
+        return _NagPlan
+    if isinstance(optimizer, SGLD):
+        # The Langevin noise is drawn on the host: only the deterministic half step runs
+        # on the device.
+        return None if optimizer.add_noise else _Plan
+    if isinstance(optimizer, AdaptiveKernelOptimizer):
+        return _Plan
+    if isinstance(optimizer, GroupAdaGrad):
+        return _GroupAdaGradPlan
+    return None
+
+
+def _unsupported(optimizer: Optimizer) -> TypeError:
+    name = type(optimizer).__name__
+    why = (
+        " with add_noise (its noise is drawn on the host; set add_noise = False for the "
+        "deterministic half step)"
+        if isinstance(optimizer, SGLD)
+        else ""
+    )
+    return TypeError(
+        f"optimizer: {name}{why} has no GPU path; supported: SGD, ccSGD, NAG, LARS, LAMB, "
+        "Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, "
+        "GroupAdaGrad (float32), and SGLD without noise"
+    )
+
+
+def _leaves(state: Any) -> List[Any]:
+    """The arrays of a state object in order (nested tuples/lists; ``None`` skipped): the
+    kernels' state arrays, in ``create_state`` order."""
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [leaf for item in state for leaf in _leaves(item)]
+    return [state]
+
+
+def _map_leaves(state: Any, f: Any) -> Any:
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(_map_leaves(item, f) for item in state)
+    return f(state)
+
+
+def _master_first(optimizer: Optimizer) -> bool:
+    """Where ``create_state_multi_precision`` puts the float32 master: ``(master, state)``
+    generally, ``(momentum, master)`` for the SGD family (MXNet's layouts)."""
+    return not isinstance(optimizer, MomentumKernelOptimizer)
+
+
+class Updater:
+    """Applies ``optimizer`` to weights on a GPU, keeping their states on the device.
+
+    Like :class:`mxopt.optimizer.Updater` (same call, same numbers), with
+    :class:`GpuArray` weights and gradients: ``updater(index, grad, weight)`` with one
+    index or lists of them. A list is updated in one dispatch per precision; the first
+    call of a list lays its arrays out together on the device (a device-side copy, once),
+    so keep passing the same list in the same order.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        SGD, ccSGD, NAG, LARS, LAMB, Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp,
+        FTML, Ftrl, Signum, DCASGD, GroupAdaGrad (float32 weights), or SGLD with
+        ``add_noise = False`` (``TypeError`` otherwise).
+
+    Attributes
+    ----------
+    states : dict
+        Index -> the optimizer's state as ``create_state`` makes it, with
+        :class:`GpuArray` in place of NumPy arrays.
+    masters : dict
+        Index -> float32 master copy (float16 weights with ``multi_precision``).
+    device : Device or None
+        The device of the weights (set by the first call).
+
+    Notes
+    -----
+    Updates are asynchronous: a call returns once the work is submitted;
+    :meth:`GpuArray.asnumpy` and :meth:`Device.synchronize` wait for it. States are
+    created from the optimizer's ``create_state_multi_precision`` on a host copy of the
+    weight (one download and upload per new index).
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        if _plan_class(optimizer) is None:
+            raise _unsupported(optimizer)
+        self.optimizer = optimizer
+        self.states: Dict[Hashable, Any] = {}
+        self.masters: Dict[Hashable, GpuArray] = {}
+        self.device: Optional[Device] = None
+        #: States loaded by :meth:`set_states`, uploaded when their index is next seen.
+        self._loaded: Dict[Hashable, Any] = {}
+        self.aggregate_updates = optimizer.aggregate_num > 0
+
+    # ------------------------------------------------------------------ checks
+
+    def _check(self, indices: Sequence[Any], grads: Sequence[Any], weights: Sequence[Any]) -> None:
+        """Everything checkable before a count moves: types, device, dtypes, shapes,
+        distinct indices and arrays."""
+        if not len(indices) == len(grads) == len(weights):
+            raise ValueError(
+                f"index, grad and weight must have equal lengths, got {len(indices)}, "
+                f"{len(grads)} and {len(weights)}"
+            )
+        seen_index: Dict[Hashable, int] = {}
+        seen_array: Dict[int, str] = {}
+        multi = len(weights) > 1
+        for i, (idx, g, w) in enumerate(zip(indices, grads, weights)):
+            at = f"[{i}]" if multi else ""
+            for name, a in (("weight", w), ("grad", g)):
+                if not isinstance(a, GpuArray):
+                    raise TypeError(
+                        f"{name}{at}: expected a mxopt.gpu.GpuArray, got {type(a).__name__}"
+                    )
+                if id(a) in seen_array:
+                    raise ValueError(
+                        f"{name}{at}: is the same array as {seen_array[id(a)]}; every "
+                        "array of a call must be distinct"
+                    )
+                seen_array[id(a)] = f"{name}{at}"
+            if w.dtype == np.float16 and not self.optimizer.multi_precision:
+                raise TypeError(
+                    f"weight{at}: float16 weights need multi_precision=True on the GPU (its "
+                    "states and master copies are float32)"
+                )
+            if g.dtype != w.dtype or g.shape != w.shape:
+                raise ValueError(
+                    f"grad{at}: expected the weight's shape {w.shape} and dtype {w.dtype}, "
+                    f"got {g.shape} {g.dtype}"
+                )
+            if idx in seen_index:
+                raise ValueError(f"index: {idx!r} appears twice in one call")
+            seen_index[idx] = i
+
+    # ------------------------------------------------------------------ states
+
+    def _upload(self, host: Any, where: str) -> Any:
+        assert self.device is not None
+        device = self.device
+
+        def upload(leaf: Any) -> GpuArray:
+            array = np.ascontiguousarray(leaf)
+            if array.dtype != np.float32:
+                raise TypeError(f"{where}: GPU states are float32, got {array.dtype}")
+            return device.array(array)
+
+        return _map_leaves(host, upload)
+
+    def _create_state(self, index: Hashable, weight: GpuArray) -> None:
+        """The optimizer's own initial state (of a host copy of the weight), uploaded."""
+        host = self.optimizer.create_state_multi_precision(index, weight.asnumpy())
+        self._set_host_state(index, host, weight.dtype == np.float16)
+
+    def _set_host_state(self, index: Hashable, host: Any, mixed: bool) -> None:
+        where = f"state of {index!r}"
+        if mixed:
+            if not (isinstance(host, (tuple, list)) and len(host) == 2):
+                raise TypeError(f"{where}: expected a (master, state) pair, got {host!r}")
+            master, inner = host if _master_first(self.optimizer) else host[::-1]
+            self.masters[index] = self._upload(master, where)
+        else:
+            inner = host
+            self.masters.pop(index, None)
+        self.states[index] = self._upload(inner, where)
+
+    def _host_state(self, index: Hashable) -> Any:
+        """The state in the CPU optimizer's layout, downloaded."""
+        inner = _map_leaves(self.states[index], lambda a: a.asnumpy())
+        master = self.masters.get(index)
+        if master is None:
+            return inner
+        m = master.asnumpy()
+        return (m, inner) if _master_first(self.optimizer) else (inner, m)
+
+    def get_states(self, dump_optimizer: bool = False) -> bytes:
+        """The states as :meth:`mxopt.optimizer.Updater.get_states` writes them (NumPy
+        arrays in the CPU optimizer's layout): a CPU updater loads them, and so does
+        :meth:`set_states`. Waits for submitted updates."""
+        states = {index: self._host_state(index) for index in self.states}
+        return pickle.dumps((states, self.optimizer) if dump_optimizer else states)
+
+    def set_states(self, states: bytes, safe: bool = False) -> None:
+        """Loads a blob of :meth:`get_states` or of the CPU updater (``safe``: its
+        restricted unpickler). The states are uploaded when their index is next updated;
+        a pickled optimizer replaces ``optimizer`` (it must have a GPU path)."""
+        cpu = CpuUpdater(self.optimizer)
+        cpu.set_states(states, safe=safe)
+        if _plan_class(cpu.optimizer) is None:
+            raise _unsupported(cpu.optimizer)
+        self.optimizer = cpu.optimizer
+        self._loaded = dict(cpu.states)
+        self.states.clear()
+        self.masters.clear()
+
+    # ------------------------------------------------------------------ update
+
+    def __call__(self, index: Any, grad: Any, weight: Any) -> None:
+        """Update ``weight`` on the device from ``grad`` (note the order: grad first).
+
+        ``index``, ``grad`` and ``weight`` are one index and two :class:`GpuArray`, or
+        equal-length lists of them. Refused calls (``TypeError``/``ValueError`` naming
+        the argument) leave every array and count as they were; a state created by a
+        refused call is dropped.
+        """
+        if isinstance(index, (list, tuple)):
+            indices, grads, weights = list(index), list(grad), list(weight)
+        else:
+            indices, grads, weights = [index], [grad], [weight]
+        indices = [i.decode("utf-8") if isinstance(i, bytes) else i for i in indices]
+        self._check(indices, grads, weights)
+        if not weights:
+            return
+        device = self._device_of(weights, grads)
+        if self.device is None:
+            self.device = device
+        pending = []
+        try:
+            for idx, w in zip(indices, weights):
+                if idx in self.states:
+                    continue
+                pending.append(idx)
+                if idx in self._loaded:
+                    self._set_host_state(idx, self._loaded[idx], w.dtype == np.float16)
+                else:
+                    self._create_state(idx, w)
+            self._update(indices, grads, weights)
+        except BaseException:
+            # A loaded state stays loaded: the next call uploads it again.
+            for idx in pending:
+                self.states.pop(idx, None)
+                self.masters.pop(idx, None)
+            raise
+        for idx in pending:
+            self._loaded.pop(idx, None)
+
+    def _device_of(self, weights: Sequence[GpuArray], grads: Sequence[GpuArray]) -> Device:
+        """The updater's device (the first weight's at the first call); every array of
+        the call must live on it."""
+        device = self.device if self.device is not None else weights[0].device
+        multi = len(weights) > 1
+        for name, arrays in (("weight", weights), ("grad", grads)):
+            for i, a in enumerate(arrays):
+                if a.device is not device:
+                    at = f"[{i}]" if multi else ""
+                    raise ValueError(
+                        f"{name}{at}: lives on another device than the updater's ({device!r})"
+                    )
+        return device
+
+    def _order(self, weights: Sequence[GpuArray]) -> List[List[int]]:
+        """Positions in the chunks the CPU Updater would hand the optimizer: grouped by
+        dtype (optimizers that aggregate by dtype), then ``aggregate_num`` at a time."""
+        positions = list(range(len(weights)))
+        if self.optimizer.aggregates_by_dtype:
+            groups: Dict[Any, List[int]] = {}
+            for i in positions:
+                groups.setdefault(weights[i].dtype, []).append(i)
+            runs = list(groups.values())
+        else:
+            runs = [positions]
+        size = self.optimizer.aggregate_num if self.aggregate_updates else 1
+        if size < 1:
+            raise ValueError(
+                f"optimizer.aggregate_num must be at least 1 while the updater aggregates, "
+                f"got {size}"
+            )
+        return [run[k : k + size] for run in runs for k in range(0, len(run), size)]
+
+    def _update(self, indices: List[Any], grads: List[Any], weights: List[Any]) -> None:
+        """The CPU Updater's preamble chunk by chunk, then one native call per (precision,
+        key): normally one for the whole list."""
+        plan_class = _plan_class(self.optimizer)
+        assert plan_class is not None
+        plan = plan_class(self.optimizer)
+        plan.check(weights)
+        n = len(weights)
+        lrs: List[float] = [0.0] * n
+        wds: List[float] = [0.0] * n
+        ts: List[int] = [0] * n
+        extra: List[Any] = [None] * n
+        calls: Dict[Tuple[bool, Any], List[int]] = {}
+        states = [self.states[i] for i in indices]
+        for chunk in self._order(weights):
+            scalars = plan.chunk([indices[i] for i in chunk], [states[i] for i in chunk])
+            for k, i in enumerate(chunk):
+                lrs[i], wds[i], ts[i], extra[i], key = (column[k] for column in scalars)
+                calls.setdefault((weights[i].dtype == np.float16, key), []).append(i)
+        # What the kernels refuse in any group is refused before the first group runs.
+        for name, values in (("lr", lrs), ("wd", wds)):
+            for i, value in enumerate(values):
+                if not abs(value) <= _F32_MAX:
+                    where = f"weight[{i}]" if n > 1 else "the weight"
+                    raise ValueError(f"{name} of {where} must be finite in float32, got {value}")
+        for (mixed, key), group in calls.items():
+            args = {
+                "device": self.device,
+                "weights": [weights[i] for i in group],
+                "grads": [grads[i] for i in group],
+                "states": [a for i in group for a in _leaves(states[i])],
+                "lrs": [lrs[i] for i in group],
+                "wds": [wds[i] for i in group],
+                "ts": [ts[i] for i in group],
+                "masters": [self.masters[indices[i]] for i in group] if mixed else None,
+            }
+            plan.run(key, args, [extra[i] for i in group])

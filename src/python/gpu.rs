@@ -1,0 +1,951 @@
+//! The native half of `mxopt.gpu` (feature `wgpu`): a device, arrays resident on it, and
+//! the optimizers' steps over lists of them, one dispatch per list.
+//!
+//! [`Context::step`] updates a list in one dispatch when each role of the list (weights,
+//! gradients, master copies, each state) lies in one buffer in [`ParamSet::offsets`]'s
+//! layout. A [`GpuArray`] is a handle to `(buffer, offset)`: the first step of a list
+//! moves the members that are not laid out so into fresh buffers (a copy on the device)
+//! and re-points their handles, so later steps of the same list copy nothing.
+
+use super::arrays::{readonly, slice, Dtype as HostDtype};
+use super::kernels::{hyper_from_kwargs, per_tensor, steps_of, AnyRule, Kernel};
+use crate::gpu::{Context, Kernel as GpuKernel, ParamSet, Precision};
+use crate::optim::{group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
+use crate::rule::Step;
+use half::f16;
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Device failures are `RuntimeError`s; refused arguments stay `ValueError`s.
+fn py_err(e: crate::Error) -> PyErr {
+    match e {
+        crate::Error::Gpu(what) => PyRuntimeError::new_err(what),
+        other => other.into(),
+    }
+}
+
+/// Element type of a device array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dtype {
+    F32,
+    F16,
+}
+
+impl Dtype {
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F16 => "float16",
+        }
+    }
+
+    /// Bytes from element `offset` on (an `f16` array starts on a 4-byte word).
+    fn byte_offset(self, offset: usize) -> u64 {
+        match self {
+            Dtype::F32 => offset as u64 * 4,
+            Dtype::F16 => offset as u64 * 2,
+        }
+    }
+
+    /// Bytes of `len` elements in whole 4-byte words (the unit of buffer copies).
+    fn bytes(self, len: usize) -> u64 {
+        match self {
+            Dtype::F32 => len as u64 * 4,
+            Dtype::F16 => len.div_ceil(2) as u64 * 4,
+        }
+    }
+
+    fn of(name: impl Display + Copy, obj: &Bound<'_, PyAny>) -> PyResult<Dtype> {
+        match HostDtype::of(name, obj)? {
+            HostDtype::F32 => Ok(Dtype::F32),
+            HostDtype::F16 => Ok(Dtype::F16),
+            HostDtype::F64 => Err(PyTypeError::new_err(format!(
+                "{name}: the GPU path takes float32 or float16 arrays, got float64"
+            ))),
+        }
+    }
+}
+
+/// Runs `f` with the device's validation and out-of-memory errors captured (wgpu's
+/// default is to panic on them).
+fn scoped<T>(ctx: &Context, f: impl FnOnce() -> T) -> PyResult<T> {
+    let memory = ctx
+        .device()
+        .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = f();
+    let v = pollster::block_on(validation.pop());
+    let m = pollster::block_on(memory.pop());
+    match v.or(m) {
+        Some(e) => Err(PyRuntimeError::new_err(format!("GPU error: {e}"))),
+        None => Ok(value),
+    }
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// A zeroed buffer for `len` elements of `dtype`, within the device's limits.
+fn alloc(ctx: &Context, dtype: Dtype, len: usize) -> PyResult<wgpu::Buffer> {
+    let limits = ctx.device().limits();
+    let largest = limits
+        .max_buffer_size
+        .min(limits.max_storage_buffer_binding_size);
+    let bytes = dtype.bytes(len);
+    if bytes > largest || u32::try_from(len).is_err() {
+        return Err(PyValueError::new_err(format!(
+            "{len} {} elements ({bytes} bytes) exceed the device's largest storage buffer \
+             ({largest} bytes, at most 2**32 - 1 elements)",
+            dtype.name()
+        )));
+    }
+    scoped(ctx, || {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("mxopt array"),
+            size: bytes.max(16),
+            usage: USAGE,
+            mapped_at_creation: false,
+        })
+    })
+}
+
+/// Copies `bytes` bytes of `buffer` from byte `offset` to the host.
+fn download(ctx: &Context, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> PyResult<Vec<u8>> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let staging = scoped(ctx, || {
+        ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("mxopt download"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    })?;
+    scoped(ctx, || {
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+        ctx.queue().submit([encoder.finish()]);
+    })?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+        // The receiver waits below; a send fails only if it is gone.
+        let _ = tx.send(r);
+    });
+    ctx.wait().map_err(py_err)?;
+    rx.recv()
+        .map_err(|_| PyRuntimeError::new_err("GPU error: the download was dropped"))?
+        .map_err(|e| PyRuntimeError::new_err(format!("GPU error: {e}")))?;
+    let view = staging
+        .slice(0..bytes)
+        .get_mapped_range()
+        .map_err(|e| PyRuntimeError::new_err(format!("GPU error: {e}")))?;
+    let data = view.to_vec();
+    drop(view);
+    staging.unmap();
+    Ok(data)
+}
+
+/// A GPU (or a software Vulkan driver) with its queue and compiled pipelines.
+#[pyclass(frozen, module = "mxopt._core")]
+pub struct GpuDevice {
+    ctx: Arc<Context>,
+    info: wgpu::AdapterInfo,
+}
+
+impl GpuDevice {
+    fn open() -> Result<GpuDevice, String> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::VULKAN;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            format!(
+                "no Vulkan adapter found ({e}): install the GPU's Vulkan driver, or Mesa's \
+                 software one (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)"
+            )
+        })?;
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("mxopt"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| format!("cannot open the device {:?}: {e}", info.name))?;
+        // Every operation here runs in an error scope; an error outside one (a bug) is
+        // reported rather than aborting the interpreter with wgpu's default panic.
+        device.on_uncaptured_error(Arc::new(|e| eprintln!("mxopt: uncaptured GPU error: {e}")));
+        Ok(GpuDevice {
+            ctx: Arc::new(Context::from_device(device, queue)),
+            info,
+        })
+    }
+
+    fn new_array(slf: &Bound<'_, Self>, shape: Vec<usize>, dtype: Dtype) -> PyResult<GpuArray> {
+        let this = slf.get();
+        let len = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| PyValueError::new_err(format!("shape {shape:?} is too large")))?;
+        let buffer = alloc(&this.ctx, dtype, len)?;
+        Ok(GpuArray {
+            ctx: this.ctx.clone(),
+            device: slf.clone().unbind(),
+            shape,
+            len,
+            dtype,
+            slot: Mutex::new(Slot { buffer, offset: 0 }),
+        })
+    }
+}
+
+#[pymethods]
+impl GpuDevice {
+    /// Opens the first Vulkan adapter (a GPU, or a software driver such as lavapipe).
+    #[new]
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        py.detach(GpuDevice::open).map_err(PyRuntimeError::new_err)
+    }
+
+    /// The adapter's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// `"DiscreteGpu"`, `"IntegratedGpu"`, `"Cpu"` (a software driver), ...
+    #[getter]
+    fn device_type(&self) -> String {
+        format!("{:?}", self.info.device_type)
+    }
+
+    /// The graphics API (`"Vulkan"`).
+    #[getter]
+    fn backend(&self) -> String {
+        format!("{:?}", self.info.backend)
+    }
+
+    /// The driver's name and version.
+    #[getter]
+    fn driver(&self) -> String {
+        format!("{} {}", self.info.driver, self.info.driver_info)
+            .trim()
+            .to_owned()
+    }
+
+    /// Uploads a float32 or float16 C-contiguous NumPy array.
+    fn array(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<GpuArray> {
+        let dtype = Dtype::of("data", data)?;
+        let shape: Vec<usize> = data.getattr("shape")?.extract()?;
+        let array = GpuDevice::new_array(slf, shape, dtype)?;
+        let py = slf.py();
+        array.write(py, "data", data)?;
+        Ok(array)
+    }
+
+    /// A zero-filled array of `shape` and `dtype` (float32 or float16).
+    #[pyo3(signature = (shape, dtype = None))]
+    fn zeros(
+        slf: &Bound<'_, Self>,
+        shape: Vec<usize>,
+        dtype: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<GpuArray> {
+        let dtype = match dtype {
+            None => Dtype::F32,
+            Some(d) => {
+                let np = d.py().import("numpy")?;
+                let name: String = np
+                    .getattr("dtype")?
+                    .call1((d,))?
+                    .getattr("name")?
+                    .extract()?;
+                match name.as_str() {
+                    "float32" => Dtype::F32,
+                    "float16" => Dtype::F16,
+                    other => {
+                        return Err(PyTypeError::new_err(format!(
+                            "dtype: the GPU path takes float32 or float16, got {other}"
+                        )))
+                    }
+                }
+            }
+        };
+        GpuDevice::new_array(slf, shape, dtype)
+    }
+
+    /// Blocks (without the GIL) until every submitted update has run.
+    fn synchronize(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.ctx.wait()).map_err(py_err)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Device(name={:?}, device_type={:?}, backend={:?})",
+            self.info.name,
+            self.device_type(),
+            self.backend()
+        )
+    }
+}
+
+/// Where an array's elements live: a buffer and an element offset (even for `f16`).
+#[derive(Clone)]
+struct Slot {
+    buffer: wgpu::Buffer,
+    offset: usize,
+}
+
+/// A float32 or float16 array resident on a [`GpuDevice`].
+#[pyclass(frozen, module = "mxopt._core")]
+pub struct GpuArray {
+    ctx: Arc<Context>,
+    device: Py<GpuDevice>,
+    shape: Vec<usize>,
+    len: usize,
+    dtype: Dtype,
+    slot: Mutex<Slot>,
+}
+
+impl GpuArray {
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        // A panic cannot happen while the lock is held (plain assignments only).
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self, py: Python<'_>, name: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let dtype = Dtype::of(name, data)?;
+        if dtype != self.dtype {
+            return Err(PyTypeError::new_err(format!(
+                "{name}: expected dtype {} (the array's), got {}",
+                self.dtype.name(),
+                dtype.name()
+            )));
+        }
+        let bytes: Vec<u8> = match dtype {
+            Dtype::F32 => {
+                let a = readonly::<f32>(name, data)?;
+                super::arrays::same_shape(name, &self.shape, a.shape())?;
+                bytemuck::cast_slice(slice(&a)).to_vec()
+            }
+            Dtype::F16 => {
+                let a = readonly::<f16>(name, data)?;
+                super::arrays::same_shape(name, &self.shape, a.shape())?;
+                let mut b: Vec<u8> = slice(&a)
+                    .iter()
+                    .flat_map(|x| x.to_bits().to_le_bytes())
+                    .collect();
+                // Whole words: an odd length's last half-word is padding.
+                b.resize(dtype.bytes(self.len) as usize, 0);
+                b
+            }
+        };
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let slot = self.slot().clone();
+        let ctx = &self.ctx;
+        py.detach(|| {
+            scoped(ctx, || {
+                ctx.queue()
+                    .write_buffer(&slot.buffer, dtype.byte_offset(slot.offset), &bytes);
+            })
+        })
+    }
+}
+
+#[pymethods]
+impl GpuArray {
+    /// The shape.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.shape)
+    }
+
+    /// `numpy.dtype('float32')` or `numpy.dtype('float16')`.
+    #[getter]
+    fn dtype<'py>(&self, py: Python<'py>) -> Bound<'py, numpy::PyArrayDescr> {
+        match self.dtype {
+            Dtype::F32 => numpy::dtype::<f32>(py),
+            Dtype::F16 => numpy::dtype::<f16>(py),
+        }
+    }
+
+    /// The device the array lives on.
+    #[getter]
+    fn device(&self, py: Python<'_>) -> Py<GpuDevice> {
+        self.device.clone_ref(py)
+    }
+
+    /// The number of elements.
+    #[getter]
+    fn size(&self) -> usize {
+        self.len
+    }
+
+    /// The number of dimensions.
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Downloads the array into a new NumPy array (waiting, without the GIL, for the
+    /// updates submitted before).
+    fn asnumpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let slot = self.slot().clone();
+        let (dtype, len) = (self.dtype, self.len);
+        let bytes = py.detach(|| {
+            download(
+                &self.ctx,
+                &slot.buffer,
+                dtype.byte_offset(slot.offset),
+                dtype.bytes(len),
+            )
+        })?;
+        let shape = self.shape.clone();
+        Ok(match dtype {
+            Dtype::F32 => {
+                let mut v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+                v.truncate(len);
+                PyArray1::from_vec(py, v).reshape(shape)?.into_any()
+            }
+            Dtype::F16 => {
+                let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
+                let v: Vec<f16> = halves[..len].iter().map(|&b| f16::from_bits(b)).collect();
+                PyArray1::from_vec(py, v).reshape(shape)?.into_any()
+            }
+        })
+    }
+
+    /// Overwrites the array with `data` (a NumPy array of the same shape and dtype).
+    fn copy_from(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.write(py, "data", data)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "GpuArray(shape={:?}, dtype={})",
+            self.shape,
+            self.dtype.name()
+        )
+    }
+}
+
+/// The shape of each state array.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateShape {
+    /// The weight's.
+    Weight,
+    /// `(rows, 1)` of a 2-d weight: GroupAdaGrad's per-row history.
+    Rows,
+}
+
+/// The arrays of one call, checked: types, device, dtypes, shapes, distinctness.
+struct Call<'a, 'py> {
+    device: &'a GpuDevice,
+    weights: Vec<Bound<'py, GpuArray>>,
+    grads: Vec<Bound<'py, GpuArray>>,
+    states: Vec<Bound<'py, GpuArray>>,
+    masters: Option<Vec<Bound<'py, GpuArray>>>,
+    steps: Vec<Step>,
+}
+
+fn device_arrays<'py>(
+    device: &GpuDevice,
+    name: &'static str,
+    objs: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Vec<Bound<'py, GpuArray>>> {
+    objs.into_iter()
+        .enumerate()
+        .map(|(i, obj)| {
+            let array = obj.cast_into::<GpuArray>().map_err(|e| {
+                let got = e
+                    .into_inner()
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| "?".into(), |n| n.to_string());
+                PyTypeError::new_err(format!("{name}[{i}]: expected a GpuArray, got {got}"))
+            })?;
+            if !Arc::ptr_eq(&array.get().ctx, &device.ctx) {
+                return Err(PyValueError::new_err(format!(
+                    "{name}[{i}]: the array lives on another device"
+                )));
+            }
+            Ok(array)
+        })
+        .collect()
+}
+
+fn expect(name: &str, i: usize, a: &GpuArray, dtype: Dtype, shape: &[usize]) -> PyResult<()> {
+    if a.dtype != dtype {
+        return Err(PyTypeError::new_err(format!(
+            "{name}[{i}]: expected dtype {}, got {}",
+            dtype.name(),
+            a.dtype.name()
+        )));
+    }
+    if a.shape != shape {
+        return Err(PyValueError::new_err(format!(
+            "{name}[{i}]: expected shape {shape:?}, got {:?}",
+            a.shape
+        )));
+    }
+    Ok(())
+}
+
+impl<'a, 'py> Call<'a, 'py> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        device: &'a GpuDevice,
+        weights: Vec<Bound<'py, PyAny>>,
+        grads: Vec<Bound<'py, PyAny>>,
+        states: Vec<Bound<'py, PyAny>>,
+        masters: Option<Vec<Bound<'py, PyAny>>>,
+        steps: Vec<Step>,
+        state_shape: StateShape,
+    ) -> PyResult<Self> {
+        let n = weights.len();
+        let grads = per_tensor("grads", grads, n)?;
+        let masters = masters.map(|m| per_tensor("masters", m, n)).transpose()?;
+        let call = Call {
+            device,
+            weights: device_arrays(device, "weights", weights)?,
+            grads: device_arrays(device, "grads", grads)?,
+            states: device_arrays(device, "states", states)?,
+            masters: masters
+                .map(|m| device_arrays(device, "masters", m))
+                .transpose()?,
+            steps,
+        };
+        call.check(state_shape)?;
+        Ok(call)
+    }
+
+    fn precision(&self) -> Precision {
+        if self.masters.is_some() {
+            Precision::F16Master
+        } else {
+            Precision::F32
+        }
+    }
+
+    fn check(&self, state_shape: StateShape) -> PyResult<()> {
+        let (weight_dtype, per_weight) = match &self.masters {
+            None => (
+                Dtype::F32,
+                "float32 weights (float16 ones need master copies)",
+            ),
+            Some(_) => (Dtype::F16, "float16 weights (with float32 master copies)"),
+        };
+        for (i, w) in self.weights.iter().enumerate() {
+            let w = w.get();
+            if w.dtype != weight_dtype {
+                return Err(PyTypeError::new_err(format!(
+                    "weights[{i}]: this call takes {per_weight}, got {}",
+                    w.dtype.name()
+                )));
+            }
+            expect("grads", i, self.grads[i].get(), weight_dtype, &w.shape)?;
+            if let Some(masters) = &self.masters {
+                expect("masters", i, masters[i].get(), Dtype::F32, &w.shape)?;
+            }
+        }
+        let n = self.weights.len();
+        if (n == 0 && !self.states.is_empty()) || (n > 0 && !self.states.len().is_multiple_of(n)) {
+            return Err(PyValueError::new_err(format!(
+                "states: expected the same number of state arrays per weight ({n} weights), \
+                 got {}",
+                self.states.len()
+            )));
+        }
+        let per = self.states.len().checked_div(n).unwrap_or(0);
+        for (j, s) in self.states.iter().enumerate() {
+            let weight = &self.weights[j / per].get().shape;
+            let shape = match (state_shape, weight.as_slice()) {
+                (StateShape::Weight, _) => weight.clone(),
+                (StateShape::Rows, &[rows, _]) => vec![rows, 1],
+                (StateShape::Rows, _) => {
+                    return Err(PyValueError::new_err(format!(
+                        "weights[{}]: a per-row state needs a 2-d weight, got shape {weight:?}",
+                        j / per
+                    )))
+                }
+            };
+            expect("states", j, s.get(), Dtype::F32, &shape)?;
+        }
+        // Every array is read or written once per element: the same one twice would
+        // bind one buffer to two roles (a data race on the device).
+        let mut seen: HashMap<*mut pyo3::ffi::PyObject, String> = HashMap::new();
+        let roles = [
+            ("weights", &self.weights),
+            ("grads", &self.grads),
+            ("states", &self.states),
+        ];
+        let masters = self.masters.iter().map(|m| ("masters", m));
+        for (name, list) in roles.into_iter().chain(masters) {
+            for (i, a) in list.iter().enumerate() {
+                let here = format!("{name}[{i}]");
+                if let Some(before) = seen.insert(a.as_ptr(), here.clone()) {
+                    return Err(PyValueError::new_err(format!(
+                        "{here}: is the same array as {before}; every array of a call must \
+                         be distinct"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameter set over the call's arrays, moving (on the device) those not laid
+    /// out as one set into fresh buffers, with their handles re-pointed.
+    fn param_set(&self, py: Python<'_>) -> PyResult<ParamSet> {
+        let precision = self.precision();
+        let lens: Vec<usize> = self.weights.iter().map(|w| w.get().len).collect();
+        let (offsets, total) = ParamSet::offsets(precision, &lens);
+        let n = self.weights.len();
+        let per = self.states.len().checked_div(n).unwrap_or(0);
+        let weight_dtype = match precision {
+            Precision::F32 => Dtype::F32,
+            Precision::F16Master => Dtype::F16,
+        };
+        let mut roles: Vec<(Vec<&GpuArray>, Dtype)> = vec![
+            (self.weights.iter().map(Bound::get).collect(), weight_dtype),
+            (self.grads.iter().map(Bound::get).collect(), weight_dtype),
+        ];
+        if let Some(m) = &self.masters {
+            roles.push((m.iter().map(Bound::get).collect(), Dtype::F32));
+        }
+        for k in 0..per {
+            let state_k = (0..n).map(|i| self.states[i * per + k].get()).collect();
+            roles.push((state_k, Dtype::F32));
+        }
+        let ctx = &self.device.ctx;
+        let mut buffers: Vec<wgpu::Buffer> = Vec::with_capacity(roles.len());
+        let mut moves: Vec<(&GpuArray, Slot)> = Vec::new();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        for (arrays, dtype) in &roles {
+            let slots: Vec<Slot> = arrays.iter().map(|a| a.slot().clone()).collect();
+            let home = slots.first().map(|s| s.buffer.clone());
+            let in_place = home.as_ref().is_some_and(|b| {
+                b.size() >= dtype.bytes(total)
+                    && !buffers.contains(b)
+                    && slots
+                        .iter()
+                        .zip(&offsets)
+                        .all(|(s, &at)| s.buffer == *b && s.offset == at)
+            });
+            if let (true, Some(buffer)) = (in_place, home) {
+                buffers.push(buffer);
+                continue;
+            }
+            let buffer = alloc(ctx, *dtype, total)?;
+            for ((a, old), &at) in arrays.iter().zip(slots).zip(&offsets) {
+                if a.len > 0 {
+                    encoder.copy_buffer_to_buffer(
+                        &old.buffer,
+                        dtype.byte_offset(old.offset),
+                        &buffer,
+                        dtype.byte_offset(at),
+                        dtype.bytes(a.len),
+                    );
+                }
+                let to = Slot {
+                    buffer: buffer.clone(),
+                    offset: at,
+                };
+                moves.push((*a, to));
+            }
+            buffers.push(buffer);
+        }
+        if !moves.is_empty() {
+            py.detach(|| {
+                scoped(ctx, || {
+                    ctx.queue().submit([encoder.finish()]);
+                })
+            })?;
+            for (a, to) in moves {
+                *a.slot() = to;
+            }
+        }
+        let mut buffers = buffers.into_iter();
+        let mut next = || {
+            buffers
+                .next()
+                .ok_or_else(|| PyRuntimeError::new_err("internal: a role without a buffer"))
+        };
+        let weight = next()?;
+        let grad = next()?;
+        let master = match precision {
+            Precision::F32 => None,
+            Precision::F16Master => Some(next()?),
+        };
+        let states = (0..per).map(|_| next()).collect::<PyResult<Vec<_>>>()?;
+        ParamSet::from_buffers(precision, &lens, weight, grad, master, states).map_err(py_err)
+    }
+
+    /// Builds every tensor's rule (refusing bad scalars before anything moves), then
+    /// runs them in one dispatch without the GIL.
+    fn step<K, const N: usize>(
+        &self,
+        py: Python<'_>,
+        at: impl Fn(Step) -> crate::Result<K>,
+    ) -> PyResult<()>
+    where
+        K: GpuKernel<N> + Send + Sync,
+    {
+        let n = self.weights.len();
+        if self.states.len() != n * N {
+            return Err(PyValueError::new_err(format!(
+                "states: this kernel keeps {N} state array(s) per weight, expected {} for \
+                 {n} weights, got {}",
+                n * N,
+                self.states.len()
+            )));
+        }
+        let rules = self
+            .steps
+            .iter()
+            .map(|&s| at(s))
+            .collect::<crate::Result<Vec<K>>>()?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut set = self.param_set(py)?;
+        let ctx = &self.device.ctx;
+        py.detach(|| ctx.step(&mut set, &rules)).map_err(py_err)
+    }
+}
+
+/// One step of `kernel` over lists of device arrays, in one dispatch (the GPU twin of
+/// `step_many`): `states` is flat, the kernel's states of the first weight, then of the
+/// second, ...; `masters` (float32) make the call multi-precision over float16 weights.
+#[pyfunction]
+#[pyo3(signature = (device, kernel, weights, grads, states, lrs, wds, ts, masters = None, schedules = None))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_step(
+    py: Python<'_>,
+    device: &GpuDevice,
+    kernel: &Kernel,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<i64>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+    schedules: Option<Vec<f64>>,
+) -> PyResult<()> {
+    let steps = steps_of(weights.len(), lrs, wds, ts, schedules)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
+    // The kernels with a WGSL form (`crate::gpu::Kernel`), with their state counts.
+    match kernel.rule {
+        AnyRule::Sgd(h) => call.step::<_, 0>(py, |s| h.single_at::<f32>(s)),
+        AnyRule::MultiSgd(h) => call.step::<_, 0>(py, |s| h.multi_at::<f32>(s)),
+        AnyRule::MultiSgdMom(h) => call.step::<_, 1>(py, |s| h.multi_mom_at::<f32>(s)),
+        AnyRule::NagMom(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
+        AnyRule::Adam(h) => call.step::<_, 2>(py, |s| h.at::<f32>(s)),
+        AnyRule::Adamax(h) => call.step::<_, 2>(py, |s| h.at::<f32>(s)),
+        AnyRule::Nadam(h) => call.step::<_, 2>(py, |s| h.at::<f32>(s)),
+        AnyRule::AdaGrad(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
+        AnyRule::AdaDelta(h) => call.step::<_, 2>(py, |s| h.at::<f32>(s)),
+        AnyRule::RmsProp(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
+        AnyRule::RmsPropAlex(h) => call.step::<_, 3>(py, |s| h.centered_at::<f32>(s)),
+        AnyRule::Ftml(h) => call.step::<_, 3>(py, |s| h.at::<f32>(s)),
+        AnyRule::Ftrl(h) => call.step::<_, 2>(py, |s| h.at::<f32>(s)),
+        AnyRule::Signum(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
+        AnyRule::SignSgd(h) => call.step::<_, 0>(py, |s| h.sign_at::<f32>(s)),
+        AnyRule::Dcasgd(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
+        AnyRule::Sgld(h) => call.step::<_, 0>(py, |s| h.at::<f32>(s)),
+        AnyRule::AdamLazy(_) | AnyRule::AdamStd(_) | AnyRule::AdaGradRows(_) => {
+            Err(PyValueError::new_err(format!(
+                "kernel: {:?} is a row-sparse kernel; the GPU path runs dense gradients only",
+                kernel.rule
+            )))
+        }
+    }
+}
+
+/// LARS over lists of device arrays (norms, trust ratios and the SGD update in one
+/// submission): one momentum state per weight, or none.
+#[pyfunction]
+#[pyo3(signature = (device, weights, grads, states, lrs, wds, ts, scaled, masters = None, **hyper))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_lars(
+    py: Python<'_>,
+    device: &GpuDevice,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<i64>,
+    scaled: Vec<bool>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+    hyper: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let lars: Lars = hyper_from_kwargs("lars", hyper)?;
+    let n = weights.len();
+    let scaled = per_tensor("scaled", scaled, n)?;
+    let steps = steps_of(n, lrs, wds, ts, None)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
+    if !call.states.is_empty() && call.states.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "states: LARS keeps one momentum per weight or none; expected {n} or 0, got {}",
+            call.states.len()
+        )));
+    }
+    // Scalars the kernels refuse are refused before anything moves on the device.
+    lars.trust()?;
+    for &s in &call.steps {
+        lars.update_mom_at::<f32>(s)?;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let mut set = call.param_set(py)?;
+    let ctx = &device.ctx;
+    py.detach(|| ctx.lars_step(&mut set, &lars, &call.steps, &scaled))
+        .map_err(py_err)
+}
+
+/// LAMB over lists of device arrays (both phases and the norms in one submission): two
+/// states (mean, var) per weight. `write_master=False` keeps MXNet 1.6's multi-precision
+/// behaviour (the master copy is not written).
+#[pyfunction]
+#[pyo3(signature = (device, weights, grads, states, lrs, wds, ts, masters = None, write_master = false, **hyper))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_lamb(
+    py: Python<'_>,
+    device: &GpuDevice,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<i64>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+    write_master: bool,
+    hyper: Option<&Bound<'_, PyDict>>,
+) -> PyResult<()> {
+    let lamb: Lamb = hyper_from_kwargs("lamb", hyper)?;
+    let n = weights.len();
+    let steps = steps_of(n, lrs, wds, ts, None)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
+    if call.states.len() != 2 * n {
+        return Err(PyValueError::new_err(format!(
+            "states: LAMB keeps two states (mean, var) per weight; expected {}, got {}",
+            2 * n,
+            call.states.len()
+        )));
+    }
+    let mixed = call.masters.is_some();
+    for &s in &call.steps {
+        let direction = lamb.direction_at(s, mixed)?;
+        lamb.step_at(s, direction, 1.0, 1.0)?;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let mut set = call.param_set(py)?;
+    let ctx = &device.ctx;
+    py.detach(|| ctx.lamb_step(&mut set, &lamb, &call.steps, write_master))
+        .map_err(py_err)
+}
+
+/// GroupAdaGrad over lists of float32 2-d device arrays (one row per thread, the CPU's
+/// Kahan order): `states` holds each weight's `(rows, 1)` history.
+#[pyfunction]
+#[pyo3(signature = (device, weights, grads, states, lrs, epsilon, rescale_grad, clip_gradient = None))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_group_adagrad(
+    py: Python<'_>,
+    device: &GpuDevice,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    epsilon: f64,
+    rescale_grad: f64,
+    clip_gradient: Option<f64>,
+) -> PyResult<()> {
+    let hyper = GroupAdaGrad {
+        epsilon,
+        rescale_grad,
+        clip_gradient,
+    };
+    let n = weights.len();
+    let steps: Vec<Step> = per_tensor("lrs", lrs, n)?
+        .into_iter()
+        .map(|lr| Step::new(lr, 0.0, 1))
+        .collect();
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        None,
+        steps,
+        StateShape::Rows,
+    )?;
+    if call.states.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "states: GroupAdaGrad keeps one history per weight; expected {n}, got {}",
+            call.states.len()
+        )));
+    }
+    for &s in &call.steps {
+        hyper.dense_at::<f32>(s)?;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let rows: Vec<usize> = call.weights.iter().map(|w| w.get().shape[0]).collect();
+    let mut set = call.param_set(py)?;
+    let ctx = &device.ctx;
+    py.detach(|| ctx.group_adagrad_step(&mut set, &hyper, &call.steps, &rows))
+        .map_err(py_err)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<GpuDevice>()?;
+    m.add_class::<GpuArray>()?;
+    m.add_function(wrap_pyfunction!(gpu_step, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_lars, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_lamb, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_group_adagrad, m)?)?;
+    Ok(())
+}

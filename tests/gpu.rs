@@ -1,0 +1,900 @@
+//! The GPU path against the CPU kernels (feature `wgpu`). Without a Vulkan adapter every
+//! test prints why and returns: the rest of the suite is unaffected.
+#![cfg(feature = "wgpu")]
+#![allow(clippy::unwrap_used)] // test helpers unwrap known-good inputs
+
+use mxopt::engine::{self, Dense, Mixed};
+use mxopt::gpu::{Context, Kernel, ParamSet, Precision, CHUNK};
+use mxopt::half::f16;
+use mxopt::rule::{Rule, Step};
+use mxopt::Result;
+use std::sync::OnceLock;
+
+/// One device for the whole test binary (opening one costs more than the tests).
+fn ctx() -> Option<&'static Context> {
+    static CTX: OnceLock<std::result::Result<Context, String>> = OnceLock::new();
+    match CTX.get_or_init(|| Context::new().map_err(|e| e.to_string())) {
+        Ok(c) => Some(c),
+        Err(why) => {
+            eprintln!("skipping GPU test: {why}");
+            None
+        }
+    }
+}
+
+/// Sizes around the workgroup (256) and chunk (1024) and their multiples, odd ones
+/// included (odd `f16` lengths leave half a word).
+const SIZES: [usize; 12] = [
+    0,
+    1,
+    63,
+    64,
+    65,
+    255,
+    256,
+    257,
+    1023,
+    1024,
+    1025,
+    2 * 1024 + 3,
+];
+
+/// Steps run: enough for states to matter and counts to move the bias corrections.
+const STEPS: i64 = 3;
+
+/// Largest distance in `f32` ulps allowed between GPU and CPU (see the module docs of
+/// `mxopt::gpu`: the driver may fuse `a·b + c` and round `/` and `sqrt` within 3 ulp).
+const ULPS: u32 = 8;
+
+/// A fused `a·b + c` is exact where the CPU rounds `a·b` first: when `a·b` and `c` nearly
+/// cancel, the difference is a few ulps of the operands (O(1) in these tests), not of the
+/// small result. Differences up to this absolute bound (8 ulps of 1.0) are accepted too.
+const ABS: f32 = 8.0 * f32::EPSILON;
+
+/// A deterministic value in `[-1, 1)` (xorshift), never exactly zero.
+fn value(seed: u64, i: usize) -> f32 {
+    let mut x =
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 29;
+    let v = ((x >> 40) as f32) / ((1u64 << 24) as f32) * 2.0 - 1.0;
+    if v == 0.0 {
+        0.5
+    } else {
+        v
+    }
+}
+
+fn ordered(x: f32) -> i64 {
+    let b = x.to_bits() as i32;
+    i64::from(if b < 0 { i32::MIN - b } else { b })
+}
+
+fn ulps(a: f32, b: f32) -> u64 {
+    if a.is_nan() && b.is_nan() {
+        return 0;
+    }
+    (ordered(a) - ordered(b)).unsigned_abs()
+}
+
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: u32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
+    for (i, (&a, &b)) in gpu.iter().zip(cpu).enumerate() {
+        assert!(
+            ulps(a, b) <= u64::from(tol) || (a - b).abs() <= ABS,
+            "{what}[{i}]: gpu {a:e} cpu {b:e} ({} ulp)",
+            ulps(a, b)
+        );
+    }
+}
+
+fn assert_close_f16(what: &str, gpu: &[f16], cpu: &[f16]) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
+    for (i, (&a, &b)) in gpu.iter().zip(cpu).enumerate() {
+        let d = (i32::from(a.to_bits() as i16) - i32::from(b.to_bits() as i16)).unsigned_abs();
+        assert!(
+            a.to_bits() == b.to_bits() || (d <= 1 && a.is_finite()),
+            "{what}[{i}]: gpu {a} cpu {b}"
+        );
+    }
+}
+
+/// The per-tensor step of tensor `i` at update `t`: every tensor has its own rate and
+/// decay, as in an aggregated update with multipliers.
+fn step_of(i: usize, t: i64) -> Step {
+    Step::new(0.05 + 0.01 * i as f64, 0.001 * (i % 3) as f64, t)
+}
+
+/// Runs `make`'s rule for [`STEPS`] steps on the CPU and, as ONE list in one dispatch per
+/// step, on the GPU, with `f32` weights (or `f16` weights and an `f32` master copy), and
+/// compares weights, states and master copies.
+fn compare<K, const N: usize>(
+    lens: &[usize],
+    precision: Precision,
+    make: impl Fn(Step) -> Result<K>,
+) where
+    K: Kernel<N> + Rule<f32, N>,
+{
+    let Some(ctx) = ctx() else { return };
+    let mut set = ParamSet::new(ctx, precision, lens, N).unwrap();
+    let mut w32: Vec<Vec<f32>> = Vec::new();
+    let mut w16: Vec<Vec<f16>> = Vec::new();
+    let mut states: Vec<[Vec<f32>; N]> = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 1, j)).collect();
+        // Non-zero starting states exercise every branch from the first step.
+        let s: [Vec<f32>; N] = std::array::from_fn(|k| {
+            (0..len)
+                .map(|j| value(100 + k as u64, j).abs() * 0.1)
+                .collect()
+        });
+        for (k, sk) in s.iter().enumerate() {
+            set.write_state(ctx, k, i, sk).unwrap();
+        }
+        match precision {
+            Precision::F32 => set.write_weight_f32(ctx, i, &w).unwrap(),
+            Precision::F16Master => {
+                let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                set.write_weight_f16(ctx, i, &h).unwrap();
+                w16.push(h);
+            }
+        }
+        w32.push(w);
+        states.push(s);
+    }
+    if precision == Precision::F16Master {
+        w32 = w16
+            .iter()
+            .map(|h| h.iter().map(|x| x.to_f32()).collect())
+            .collect();
+    }
+    for t in 1..=STEPS {
+        let mut rules = Vec::new();
+        for (i, &len) in lens.iter().enumerate() {
+            let g: Vec<f32> = (0..len)
+                .map(|j| value(1000 * t as u64 + i as u64, j))
+                .collect();
+            let rule = make(step_of(i, t)).unwrap();
+            let s: [&mut [f32]; N] = {
+                let v: Vec<&mut [f32]> = states[i].iter_mut().map(Vec::as_mut_slice).collect();
+                v.try_into().unwrap_or_else(|_| unreachable!())
+            };
+            match precision {
+                Precision::F32 => {
+                    set.write_grad_f32(ctx, i, &g).unwrap();
+                    engine::run(&rule, Dense::new(&mut w32[i], &g, s).unwrap());
+                }
+                Precision::F16Master => {
+                    let g: Vec<f16> = g.iter().map(|&x| f16::from_f32(x)).collect();
+                    set.write_grad_f16(ctx, i, &g).unwrap();
+                    engine::run(&rule, Mixed::new(&mut w16[i], &g, &mut w32[i], s).unwrap());
+                }
+            }
+            rules.push(rule);
+        }
+        ctx.step(&mut set, &rules).unwrap();
+    }
+    for (i, _) in lens.iter().enumerate() {
+        let what = format!("{} tensor {i}", K::SOURCE.name);
+        match precision {
+            Precision::F32 => {
+                assert_close(&what, &set.read_weight_f32(ctx, i).unwrap(), &w32[i], ULPS);
+            }
+            Precision::F16Master => {
+                assert_close(&what, &set.read_master(ctx, i).unwrap(), &w32[i], ULPS);
+                assert_close_f16(&what, &set.read_weight_f16(ctx, i).unwrap(), &w16[i]);
+            }
+        }
+        for (k, expected) in states[i].iter().enumerate() {
+            let what = format!("{what} state {k}");
+            assert_close(&what, &set.read_state(ctx, k, i).unwrap(), expected, ULPS);
+        }
+    }
+}
+
+/// Both precisions over the list of [`SIZES`] in one dispatch, and one multi-chunk tensor.
+fn both<K, const N: usize>(make: impl Fn(Step) -> Result<K> + Copy)
+where
+    K: Kernel<N> + Rule<f32, N>,
+{
+    for precision in [Precision::F32, Precision::F16Master] {
+        compare(&SIZES, precision, make);
+        compare(&[3 * CHUNK as usize * 2 + 5], precision, make);
+    }
+}
+
+use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
+use mxopt::optim::{dcasgd::Dcasgd, ftml::Ftml, ftrl::Ftrl, nadam::Nadam, nag::Nag};
+use mxopt::optim::{rmsprop::RmsProp, sgd::Sgd, sgld::Sgld, signum::Signum};
+
+#[test]
+fn sgd_plain_momentum_and_single() {
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    both(|s| sgd.multi_mom_at::<f32>(s));
+    both(|s| Sgd::default().multi_at::<f32>(s));
+    let clipped = Sgd {
+        rescale_grad: 2.0,
+        clip_gradient: Some(0.7),
+        momentum: 0.5,
+    };
+    both(|s| clipped.multi_mom_at::<f32>(s));
+    both(|s| clipped.single_at::<f32>(s));
+}
+
+#[test]
+fn adam() {
+    both(|s| Adam::default().at::<f32>(s));
+    let clipped = Adam {
+        clip_gradient: Some(0.3),
+        rescale_grad: 1.5,
+        ..Adam::default()
+    };
+    both(|s| clipped.at::<f32>(s));
+}
+
+#[test]
+fn nag() {
+    let nag = Nag {
+        momentum: 0.9,
+        clip_gradient: Some(0.5),
+        ..Nag::default()
+    };
+    both(|s| nag.at::<f32>(s));
+}
+
+#[test]
+fn adagrad() {
+    both(|s| AdaGrad::default().at::<f32>(s));
+    let clipped = AdaGrad {
+        clip_gradient: Some(0.4),
+        ..AdaGrad::default()
+    };
+    both(|s| clipped.at::<f32>(s));
+}
+
+#[test]
+fn rmsprop_plain_and_centered() {
+    let hyper = RmsProp {
+        clip_gradient: Some(0.8),
+        clip_weights: Some(0.9),
+        ..RmsProp::default()
+    };
+    both(|s| hyper.at::<f32>(s));
+    both(|s| hyper.centered_at::<f32>(s));
+    both(|s| RmsProp::default().centered_at::<f32>(s));
+}
+
+#[test]
+fn adamax_nadam_adadelta() {
+    both(|s| Adamax::default().at::<f32>(s));
+    both(|s| Nadam::default().at::<f32>(Step { schedule: 0.8, ..s }));
+    both(|s| {
+        AdaDelta {
+            clip_gradient: Some(0.5),
+            ..AdaDelta::default()
+        }
+        .at::<f32>(s)
+    });
+}
+
+#[test]
+fn ftml_ftrl() {
+    both(|s| Ftml::default().at::<f32>(s));
+    both(|s| Ftrl::default().at::<f32>(s));
+}
+
+#[test]
+fn signum_signsgd_dcasgd_sgld() {
+    both(|s| {
+        Signum {
+            wd_lh: 0.01,
+            ..Signum::default()
+        }
+        .at::<f32>(s)
+    });
+    both(|s| {
+        Signum {
+            clip_gradient: Some(0.3),
+            ..Signum::default()
+        }
+        .at::<f32>(s)
+    });
+    both(|s| Signum::default().sign_at::<f32>(s));
+    both(|s| Dcasgd::default().at::<f32>(s));
+    both(|s| {
+        Sgld {
+            clip_gradient: Some(0.5),
+            ..Sgld::default()
+        }
+        .at::<f32>(s)
+    });
+}
+
+use mxopt::engine::reduce::{self, Reduction};
+use mxopt::optim::{lamb::Lamb, lars::Lars};
+
+/// Host copies of a set's tensors for a CPU reference run.
+struct Host {
+    w32: Vec<Vec<f32>>,
+    w16: Vec<Vec<f16>>,
+    states: Vec<Vec<Vec<f32>>>,
+}
+
+/// A set over `lens` filled like [`compare`]'s, with `n` states, and its host copy.
+fn filled(ctx: &Context, lens: &[usize], precision: Precision, n: usize) -> (ParamSet, Host) {
+    let mut set = ParamSet::new(ctx, precision, lens, n).unwrap();
+    let mut host = Host {
+        w32: Vec::new(),
+        w16: Vec::new(),
+        states: Vec::new(),
+    };
+    for (i, &len) in lens.iter().enumerate() {
+        let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 7, j)).collect();
+        let s: Vec<Vec<f32>> = (0..n)
+            .map(|k| {
+                (0..len)
+                    .map(|j| value(200 + k as u64, j).abs() * 0.01)
+                    .collect()
+            })
+            .collect();
+        for (k, sk) in s.iter().enumerate() {
+            set.write_state(ctx, k, i, sk).unwrap();
+        }
+        match precision {
+            Precision::F32 => {
+                set.write_weight_f32(ctx, i, &w).unwrap();
+                host.w32.push(w);
+            }
+            Precision::F16Master => {
+                let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                set.write_weight_f16(ctx, i, &h).unwrap();
+                host.w32.push(h.iter().map(|x| x.to_f32()).collect());
+                host.w16.push(h);
+            }
+        }
+        host.states.push(s);
+    }
+    (set, host)
+}
+
+fn grads(ctx: &Context, set: &mut ParamSet, t: i64) -> Vec<Vec<f32>> {
+    let lens = set.lens().to_vec();
+    lens.iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let g: Vec<f32> = (0..len)
+                .map(|j| value(5000 * t as u64 + i as u64, j))
+                .collect();
+            match set.precision() {
+                Precision::F32 => {
+                    set.write_grad_f32(ctx, i, &g).unwrap();
+                    g
+                }
+                Precision::F16Master => {
+                    let h: Vec<f16> = g.iter().map(|&x| f16::from_f32(x)).collect();
+                    set.write_grad_f16(ctx, i, &h).unwrap();
+                    h.iter().map(|x| x.to_f32()).collect()
+                }
+            }
+        })
+        .collect()
+}
+
+fn compare_host(ctx: &Context, set: &ParamSet, host: &Host, name: &str) {
+    for i in 0..set.len() {
+        let what = format!("{name} tensor {i}");
+        match set.precision() {
+            Precision::F32 => assert_close(
+                &what,
+                &set.read_weight_f32(ctx, i).unwrap(),
+                &host.w32[i],
+                ULPS,
+            ),
+            Precision::F16Master => {
+                assert_close(&what, &set.read_master(ctx, i).unwrap(), &host.w32[i], ULPS);
+                assert_close_f16(&what, &set.read_weight_f16(ctx, i).unwrap(), &host.w16[i]);
+            }
+        }
+        for k in 0..set.num_states() {
+            assert_close(
+                &format!("{what} state {k}"),
+                &set.read_state(ctx, k, i).unwrap(),
+                &host.states[i][k],
+                ULPS,
+            );
+        }
+    }
+}
+
+fn state_array<const N: usize>(s: &mut [Vec<f32>]) -> [&mut [f32]; N] {
+    let v: Vec<&mut [f32]> = s.iter_mut().map(Vec::as_mut_slice).collect();
+    v.try_into()
+        .unwrap_or_else(|_| panic!("{N} states expected"))
+}
+
+/// LARS on the CPU: sums of squares in `f64` blocks (the GPU sums in `f32` in a fixed tree:
+/// both within an ulp or two of the exact sum), trust ratio, preloaded SGD momentum.
+fn lars_cpu(lars: &Lars, host: &mut Host, g: &[Vec<f32>], steps: &[Step], scaled: &[bool]) {
+    let trust = lars.trust().unwrap();
+    for i in 0..g.len() {
+        let (wss, gss) = if host.w16.is_empty() {
+            (
+                reduce::sum_sq(&host.w32[i], Reduction::Fast),
+                reduce::sum_sq(&g[i], Reduction::Fast),
+            )
+        } else {
+            let g16: Vec<f16> = g[i].iter().map(|&x| f16::from_f32(x)).collect();
+            (
+                reduce::sum_sq(&host.w16[i], Reduction::Fast),
+                reduce::sum_sq(&g16, Reduction::Fast),
+            )
+        };
+        let mut step = steps[i];
+        if scaled[i] {
+            step.lr = f64::from(trust.lr(step.lr as f32, step.wd as f32, wss, gss));
+        }
+        let rule = lars.update_mom_at::<f32>(step).unwrap();
+        let s = state_array::<1>(&mut host.states[i]);
+        if host.w16.is_empty() {
+            engine::run(&rule, Dense::new(&mut host.w32[i], &g[i], s).unwrap());
+        } else {
+            let g16: Vec<f16> = g[i].iter().map(|&x| f16::from_f32(x)).collect();
+            engine::run(
+                &rule,
+                Mixed::new(&mut host.w16[i], &g16, &mut host.w32[i], s).unwrap(),
+            );
+        }
+    }
+}
+
+#[test]
+fn lars_matches_cpu_in_one_submission() {
+    let Some(ctx) = ctx() else { return };
+    let lars = Lars {
+        momentum: 0.9,
+        eta: 0.01,
+        ..Lars::default()
+    };
+    for precision in [Precision::F32, Precision::F16Master] {
+        let (mut set, mut host) = filled(ctx, &SIZES, precision, 1);
+        let scaled: Vec<bool> = (0..SIZES.len()).map(|i| i % 4 != 1).collect();
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..SIZES.len()).map(|i| step_of(i, t)).collect();
+            ctx.lars_step(&mut set, &lars, &steps, &scaled).unwrap();
+            lars_cpu(&lars, &mut host, &g, &steps, &scaled);
+        }
+        compare_host(ctx, &set, &host, "lars");
+    }
+}
+
+fn lamb_cpu(lamb: &Lamb, host: &mut Host, g: &[Vec<f32>], steps: &[Step], write_master: bool) {
+    let mixed = !host.w16.is_empty();
+    for i in 0..g.len() {
+        let d = lamb.direction_at(steps[i], mixed).unwrap();
+        let g16: Vec<f16> = g[i].iter().map(|&x| f16::from_f32(x)).collect();
+        let norms = if mixed {
+            reduce::sweep(
+                &d,
+                &host.w32[i],
+                &g16,
+                state_array::<2>(&mut host.states[i]),
+                Reduction::Fast,
+            )
+        } else {
+            reduce::sweep(
+                &d,
+                &host.w32[i],
+                &g[i],
+                state_array::<2>(&mut host.states[i]),
+                Reduction::Fast,
+            )
+        };
+        let rule = lamb
+            .step_at(steps[i], d, norms.weight, norms.swept)
+            .unwrap();
+        let s = state_array::<2>(&mut host.states[i]);
+        if mixed {
+            let walk = Mixed::new(&mut host.w16[i], &g16, &mut host.w32[i], s).unwrap();
+            engine::run(
+                &rule,
+                if write_master {
+                    walk
+                } else {
+                    walk.keeping_master()
+                },
+            );
+        } else {
+            engine::run(&rule, Dense::new(&mut host.w32[i], &g[i], s).unwrap());
+        }
+    }
+}
+
+#[test]
+fn lamb_matches_cpu_in_one_submission() {
+    let Some(ctx) = ctx() else { return };
+    let lamb = Lamb {
+        lower_bound: Some(0.1),
+        upper_bound: Some(20.0),
+        ..Lamb::default()
+    };
+    for (precision, write_master) in [
+        (Precision::F32, true),
+        (Precision::F16Master, true),
+        (Precision::F16Master, false),
+    ] {
+        let (mut set, mut host) = filled(ctx, &SIZES, precision, 2);
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..SIZES.len()).map(|i| step_of(i, t)).collect();
+            ctx.lamb_step(&mut set, &lamb, &steps, write_master)
+                .unwrap();
+            lamb_cpu(&lamb, &mut host, &g, &steps, write_master);
+        }
+        compare_host(ctx, &set, &host, "lamb");
+    }
+}
+
+#[test]
+fn norms_are_deterministic() {
+    let Some(ctx) = ctx() else { return };
+    let lens = [3 * CHUNK as usize * 256 + 17, 1001];
+    let lamb = Lamb::default();
+    let mut results = Vec::new();
+    for _ in 0..2 {
+        let (mut set, _) = filled(ctx, &lens, Precision::F32, 2);
+        grads(ctx, &mut set, 1);
+        let steps = [Step::new(0.01, 0.0, 1); 2];
+        ctx.lamb_step(&mut set, &lamb, &steps, true).unwrap();
+        let w: Vec<u32> = set
+            .read_weight_f32(ctx, 0)
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        results.push(w);
+    }
+    assert!(
+        results[0] == results[1],
+        "two identical LAMB steps gave different bits"
+    );
+}
+
+#[test]
+fn bad_input_is_an_error_before_any_write() {
+    let Some(ctx) = ctx() else { return };
+    let mut set = ParamSet::new(ctx, Precision::F32, &[5, 3], 1).unwrap();
+    set.write_weight_f32(ctx, 0, &[1.0; 5]).unwrap();
+    let rule = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    }
+    .multi_mom_at::<f32>(Step::new(0.1, 0.0, 1))
+    .unwrap();
+    // One rule for two tensors, a plain rule for a set with a momentum state.
+    assert!(matches!(
+        ctx.step(&mut set, &[rule]),
+        Err(mxopt::Error::Length { .. })
+    ));
+    let plain = Sgd::default()
+        .multi_at::<f32>(Step::new(0.1, 0.0, 1))
+        .unwrap();
+    assert!(ctx.step(&mut set, &[plain, plain]).is_err());
+    assert_eq!(set.read_weight_f32(ctx, 0).unwrap(), [1.0; 5]);
+    // Wrong lengths, indices, precision, state numbers.
+    assert!(set.write_weight_f32(ctx, 0, &[1.0; 4]).is_err());
+    assert!(set.write_weight_f32(ctx, 2, &[1.0; 5]).is_err());
+    assert!(matches!(
+        set.write_weight_f16(ctx, 0, &[f16::ONE; 5]),
+        Err(mxopt::Error::Gpu(_))
+    ));
+    assert!(set.read_master(ctx, 0).is_err());
+    assert!(set.write_state(ctx, 1, 0, &[0.0; 5]).is_err());
+    assert!(ParamSet::new(ctx, Precision::F32, &[1], 5).is_err());
+    let huge = ParamSet::new(ctx, Precision::F32, &[usize::MAX / 8], 0);
+    assert!(matches!(huge, Err(mxopt::Error::Gpu(_))), "{huge:?}");
+    let overflowing = ParamSet::new(
+        ctx,
+        Precision::F16Master,
+        &[usize::MAX / 2, usize::MAX / 2, 3],
+        0,
+    );
+    assert!(matches!(overflowing, Err(mxopt::Error::Gpu(_))));
+    // The application's buffers must be large enough and carry the usages.
+    let small = ctx
+        .device()
+        .create_buffer(&mxopt::gpu::wgpu::BufferDescriptor {
+            label: None,
+            size: 8,
+            usage: mxopt::gpu::wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+    let r = ParamSet::from_buffers(Precision::F32, &[5], small.clone(), small, None, vec![]);
+    assert!(matches!(r, Err(mxopt::Error::Gpu(_))));
+}
+
+#[test]
+fn application_buffers_are_updated_in_place() {
+    let Some(ctx) = ctx() else { return };
+    use mxopt::gpu::wgpu::{BufferDescriptor, BufferUsages};
+    let lens = [7, 300];
+    let (_, total) = ParamSet::offsets(Precision::F16Master, &lens);
+    let make = |bytes: usize| {
+        ctx.device().create_buffer(&BufferDescriptor {
+            label: Some("app"),
+            size: bytes as u64,
+            usage: BufferUsages::STORAGE | BufferUsages::COPY_SRC | BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let weight = make(total * 2);
+    let mut set = ParamSet::from_buffers(
+        Precision::F16Master,
+        &lens,
+        weight.clone(),
+        make(total * 2),
+        Some(make(total * 4)),
+        vec![make(total * 4)],
+    )
+    .unwrap();
+    let w: Vec<f16> = (0..7).map(|j| f16::from_f32(value(3, j))).collect();
+    let g: Vec<f16> = (0..7).map(|j| f16::from_f32(value(4, j))).collect();
+    set.write_weight_f16(ctx, 0, &w).unwrap();
+    set.write_grad_f16(ctx, 0, &g).unwrap();
+    let sgd = Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    };
+    let rule = sgd.multi_mom_at::<f32>(Step::new(0.1, 0.0, 1)).unwrap();
+    ctx.step(&mut set, &[rule, rule]).unwrap();
+    let (mut cw, mut master, mut mom) = (
+        w.clone(),
+        w.iter().map(|x| x.to_f32()).collect::<Vec<_>>(),
+        vec![0.0; 7],
+    );
+    engine::run(
+        &rule,
+        Mixed::new(&mut cw, &g, &mut master, [&mut mom]).unwrap(),
+    );
+    assert_close_f16("app weight", &set.read_weight_f16(ctx, 0).unwrap(), &cw);
+    assert!(
+        std::ptr::eq(set.weight_buffer(), set.weight_buffer()) && *set.weight_buffer() == weight
+    );
+}
+
+use mxopt::gpu::GpuOptimizer;
+use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer};
+
+/// Every high-level algorithm: the GPU optimizer against the CPU one over a named list
+/// (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's running product), in
+/// `f32` and multi-precision `f16`.
+#[test]
+fn gpu_optimizer_matches_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    let names = ["conv0_weight", "conv0_bias", "fc_weight"];
+    let lens = [257, 64, 1031];
+    let mut algorithms: Vec<Algorithm> = [
+        "sgd", "nag", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl",
+        "signum",
+    ]
+    .iter()
+    .map(|n| Algorithm::from_name(n).unwrap())
+    .collect();
+    algorithms.push(Algorithm::Sgd(Sgd {
+        momentum: 0.9,
+        ..Sgd::default()
+    }));
+    algorithms.push(Algorithm::Nag(Nag {
+        momentum: 0.9,
+        ..Nag::default()
+    }));
+    algorithms.push(Algorithm::RmsProp {
+        hyper: RmsProp::default(),
+        centered: true,
+    });
+    algorithms.push(Algorithm::Signum(Signum {
+        momentum: 0.0,
+        ..Signum::default()
+    }));
+    for algorithm in algorithms {
+        for precision in [Precision::F32, Precision::F16Master] {
+            let config = Config {
+                wd: 1e-3,
+                multi_precision: precision == Precision::F16Master,
+                lr_scheduler: Some(
+                    mxopt::schedule::Factor {
+                        factor: 0.5,
+                        ..mxopt::schedule::Factor::new(2)
+                    }
+                    .build()
+                    .unwrap(),
+                ),
+                lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
+                ..Config::default()
+            };
+            let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
+            let mut gpu =
+                GpuOptimizer::new(ctx, algorithm, config, &names, &lens, precision).unwrap();
+            let mut w32: Vec<Vec<f32>> = Vec::new();
+            let mut w16: Vec<Vec<f16>> = Vec::new();
+            for (i, &len) in lens.iter().enumerate() {
+                let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 50, j)).collect();
+                if precision == Precision::F32 {
+                    gpu.params_mut().write_weight_f32(ctx, i, &w).unwrap();
+                } else {
+                    let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                    gpu.params_mut().write_weight_f16(ctx, i, &h).unwrap();
+                    w16.push(h);
+                }
+                w32.push(w);
+            }
+            for t in 1..=STEPS {
+                let g: Vec<Vec<f32>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &len)| {
+                        (0..len)
+                            .map(|j| value(900 + 10 * t as u64 + i as u64, j))
+                            .collect()
+                    })
+                    .collect();
+                if precision == Precision::F32 {
+                    for (i, gi) in g.iter().enumerate() {
+                        gpu.params_mut().write_grad_f32(ctx, i, gi).unwrap();
+                    }
+                    let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
+                        .iter()
+                        .zip(w32.iter_mut())
+                        .zip(&g)
+                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                        .collect();
+                    cpu.update_many(&mut list).unwrap();
+                } else {
+                    let g16: Vec<Vec<f16>> = g
+                        .iter()
+                        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
+                        .collect();
+                    for (i, gi) in g16.iter().enumerate() {
+                        gpu.params_mut().write_grad_f16(ctx, i, gi).unwrap();
+                    }
+                    let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
+                        .iter()
+                        .zip(w16.iter_mut())
+                        .zip(&g16)
+                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                        .collect();
+                    cpu.update_many(&mut list).unwrap();
+                }
+                gpu.step(ctx).unwrap();
+            }
+            assert_eq!(gpu.num_update(), cpu.num_update());
+            assert_eq!(gpu.update_count("fc_weight"), cpu.update_count("fc_weight"));
+            for i in 0..lens.len() {
+                let what = format!("{} {precision:?} {}", algorithm.name(), names[i]);
+                if precision == Precision::F32 {
+                    assert_close(
+                        &what,
+                        &gpu.params().read_weight_f32(ctx, i).unwrap(),
+                        &w32[i],
+                        ULPS,
+                    );
+                } else {
+                    assert_close_f16(
+                        &what,
+                        &gpu.params().read_weight_f16(ctx, i).unwrap(),
+                        &w16[i],
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_optimizer_refuses_bad_setups() {
+    let Some(ctx) = ctx() else { return };
+    let sgd = Algorithm::from_name("sgd").unwrap();
+    let f16_without_master = GpuOptimizer::new(
+        ctx,
+        sgd,
+        Config::default(),
+        &["a"],
+        &[3],
+        Precision::F16Master,
+    );
+    assert!(matches!(
+        f16_without_master,
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    let dup = GpuOptimizer::new(
+        ctx,
+        sgd,
+        Config::default(),
+        &["a", "a"],
+        &[3, 3],
+        Precision::F32,
+    );
+    assert!(matches!(dup, Err(mxopt::Error::Duplicate(_))));
+    assert!(
+        GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
+    );
+    // Algorithms without a high-level GPU driver (their kernels run through `Context`).
+    for name in ["dcasgd", "sgld", "lars", "lamb", "lbsgd", "groupadagrad"] {
+        let algorithm = Algorithm::from_name(name).unwrap();
+        let r = GpuOptimizer::new(
+            ctx,
+            algorithm,
+            Config::default(),
+            &["a_weight"],
+            &[3],
+            Precision::F32,
+        );
+        assert!(
+            matches!(r, Err(mxopt::Error::Unsupported { .. })),
+            "{name}: {r:?}"
+        );
+    }
+    let nan = Config {
+        learning_rate: Some(f64::NAN),
+        ..Config::default()
+    };
+    assert!(GpuOptimizer::new(ctx, sgd, nan, &["a"], &[3], Precision::F32).is_err());
+}
+
+use mxopt::optim::group_adagrad::GroupAdaGrad;
+
+#[test]
+fn group_adagrad_rows_match_cpu() {
+    let Some(ctx) = ctx() else { return };
+    let shapes = [(0, 4), (1, 1), (3, 21), (64, 5), (7, 300), (257, 3)];
+    let lens: Vec<usize> = shapes.iter().map(|(r, c)| r * c).collect();
+    let rows: Vec<usize> = shapes.iter().map(|s| s.0).collect();
+    for hyper in [
+        GroupAdaGrad::default(),
+        GroupAdaGrad {
+            clip_gradient: Some(0.3),
+            rescale_grad: 2.0,
+            ..GroupAdaGrad::default()
+        },
+    ] {
+        let (mut set, mut host) = filled(ctx, &lens, Precision::F32, 1);
+        for t in 1..=STEPS {
+            let g = grads(ctx, &mut set, t);
+            let steps: Vec<Step> = (0..lens.len()).map(|i| step_of(i, t)).collect();
+            ctx.group_adagrad_step(&mut set, &hyper, &steps, &rows)
+                .unwrap();
+            for i in 0..lens.len() {
+                let rule = hyper.dense_at::<f32>(steps[i]).unwrap();
+                let state = &mut host.states[i][0][..rows[i]];
+                engine::run(
+                    &rule,
+                    engine::RowWise::new(&mut host.w32[i], &g[i], state, rows[i]).unwrap(),
+                );
+            }
+        }
+        for i in 0..lens.len() {
+            let what = format!("group_adagrad tensor {i}");
+            assert_close(
+                &what,
+                &set.read_weight_f32(ctx, i).unwrap(),
+                &host.w32[i],
+                ULPS,
+            );
+            let s = set.read_state(ctx, 0, i).unwrap();
+            assert_close(&what, &s[..rows[i]], &host.states[i][0][..rows[i]], ULPS);
+        }
+    }
+    let (mut set, _) = filled(ctx, &[6], Precision::F32, 1);
+    let steps = [Step::new(0.1, 0.0, 1)];
+    assert!(ctx
+        .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
+        .is_err());
+    let (mut half, _) = filled(ctx, &[6], Precision::F16Master, 1);
+    assert!(ctx
+        .group_adagrad_step(&mut half, &GroupAdaGrad::default(), &steps, &[3])
+        .is_err());
+}

@@ -1,0 +1,419 @@
+"""mxopt.gpu against the CPU package: every optimizer with a GPU path, float32 and float16
+multi-precision, several steps over a list of odd-sized tensors (one call), states
+downloaded and compared, checkpoints between the two updaters, and refused calls.
+
+Runs on any Vulkan adapter (CI: Mesa's software driver, lavapipe, so sizes stay small).
+Skipped, with the reason, when the extension was built without the ``wgpu`` feature or
+no adapter exists."""
+
+import importlib
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mxopt
+from mxopt import gpu, optimizer
+from mxopt.lr_scheduler import FactorScheduler
+
+if not gpu.AVAILABLE:
+    pytest.skip(
+        "mxopt._core was built without the 'wgpu' feature (maturin develop --features python,wgpu)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def dev():
+    try:
+        return gpu.Device()
+    except RuntimeError as e:
+        pytest.skip(f"no GPU adapter: {e}")
+
+
+#: Odd sizes around the workgroup (256) and a 2-d one, updated as one list.
+SHAPES = [(1,), (3,), (255,), (257,), (1025,), (7, 5)]
+STEPS = 3
+
+#: GPU and CPU agree within this many float32 ulps (the driver may fuse a·b + c and
+#: round / and sqrt within 3 ulp; LARS/LAMB norms are summed in another order) ...
+ULPS = 8
+#: ... or within this absolute distance, for results that cancel (8 ulps of 1.0).
+ABS = 8 * float(np.finfo(np.float32).eps)
+
+
+def ulps(a, b):
+    """Distance in float32 ulps, elementwise (NaNs equal each other)."""
+    ia = a.astype(np.float32).view(np.int32).astype(np.int64)
+    ib = b.astype(np.float32).view(np.int32).astype(np.int64)
+    ia = np.where(ia < 0, np.int64(-(2**31)) - ia, ia)
+    ib = np.where(ib < 0, np.int64(-(2**31)) - ib, ib)
+    both_nan = np.isnan(a) & np.isnan(b)
+    return np.where(both_nan, 0, np.abs(ia - ib))
+
+
+def assert_close(what, got, expected):
+    assert got.shape == expected.shape and got.dtype == expected.dtype, what
+    if got.dtype == np.float16:
+        # One float16 rounding of two float32 values a few ulps apart.
+        d = np.abs(got.view(np.int16).astype(np.int32) - expected.view(np.int16).astype(np.int32))
+        bad = d > 1
+    else:
+        bad = (ulps(got, expected) > ULPS) & ~(np.abs(got - expected) <= ABS)
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} elements differ, e.g. gpu {got[bad][:3]} cpu {expected[bad][:3]}"
+    )
+
+
+def leaves(state):
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [leaf for item in state for leaf in leaves(item)]
+    return [state]
+
+
+def scheduled(**kw):
+    """Common optimizer keywords: a scheduler, weight decay with per-name multipliers."""
+    names = {i: f"layer{i}_weight" if i % 2 == 0 else f"layer{i}_bias" for i in range(8)}
+    return dict(
+        learning_rate=0.05,
+        lr_scheduler=FactorScheduler(step=2, factor=0.5, base_lr=0.05),
+        wd=0.01,
+        param_idx2name=names,
+        **kw,
+    )
+
+
+CASES = {
+    "sgd": lambda **k: optimizer.SGD(momentum=0.9, **scheduled(**k)),
+    "sgd_plain_clipped": lambda **k: optimizer.SGD(clip_gradient=0.3, rescale_grad=2.0, **k),
+    "ccsgd": lambda **k: optimizer.ccSGD(momentum=0.5, **k),
+    "nag": lambda **k: optimizer.NAG(momentum=0.9, **scheduled(**k)),
+    "nag_plain": lambda **k: optimizer.NAG(**k),
+    "adam": lambda **k: optimizer.Adam(**scheduled(**k)),
+    "adam_clipped": lambda **k: optimizer.Adam(clip_gradient=0.2, rescale_grad=1.5, **k),
+    "adamax": lambda **k: optimizer.Adamax(**scheduled(**k)),
+    "nadam": lambda **k: optimizer.Nadam(**scheduled(**k)),
+    "adagrad": lambda **k: optimizer.AdaGrad(**scheduled(**k)),
+    "adadelta": lambda **k: optimizer.AdaDelta(clip_gradient=0.5, **k),
+    "rmsprop": lambda **k: optimizer.RMSProp(**scheduled(**k)),
+    "rmsprop_centered": lambda **k: optimizer.RMSProp(centered=True, clip_weights=0.9, **k),
+    "ftml": lambda **k: optimizer.FTML(**scheduled(**k)),
+    "ftrl": lambda **k: optimizer.Ftrl(**scheduled(**k)),
+    "signum": lambda **k: optimizer.Signum(wd_lh=0.01, **scheduled(**k)),
+    "signsgd": lambda **k: optimizer.Signum(momentum=0.0, **k),
+    "dcasgd": lambda **k: optimizer.DCASGD(**scheduled(**k)),
+    "sgld": lambda **k: _no_noise(optimizer.SGLD(**scheduled(**k))),
+    "lars": lambda **k: optimizer.LARS(momentum=0.9, eta=0.01, **scheduled(**k)),
+    "lars_plain": lambda **k: optimizer.LARS(eta=0.01, **k),
+    "lamb": lambda **k: optimizer.LAMB(lower_bound=0.1, upper_bound=20.0, **scheduled(**k)),
+    "lamb_master": lambda **k: optimizer.LAMB(update_master_copy=True, **k),
+    "group_adagrad": lambda **k: optimizer.contrib.GroupAdaGrad(
+        learning_rate=0.05, clip_gradient=0.7, **k
+    ),
+}
+
+#: Float32 only on the device (its row walk); 2-d weights.
+FLOAT32_ONLY = {"group_adagrad"}
+SHAPES_2D = [(1, 1), (3, 7), (257, 2), (5, 33)]
+
+
+def _no_noise(opt):
+    opt.add_noise = False
+    return opt
+
+
+def data(shapes, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1, 1, s).astype(dtype) for s in shapes]
+
+
+def run_both(dev, make, dtype, shapes=SHAPES, steps=STEPS):
+    """The same calls on the CPU Updater and the GPU one; returns both updaters and
+    both weight lists."""
+    mp = dtype == np.float16
+    cpu_up = optimizer.Updater(make(multi_precision=mp))
+    gpu_up = gpu.Updater(make(multi_precision=mp))
+    host = data(shapes, dtype, 0)
+    weights = [dev.array(w) for w in host]
+    grads = [dev.zeros(w.shape, dtype) for w in host]
+    indices = list(range(len(shapes)))
+    for t in range(steps):
+        g = data(shapes, dtype, 100 + t)
+        cpu_up(indices, g, host)
+        for device_grad, h in zip(grads, g):
+            device_grad.copy_from(h)
+        gpu_up(indices, grads, weights)
+    return cpu_up, gpu_up, host, weights
+
+
+@pytest.mark.parametrize(
+    "name, dtype",
+    [
+        pytest.param(name, dtype, id=f"{name}-{label}")
+        for name in sorted(CASES)
+        for dtype, label in ((np.float32, "f32"), (np.float16, "f16_mp"))
+        # float16 GroupAdaGrad is refused: test_float32_only_optimizers.
+        if not (name in FLOAT32_ONLY and dtype == np.float16)
+    ],
+)
+def test_gpu_matches_cpu(dev, name, dtype):
+    shapes = SHAPES_2D if name in FLOAT32_ONLY else SHAPES
+    cpu_up, gpu_up, host, weights = run_both(dev, CASES[name], dtype, shapes)
+    for i, (h, w) in enumerate(zip(host, weights)):
+        assert_close(f"{name} weight {i}", w.asnumpy(), h)
+    # States (and master copies) downloaded in the CPU optimizer's layout.
+    downloaded = pickle.loads(gpu_up.get_states())
+    assert downloaded.keys() == cpu_up.states.keys()
+    for i, cpu_state in cpu_up.states.items():
+        got, expected = leaves(downloaded[i]), leaves(cpu_state)
+        assert len(got) == len(expected), f"{name} state {i}"
+        for k, (a, b) in enumerate(zip(got, expected)):
+            assert_close(f"{name} state {i}.{k}", a, b)
+    assert gpu_up.optimizer.num_update == cpu_up.optimizer.num_update
+
+
+@pytest.mark.parametrize("name", ["lars", "sgd", "nadam"])
+def test_chunks_of_aggregate_num_keep_cpu_numbers(dev, name):
+    """The preamble runs per chunk of ``aggregate_num`` as in the CPU Updater (LARS's
+    momentum correction then differs between chunks: several native calls)."""
+
+    def make(**k):
+        opt = CASES[name](**k)
+        opt.aggregate_num = 4
+        return opt
+
+    _, _, host, weights = run_both(dev, make, np.float32, steps=4)
+    for i, (h, w) in enumerate(zip(host, weights)):
+        assert_close(f"{name} weight {i}", w.asnumpy(), h)
+
+
+def test_checkpoint_moves_between_cpu_and_gpu(dev):
+    """GPU states saved, loaded by a CPU updater (and back): training continues with the
+    same numbers on either side."""
+    make = CASES["adam"]
+    cpu_up, gpu_up, _, weights = run_both(dev, make, np.float32, steps=2)
+    blob = gpu_up.get_states(dump_optimizer=True)
+    resumed_cpu = optimizer.Updater(make())
+    resumed_cpu.set_states(blob, safe=True)
+    resumed_gpu = gpu.Updater(make())
+    resumed_gpu.set_states(cpu_up.get_states(dump_optimizer=True))
+    g = data(SHAPES, np.float32, 7)
+    indices = list(range(len(SHAPES)))
+    cpu_host = [w.asnumpy() for w in weights]
+    resumed_cpu(indices, g, cpu_host)
+    grads = [dev.array(x) for x in g]
+    # A refused call keeps the loaded states for the next one.
+    resumed_gpu.optimizer.beta1 = float("nan")
+    with pytest.raises(ValueError):
+        resumed_gpu(indices, grads, weights)
+    resumed_gpu.optimizer.beta1 = 0.9
+    resumed_gpu(indices, grads, weights)
+    for i, (h, w) in enumerate(zip(cpu_host, weights)):
+        assert_close(f"resumed weight {i}", w.asnumpy(), h)
+
+
+def test_sublists_and_regrouping_keep_numbers(dev):
+    """A list updated whole, then in other groupings (arrays move on the device): every
+    call still has the numbers of the CPU updater."""
+    make = CASES["sgd"]
+    cpu_up = optimizer.Updater(make())
+    gpu_up = gpu.Updater(make())
+    host = data(SHAPES, np.float32, 1)
+    weights = [dev.array(w) for w in host]
+    groupings = [[0, 1, 2, 3, 4, 5], [4, 1], [0, 2, 3, 5], [5, 4, 3, 2, 1, 0]]
+    for t, group in enumerate(groupings):
+        g = data([SHAPES[i] for i in group], np.float32, 50 + t)
+        cpu_up(group, g, [host[i] for i in group])
+        gpu_up(group, [dev.array(x) for x in g], [weights[i] for i in group])
+    for i, (h, w) in enumerate(zip(host, weights)):
+        assert_close(f"weight {i}", w.asnumpy(), h)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (3,), (5, 7), (1025,)])
+def test_array_round_trip(dev, shape, dtype):
+    a = np.random.default_rng(3).uniform(-2, 2, shape).astype(dtype)
+    d = dev.array(a)
+    assert d.shape == shape and d.dtype == dtype and d.size == a.size and d.ndim == a.ndim
+    assert d.device is dev
+    np.testing.assert_array_equal(d.asnumpy(), a)
+    b = np.asarray(a * 3, dtype=dtype)
+    d.copy_from(b)
+    np.testing.assert_array_equal(d.asnumpy(), b)
+    z = dev.zeros(shape, dtype)
+    np.testing.assert_array_equal(z.asnumpy(), np.zeros(shape, dtype))
+
+
+def test_device_info(dev):
+    assert isinstance(dev.name, str) and dev.name
+    assert dev.backend == "Vulkan"
+    assert "Device(" in repr(dev)
+    dev.synchronize()
+
+
+def test_array_bad_input(dev):
+    d = dev.array(np.zeros(4, np.float32))
+    with pytest.raises(TypeError, match="float32 or float16"):
+        dev.array(np.zeros(4))
+    with pytest.raises(TypeError, match=r"numpy\.ndarray"):
+        dev.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        dev.array(np.zeros((4, 4), np.float32)[:, 1])
+    with pytest.raises(TypeError, match="expected dtype float32"):
+        d.copy_from(np.zeros(4, np.float16))
+    with pytest.raises(ValueError, match="shape"):
+        d.copy_from(np.zeros(5, np.float32))
+    with pytest.raises(TypeError, match="float32 or float16, got float64"):
+        dev.zeros((3,), np.float64)
+    with pytest.raises(ValueError, match="exceed"):
+        dev.zeros((1 << 40,))
+
+
+def _updater_and_arrays(dev, make=None, dtype=np.float32):
+    up = gpu.Updater((make or CASES["adam"])())
+    weights = [dev.array(w) for w in data([(4,), (5,)], dtype, 0)]
+    grads = [dev.array(g) for g in data([(4,), (5,)], dtype, 1)]
+    return up, weights, grads
+
+
+def _unchanged(up, weights, before):
+    assert not up.states and not up.masters
+    assert up.optimizer.num_update == 0 and not up.optimizer._index_update_count
+    for w, b in zip(weights, before):
+        np.testing.assert_array_equal(w.asnumpy(), b)
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (lambda w, g: ([0, 1], [g[0], g[1]], [w[0].asnumpy(), w[1]]), TypeError, r"weight\[0\]"),
+        (lambda w, g: ([0, 1], [g[0], w[1]], w), ValueError, r"grad\[1\]: is the same array"),
+        (lambda w, g: ([0, 1], [g[1], g[0]], w), ValueError, r"grad\[0\]: expected the weight"),
+        (lambda w, g: ([0, 0], g, w), ValueError, "appears twice"),
+        (lambda w, g: ([0, 1], g[:1], w), ValueError, "equal lengths"),
+    ],
+    ids=["numpy_weight", "alias", "shape", "duplicate_index", "lengths"],
+)
+def test_refused_calls_change_nothing(dev, bad, error, match):
+    up, weights, grads = _updater_and_arrays(dev)
+    before = [w.asnumpy() for w in weights]
+    index, grad, weight = bad(weights, grads)
+    with pytest.raises(error, match=match):
+        up(index, grad, weight)
+    _unchanged(up, weights, before)
+
+
+def test_arrays_of_another_device_are_refused(dev):
+    other = gpu.Device()
+    up, weights, grads = _updater_and_arrays(dev)
+    up([0, 1], grads, weights)
+    foreign = other.array(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="another device"):
+        up(0, foreign, weights[0])
+    with pytest.raises(ValueError, match=r"weights\[0\]: the array lives on another device"):
+        mxopt._core.gpu_step(
+            dev, mxopt._core.Kernel("sgd"), [foreign], [grads[0]], [], [0.1], [0.0], [1]
+        )
+
+
+def test_float16_needs_multi_precision(dev):
+    up, weights, grads = _updater_and_arrays(dev, dtype=np.float16)
+    with pytest.raises(TypeError, match="multi_precision=True"):
+        up([0, 1], grads, weights)
+    assert not up.states
+
+
+def test_bad_hyper_parameters_are_refused_before_counting(dev):
+    up, weights, grads = _updater_and_arrays(dev)
+    before = [w.asnumpy() for w in weights]
+    up.optimizer.beta1 = float("nan")
+    with pytest.raises(ValueError):
+        up([0, 1], grads, weights)
+    _unchanged(up, weights, before)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        optimizer.Test,
+        optimizer.LBSGD,
+        optimizer.SGLD,  # with its host-drawn noise
+    ],
+)
+def test_optimizers_without_a_gpu_path(make):
+    opt = make()
+    assert not gpu.supported(opt)
+    with pytest.raises(TypeError, match="no GPU path"):
+        gpu.Updater(opt)
+
+
+def test_float32_only_optimizers(dev):
+    up = gpu.Updater(CASES["group_adagrad"](multi_precision=True))
+    half = [dev.array(np.ones((2, 3), np.float16))]
+    with pytest.raises(TypeError, match="float32 weights"):
+        up([0], [dev.array(np.ones((2, 3), np.float16))], half)
+    up = gpu.Updater(CASES["group_adagrad"]())
+    flat = dev.array(np.ones(6, np.float32))
+    with pytest.raises(ValueError, match="2-d weight"):
+        up(0, dev.array(np.ones(6, np.float32)), flat)
+    assert not up.states and up.optimizer.num_update == 0
+
+
+def test_native_checks(dev):
+    """The native entry points name the argument they refuse."""
+    core = mxopt._core
+    w = [dev.array(np.ones(3, np.float32))]
+    g = [dev.array(np.ones(3, np.float32))]
+    s = [dev.zeros((3,)), dev.zeros((3,))]
+    adam = core.Kernel("adam")
+    with pytest.raises(ValueError, match="2 state array"):
+        core.gpu_step(dev, adam, w, g, s[:1], [0.1], [0.0], [1])
+    with pytest.raises(ValueError, match=r"states\[1\]: is the same array as states\[0\]"):
+        core.gpu_step(dev, adam, w, g, [s[0], s[0]], [0.1], [0.0], [1])
+    with pytest.raises(TypeError, match=r"masters\[0\]: expected dtype float32"):
+        h = [dev.array(np.ones(3, np.float16))]
+        core.gpu_step(dev, adam, h, [dev.array(np.ones(3, np.float16))], s, [0.1], [0.0], [1], h)
+    with pytest.raises(TypeError, match=r"weights\[0\]: this call takes float32"):
+        core.gpu_step(dev, adam, h, g, s, [0.1], [0.0], [1])
+    with pytest.raises(ValueError, match="lrs: expected one value per weight"):
+        core.gpu_step(dev, adam, w, g, s, [], [0.0], [1])
+    with pytest.raises(ValueError, match="row-sparse"):
+        core.gpu_step(dev, core.Kernel("adam_lazy"), w, g, s, [0.1], [0.0], [1])
+    with pytest.raises(ValueError, match="lr"):
+        core.gpu_step(dev, adam, w, g, s, [float("inf")], [0.0], [1])
+    with pytest.raises(ValueError, match="LAMB keeps two states"):
+        core.gpu_lamb(dev, w, g, s[:1], [0.1], [0.0], [1])
+    with pytest.raises(TypeError, match="unexpected hyper-parameter"):
+        core.gpu_lars(dev, w, g, [], [0.1], [0.0], [1], [True], nonsense=1.0)
+    np.testing.assert_array_equal(w[0].asnumpy(), np.ones(3, np.float32))
+
+
+def test_without_an_adapter_device_names_what_is_missing():
+    """No Vulkan driver (the loader finds none): a RuntimeError naming the fix."""
+    env = dict(
+        os.environ, VK_DRIVER_FILES="/nonexistent.json", VK_ICD_FILENAMES="/nonexistent.json"
+    )
+    code = "from mxopt import gpu\ntry:\n    gpu.Device()\nexcept RuntimeError as e:\n    print(e)"
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "no Vulkan adapter found" in run.stdout
+    assert "mesa-vulkan-drivers" in run.stdout
+
+
+def test_without_the_feature_device_says_how_to_build(monkeypatch):
+    monkeypatch.setattr(mxopt._core, "HAS_WGPU", False)
+    try:
+        stub = importlib.reload(gpu)
+        assert not stub.AVAILABLE
+        with pytest.raises(RuntimeError, match="features python,wgpu"):
+            stub.Device()
+    finally:
+        monkeypatch.undo()
+        importlib.reload(gpu)
