@@ -42,7 +42,7 @@ mod layerwise;
 mod optimizer;
 mod rows;
 
-pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
+pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, NORMAL_WGSL, WORKGROUP};
 pub use optimizer::GpuOptimizer;
 /// The wgpu crate this module is built on (for [`Context::from_device`] and
 /// [`ParamSet::from_buffers`]).
@@ -765,6 +765,41 @@ impl ParamSet {
             Some(m) => ParamSet::write_f32(ctx, m, at, &master),
             None => Err(gpu_error("the set has no master copy")),
         }
+    }
+
+    /// Uploads tensor `i`'s `f16` weight and leaves its master copy as it is (resuming
+    /// from a checkpoint whose master copy is already on the device).
+    ///
+    /// # Errors
+    /// As [`ParamSet::write_weight_f16`].
+    pub fn write_weight_f16_keeping_master(
+        &mut self,
+        ctx: &Context,
+        i: usize,
+        data: &[f16],
+    ) -> Result<()> {
+        let at = self.span(i, data.len(), Some(Precision::F16Master))?;
+        ParamSet::write_f16(ctx, &self.weight, at, data)
+    }
+
+    /// Copies every weight (the master copies of an `f16` set) into state `k`: a state
+    /// that starts as the weight (DCASGD's previous weight).
+    pub(crate) fn copy_weight_into_state(&mut self, ctx: &Context, k: usize) -> Result<()> {
+        let source = self.master.as_ref().unwrap_or(&self.weight);
+        let state = self.states.get(k).ok_or(Error::Length {
+            what: "state index",
+            expected: self.states.len(),
+            got: k,
+        })?;
+        let bytes = self.total as u64 * 4;
+        if bytes == 0 {
+            return Ok(());
+        }
+        ctx.scoped(|| {
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(source, 0, state, 0, bytes);
+            ctx.queue.submit([encoder.finish()]);
+        })
     }
 
     /// Uploads tensor `i`'s `f32` gradient.
