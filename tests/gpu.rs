@@ -669,17 +669,161 @@ fn application_buffers_are_updated_in_place() {
 use mxopt::gpu::GpuOptimizer;
 use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer};
 
-/// Every high-level algorithm: the GPU optimizer against the CPU one over a named list
-/// (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's running product), in
-/// `f32` and multi-precision `f16`.
+/// The config of the high-level comparisons: weight decay, a schedule that halves the
+/// rate every 2 updates (LARS's momentum correction moves), a learning-rate multiplier.
+fn scheduled(precision: Precision, wd: f64) -> Config {
+    Config {
+        wd,
+        multi_precision: precision == Precision::F16Master,
+        lr_scheduler: Some(
+            mxopt::schedule::Factor {
+                factor: 0.5,
+                ..mxopt::schedule::Factor::new(2)
+            }
+            .build()
+            .unwrap(),
+        ),
+        lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
+        ..Config::default()
+    }
+}
+
+/// Weights of the high-level tests (`f32`, and their `f16` rounding).
+fn initial(lens: &[usize]) -> (Vec<Vec<f32>>, Vec<Vec<f16>>) {
+    let w32: Vec<Vec<f32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (0..len).map(|j| value(i as u64 + 50, j)).collect())
+        .collect();
+    let w16 = w32
+        .iter()
+        .map(|w| w.iter().map(|&x| f16::from_f32(x)).collect())
+        .collect();
+    (w32, w16)
+}
+
+/// Uploads the weights of `initial` to a GPU optimizer.
+fn upload(ctx: &Context, gpu: &mut GpuOptimizer, w32: &[Vec<f32>], w16: &[Vec<f16>]) {
+    for i in 0..w32.len() {
+        if gpu.params().precision() == Precision::F32 {
+            gpu.params_mut().write_weight_f32(ctx, i, &w32[i]).unwrap();
+        } else {
+            gpu.params_mut().write_weight_f16(ctx, i, &w16[i]).unwrap();
+        }
+    }
+}
+
+/// The gradients of update `t` (`f32`, and their `f16` rounding).
+fn grads_at(lens: &[usize], t: i64) -> (Vec<Vec<f32>>, Vec<Vec<f16>>) {
+    let g: Vec<Vec<f32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            (0..len)
+                .map(|j| value(900 + 10 * t as u64 + i as u64, j))
+                .collect()
+        })
+        .collect();
+    let g16 = g
+        .iter()
+        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
+        .collect();
+    (g, g16)
+}
+
+/// Uploads the gradients of update `t` and steps.
+fn gpu_step(ctx: &Context, gpu: &mut GpuOptimizer, lens: &[usize], t: i64) {
+    let (g, g16) = grads_at(lens, t);
+    for i in 0..lens.len() {
+        if gpu.params().precision() == Precision::F32 {
+            gpu.params_mut().write_grad_f32(ctx, i, &g[i]).unwrap();
+        } else {
+            gpu.params_mut().write_grad_f16(ctx, i, &g16[i]).unwrap();
+        }
+    }
+    gpu.step(ctx).unwrap();
+}
+
+/// Tensor `i`'s gradient, as a matrix when the row counts are given.
+fn matrix<'a>(rows: Option<&[usize]>, i: usize, values: &'a [f32]) -> Grad<'a, f32> {
+    match rows {
+        Some(rows) => Grad::Matrix {
+            rows: rows[i],
+            values,
+        },
+        None => Grad::Dense(values),
+    }
+}
+
+/// Runs `algorithm` for [`STEPS`] updates on the CPU optimizer and the GPU one (tensor
+/// `i` with `rows[i]` rows when given) and compares weights, counts and `num_update`.
+fn high_level(
+    ctx: &Context,
+    algorithm: Algorithm,
+    config: &Config,
+    precision: Precision,
+    names: &[&str],
+    lens: &[usize],
+    rows: Option<&[usize]>,
+) {
+    let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
+    let mut gpu =
+        GpuOptimizer::new(ctx, algorithm, config.clone(), names, lens, precision).unwrap();
+    if let Some(rows) = rows {
+        gpu.set_rows(rows).unwrap();
+    }
+    let (mut w32, mut w16) = initial(lens);
+    upload(ctx, &mut gpu, &w32, &w16);
+    for t in 1..=STEPS {
+        let (g, g16) = grads_at(lens, t);
+        if precision == Precision::F32 {
+            let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
+                .iter()
+                .zip(w32.iter_mut())
+                .zip(&g)
+                .enumerate()
+                .map(|(i, ((n, w), g))| (*n, w.as_mut_slice(), matrix(rows, i, g)))
+                .collect();
+            cpu.update_many(&mut list).unwrap();
+        } else {
+            let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
+                .iter()
+                .zip(w16.iter_mut())
+                .zip(&g16)
+                .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                .collect();
+            cpu.update_many(&mut list).unwrap();
+        }
+        gpu_step(ctx, &mut gpu, lens, t);
+    }
+    assert_eq!(gpu.num_update(), cpu.num_update());
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(gpu.update_count(name), cpu.update_count(name));
+        let what = format!("{} {precision:?} {name}", algorithm.name());
+        if precision == Precision::F32 {
+            let got = gpu.params().read_weight_f32(ctx, i).unwrap();
+            assert_close(&what, &got, &w32[i], ULPS);
+        } else {
+            let got = gpu.params().read_weight_f16(ctx, i).unwrap();
+            assert_close_f16(&what, &got, &w16[i]);
+        }
+    }
+}
+
+const NAMES: [&str; 3] = ["conv0_weight", "conv0_bias", "fc_weight"];
+const LENS: [usize; 3] = [257, 64, 1031];
+
+/// Every high-level algorithm with a dense GPU driver: the GPU optimizer against the CPU
+/// one over a named list (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's
+/// running product, LARS's momentum correction and excluded layers), in `f32` and
+/// multi-precision `f16`. The CPU's LARS and LAMB use their blocked norms
+/// (`exact_norms: false`), as close to the device's tree sums as the exact ones.
 #[test]
 fn gpu_optimizer_matches_the_cpu_optimizer() {
     let Some(ctx) = ctx() else { return };
-    let names = ["conv0_weight", "conv0_bias", "fc_weight"];
-    let lens = [257, 64, 1031];
     let mut algorithms: Vec<Algorithm> = [
         "sgd", "nag", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl",
-        "signum",
+        "signum", "dcasgd", "test",
     ]
     .iter()
     .map(|n| Algorithm::from_name(n).unwrap())
@@ -700,98 +844,85 @@ fn gpu_optimizer_matches_the_cpu_optimizer() {
         momentum: 0.0,
         ..Signum::default()
     }));
+    for (momentum, momentum_correction) in [(0.9, true), (0.9, false), (0.0, true)] {
+        algorithms.push(Algorithm::Lars {
+            hyper: Lars {
+                momentum,
+                eta: 0.01,
+                ..Lars::default()
+            },
+            momentum_correction,
+            exact_norms: false,
+        });
+    }
+    for update_master_copy in [false, true] {
+        algorithms.push(Algorithm::Lamb {
+            hyper: Lamb::default(),
+            exact_norms: false,
+            update_master_copy,
+        });
+    }
+    algorithms.push(Algorithm::Sgld {
+        hyper: Sgld::default(),
+        add_noise: false,
+    });
     for algorithm in algorithms {
         for precision in [Precision::F32, Precision::F16Master] {
-            let config = Config {
-                wd: 1e-3,
-                multi_precision: precision == Precision::F16Master,
-                lr_scheduler: Some(
-                    mxopt::schedule::Factor {
-                        factor: 0.5,
-                        ..mxopt::schedule::Factor::new(2)
-                    }
-                    .build()
-                    .unwrap(),
-                ),
-                lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
-                ..Config::default()
-            };
-            let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
-            let mut gpu =
-                GpuOptimizer::new(ctx, algorithm, config, &names, &lens, precision).unwrap();
-            let mut w32: Vec<Vec<f32>> = Vec::new();
-            let mut w16: Vec<Vec<f16>> = Vec::new();
-            for (i, &len) in lens.iter().enumerate() {
-                let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 50, j)).collect();
-                if precision == Precision::F32 {
-                    gpu.params_mut().write_weight_f32(ctx, i, &w).unwrap();
-                } else {
-                    let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
-                    gpu.params_mut().write_weight_f16(ctx, i, &h).unwrap();
-                    w16.push(h);
-                }
-                w32.push(w);
-            }
-            for t in 1..=STEPS {
-                let g: Vec<Vec<f32>> = lens
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &len)| {
-                        (0..len)
-                            .map(|j| value(900 + 10 * t as u64 + i as u64, j))
-                            .collect()
-                    })
-                    .collect();
-                if precision == Precision::F32 {
-                    for (i, gi) in g.iter().enumerate() {
-                        gpu.params_mut().write_grad_f32(ctx, i, gi).unwrap();
-                    }
-                    let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
-                        .iter()
-                        .zip(w32.iter_mut())
-                        .zip(&g)
-                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
-                        .collect();
-                    cpu.update_many(&mut list).unwrap();
-                } else {
-                    let g16: Vec<Vec<f16>> = g
-                        .iter()
-                        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
-                        .collect();
-                    for (i, gi) in g16.iter().enumerate() {
-                        gpu.params_mut().write_grad_f16(ctx, i, gi).unwrap();
-                    }
-                    let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
-                        .iter()
-                        .zip(w16.iter_mut())
-                        .zip(&g16)
-                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
-                        .collect();
-                    cpu.update_many(&mut list).unwrap();
-                }
-                gpu.step(ctx).unwrap();
-            }
-            assert_eq!(gpu.num_update(), cpu.num_update());
-            assert_eq!(gpu.update_count("fc_weight"), cpu.update_count("fc_weight"));
-            for i in 0..lens.len() {
-                let what = format!("{} {precision:?} {}", algorithm.name(), names[i]);
-                if precision == Precision::F32 {
-                    assert_close(
-                        &what,
-                        &gpu.params().read_weight_f32(ctx, i).unwrap(),
-                        &w32[i],
-                        ULPS,
-                    );
-                } else {
-                    assert_close_f16(
-                        &what,
-                        &gpu.params().read_weight_f16(ctx, i).unwrap(),
-                        &w16[i],
-                    );
-                }
-            }
+            let config = scheduled(precision, 1e-3);
+            high_level(ctx, algorithm, &config, precision, &NAMES, &LENS, None);
         }
     }
+}
+
+/// GroupAdaGrad through the high-level API: row counts given once, per-row states.
+#[test]
+fn gpu_optimizer_group_adagrad_matches_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    let algorithm = Algorithm::from_name("groupadagrad").unwrap();
+    let config = scheduled(Precision::F32, 0.0);
+    let rows = [1, 64, 1031];
+    high_level(
+        ctx,
+        algorithm,
+        &config,
+        Precision::F32,
+        &NAMES,
+        &LENS,
+        Some(&rows),
+    );
+    let mut gpu = GpuOptimizer::new(ctx, algorithm, config, &NAMES, &LENS, Precision::F32).unwrap();
+    // No row counts yet, then counts that do not divide a tensor.
+    assert!(matches!(
+        gpu.step(ctx),
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    assert_eq!(
+        (gpu.num_update(), gpu.update_count("fc_weight")),
+        (0, Some(0))
+    );
+    assert!(matches!(
+        gpu.set_rows(&[2, 2, 2]),
+        Err(mxopt::Error::Length { .. })
+    ));
+    assert!(gpu.set_rows(&[1, 1]).is_err());
+    // Weight decay is refused as on the CPU.
+    let decayed = scheduled(Precision::F32, 0.1);
+    let mut gpu =
+        GpuOptimizer::new(ctx, algorithm, decayed, &NAMES, &LENS, Precision::F32).unwrap();
+    gpu.set_rows(&rows).unwrap();
+    assert!(matches!(
+        gpu.step(ctx),
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    let sgd = GpuOptimizer::new(
+        ctx,
+        Algorithm::from_name("sgd").unwrap(),
+        Config::default(),
+        &NAMES,
+        &LENS,
+        Precision::F32,
+    );
+    assert!(sgd.unwrap().set_rows(&rows).is_err());
 }
 
 #[test]
@@ -822,17 +953,17 @@ fn gpu_optimizer_refuses_bad_setups() {
     assert!(
         GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
     );
-    // Algorithms without a high-level GPU driver (their kernels run through `Context`).
-    for name in ["dcasgd", "sgld", "lars", "lamb", "lbsgd", "groupadagrad"] {
+    // LBSGD has no GPU driver; GroupAdaGrad no f16 one.
+    for (name, precision) in [
+        ("lbsgd", Precision::F32),
+        ("groupadagrad", Precision::F16Master),
+    ] {
         let algorithm = Algorithm::from_name(name).unwrap();
-        let r = GpuOptimizer::new(
-            ctx,
-            algorithm,
-            Config::default(),
-            &["a_weight"],
-            &[3],
-            Precision::F32,
-        );
+        let config = Config {
+            multi_precision: true,
+            ..Config::default()
+        };
+        let r = GpuOptimizer::new(ctx, algorithm, config, &["a_weight"], &[3], precision);
         assert!(
             matches!(r, Err(mxopt::Error::Unsupported { .. })),
             "{name}: {r:?}"

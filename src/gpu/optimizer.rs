@@ -71,7 +71,13 @@ impl GpuOptimizer {
         lens: &[usize],
         precision: Precision,
     ) -> Result<GpuOptimizer> {
-        GpuOptimizer::over(ctx, Optimizer::new(algorithm, config)?, names, lens, precision)
+        GpuOptimizer::over(
+            ctx,
+            Optimizer::new(algorithm, config)?,
+            names,
+            lens,
+            precision,
+        )
     }
 
     /// The GPU form of `host` (its progress; its parameter states are not read).

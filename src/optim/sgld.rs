@@ -184,11 +184,14 @@ impl crate::gpu::Kernel<0> for SgldRule<f32> {
     const SOURCE: crate::gpu::Source = crate::gpu::Source {
         name: "sgld",
         fields: &["rs", "clip_on", "clip", "neg_half_lr", "wd"],
-        rule: &[HALF_STEP_WGSL, r"
+        rule: &[
+            HALF_STEP_WGSL,
+            r"
 fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
     return half_step(w, g);
 }
-"],
+",
+        ],
         prepare: None,
         reduces: false,
         writes_weight: true,

@@ -401,7 +401,8 @@ pub(crate) fn no_weight_decay(step: Step) -> Result<()> {
             kernel: "groupadagrad",
             name: "wd",
             value: step.wd,
-            why: "GroupAdaGrad has no weight decay: use wd = 0, or a wd_mult of 0 for this parameter",
+            why:
+                "GroupAdaGrad has no weight decay: use wd = 0, or a wd_mult of 0 for this parameter",
         })
     }
 }
