@@ -745,7 +745,7 @@ fn gpu_step(ctx: &Context, gpu: &mut GpuOptimizer, lens: &[usize], t: i64) {
 }
 
 /// Tensor `i`'s gradient, as a matrix when the row counts are given.
-fn matrix<'a>(rows: Option<&[usize]>, i: usize, values: &'a [f32]) -> Grad<'a, f32> {
+fn matrix<'a, T>(rows: Option<&[usize]>, i: usize, values: &'a [T]) -> Grad<'a, T> {
     match rows {
         Some(rows) => Grad::Matrix {
             rows: rows[i],
@@ -790,7 +790,8 @@ fn high_level(
                 .iter()
                 .zip(w16.iter_mut())
                 .zip(&g16)
-                .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                .enumerate()
+                .map(|(i, ((n, w), g))| (*n, w.as_mut_slice(), matrix(rows, i, g)))
                 .collect();
             cpu.update_many(&mut list).unwrap();
         }
@@ -879,17 +880,21 @@ fn gpu_optimizer_matches_the_cpu_optimizer() {
 fn gpu_optimizer_group_adagrad_matches_the_cpu_optimizer() {
     let Some(ctx) = ctx() else { return };
     let algorithm = Algorithm::from_name("groupadagrad").unwrap();
-    let config = scheduled(Precision::F32, 0.0);
+    // Rows of odd length (257 × 1, 1 × 1) share f16 words.
     let rows = [1, 64, 1031];
-    high_level(
-        ctx,
-        algorithm,
-        &config,
-        Precision::F32,
-        &NAMES,
-        &LENS,
-        Some(&rows),
-    );
+    for precision in [Precision::F32, Precision::F16Master] {
+        let config = scheduled(precision, 0.0);
+        high_level(
+            ctx,
+            algorithm,
+            &config,
+            precision,
+            &NAMES,
+            &LENS,
+            Some(&rows),
+        );
+    }
+    let config = scheduled(Precision::F32, 0.0);
     let mut gpu = GpuOptimizer::new(ctx, algorithm, config, &NAMES, &LENS, Precision::F32).unwrap();
     // No row counts yet, then counts that do not divide a tensor.
     assert!(matches!(
@@ -953,11 +958,8 @@ fn gpu_optimizer_refuses_bad_setups() {
     assert!(
         GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
     );
-    // LBSGD has no GPU driver; GroupAdaGrad no f16 one.
-    for (name, precision) in [
-        ("lbsgd", Precision::F32),
-        ("groupadagrad", Precision::F16Master),
-    ] {
+    // LBSGD has no GPU driver.
+    for (name, precision) in [("lbsgd", Precision::F32), ("lbsgd", Precision::F16Master)] {
         let algorithm = Algorithm::from_name(name).unwrap();
         let config = Config {
             multi_precision: true,
@@ -981,22 +983,27 @@ use mxopt::optim::group_adagrad::GroupAdaGrad;
 #[test]
 fn group_adagrad_rows_match_cpu() {
     let Some(ctx) = ctx() else { return };
+    // Row lengths even and odd (odd ones share f16 words between rows).
     let shapes = [(0, 4), (1, 1), (3, 21), (64, 5), (7, 300), (257, 3)];
     let lens: Vec<usize> = shapes.iter().map(|(r, c)| r * c).collect();
     let rows: Vec<usize> = shapes.iter().map(|s| s.0).collect();
-    for hyper in [
+    let hypers = [
         GroupAdaGrad::default(),
         GroupAdaGrad {
             clip_gradient: Some(0.3),
             rescale_grad: 2.0,
             ..GroupAdaGrad::default()
         },
-    ] {
-        let (mut set, mut host) = filled(ctx, &lens, Precision::F32, 1);
+    ];
+    for (hyper, precision) in hypers
+        .iter()
+        .flat_map(|h| [(h, Precision::F32), (h, Precision::F16Master)])
+    {
+        let (mut set, mut host) = filled(ctx, &lens, precision, 1);
         for t in 1..=STEPS {
             let g = grads(ctx, &mut set, t);
             let steps: Vec<Step> = (0..lens.len()).map(|i| step_of(i, t)).collect();
-            ctx.group_adagrad_step(&mut set, &hyper, &steps, &rows)
+            ctx.group_adagrad_step(&mut set, hyper, &steps, &rows)
                 .unwrap();
             for i in 0..lens.len() {
                 let rule = hyper.dense_at::<f32>(steps[i]).unwrap();
@@ -1005,29 +1012,20 @@ fn group_adagrad_rows_match_cpu() {
                     &rule,
                     engine::RowWise::new(&mut host.w32[i], &g[i], state, rows[i]).unwrap(),
                 );
+                if precision == Precision::F16Master {
+                    host.w16[i] = host.w32[i].iter().map(|&x| f16::from_f32(x)).collect();
+                }
             }
         }
-        for i in 0..lens.len() {
-            let what = format!("group_adagrad tensor {i}");
-            assert_close(
-                &what,
-                &set.read_weight_f32(ctx, i).unwrap(),
-                &host.w32[i],
-                ULPS,
-            );
-            let s = set.read_state(ctx, 0, i).unwrap();
-            assert_close(&what, &s[..rows[i]], &host.states[i][0][..rows[i]], ULPS);
-        }
+        compare_host(ctx, &set, &host, &format!("group_adagrad {precision:?}"));
     }
-    let (mut set, _) = filled(ctx, &[6], Precision::F32, 1);
     let steps = [Step::new(0.1, 0.0, 1)];
-    assert!(ctx
-        .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
-        .is_err());
-    let (mut half, _) = filled(ctx, &[6], Precision::F16Master, 1);
-    assert!(ctx
-        .group_adagrad_step(&mut half, &GroupAdaGrad::default(), &steps, &[3])
-        .is_err());
+    for precision in [Precision::F32, Precision::F16Master] {
+        let (mut set, _) = filled(ctx, &[6], precision, 1);
+        assert!(ctx
+            .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
+            .is_err());
+    }
 }
 
 use mxopt::init::Generator;

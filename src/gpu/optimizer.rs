@@ -61,8 +61,7 @@ impl GpuOptimizer {
     /// As [`Optimizer::new`]; [`Error::Duplicate`] for a repeated name,
     /// [`Error::Length`] when `names` and `lens` differ in length,
     /// [`Error::Unsupported`] for `f16` without multi-precision, for LBSGD (its gradient
-    /// accumulation has no GPU form) and for `f16` GroupAdaGrad; [`Error::Gpu`] for a
-    /// device error.
+    /// accumulation has no GPU form); [`Error::Gpu`] for a device error.
     pub fn new(
         ctx: &Context,
         algorithm: Algorithm,
@@ -94,31 +93,17 @@ impl GpuOptimizer {
                 return Err(Error::Duplicate((*name).to_owned()));
             }
         }
-        let unsupported = |name, why| {
-            Err(Error::Unsupported {
+        if precision == Precision::F16Master && !host.config().multi_precision {
+            return Err(Error::Unsupported {
                 kernel: "GpuOptimizer",
-                name,
+                name: "multi_precision",
                 value: 0.0,
-                why,
-            })
-        };
-        let f16 = precision == Precision::F16Master;
-        if f16 && !host.config().multi_precision {
-            return unsupported(
-                "multi_precision",
-                "f16 parameters on the device need multi_precision (an f32 master copy)",
-            );
+                why: "f16 parameters on the device need multi_precision (an f32 master copy)",
+            });
         }
         let algorithm = *host.algorithm();
-        match algorithm {
-            Algorithm::Lbsgd(_) => return Err(lbsgd_unsupported()),
-            Algorithm::GroupAdaGrad(_) if f16 => {
-                return unsupported(
-                    "groupadagrad",
-                    "GroupAdaGrad on the device takes f32 parameters only",
-                )
-            }
-            _ => {}
+        if let Algorithm::Lbsgd(_) = algorithm {
+            return Err(lbsgd_unsupported());
         }
         let params = ParamSet::new(ctx, precision, lens, algorithm.num_states())?;
         Ok(GpuOptimizer {
