@@ -212,7 +212,7 @@ impl Context {
             pass.dispatch_workgroups(x, y, 1);
         }
         if let Some(rounding) = &rounding {
-            self.encode(&mut encoder, set, rounding, None)?;
+            self.encode(&mut encoder, set, rounding)?;
         }
         self.scoped(|| {
             self.queue.submit([encoder.finish()]);
