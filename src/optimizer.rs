@@ -52,8 +52,13 @@ use crate::{Error, Result};
 use half::f16;
 use std::collections::HashMap;
 
+pub mod checkpoint;
+
 /// The update rule and its hyper-parameters (`Default` of each = MXNet 1.6's defaults).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Serialized (in checkpoints) as MXNet's name under `"name"` beside the fields of its
+/// hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Algorithm {
     /// `sgd`: momentum buffer when `momentum > 0`.
@@ -67,6 +72,7 @@ pub enum Algorithm {
     /// `rmsprop`: `n`, or `(n, g, delta)` when `centered`.
     RmsProp {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: RmsProp,
         /// Graves' centered variant (MXNet `centered=True`, default `false`).
         centered: bool,
@@ -90,6 +96,7 @@ pub enum Algorithm {
     /// Defaults: those of [`Lars`], `momentum_correction = true`, `exact_norms = true`.
     Lars {
         /// Hyper-parameters; `momentum` is the one given, before its correction.
+        #[serde(flatten)]
         hyper: Lars,
         /// Scale the momentum by `current lr / previous lr` when the rate changes.
         momentum_correction: bool,
@@ -102,6 +109,7 @@ pub enum Algorithm {
     /// `exact_norms = true`, `update_master_copy = false`.
     Lamb {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: Lamb,
         /// As for [`Algorithm::Lars`].
         exact_norms: bool,
@@ -122,6 +130,7 @@ pub enum Algorithm {
     /// `add_noise = true`.
     Sgld {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: Sgld,
         /// Add the noise (`false`: the deterministic half step only).
         add_noise: bool,
@@ -312,7 +321,7 @@ impl Algorithm {
 }
 
 /// The optimizer-wide settings of MXNet's `Optimizer` base class. `Default`: MXNet's.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// Learning rate (`None`: the algorithm's default, see
     /// [`Algorithm::default_learning_rate`]). With a scheduler, a given value overwrites

@@ -39,7 +39,7 @@ pub fn is_scaled(name: &str) -> bool {
 /// assert!(bad.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Lars {
     /// Trust coefficient `η`.
     pub eta: f64,

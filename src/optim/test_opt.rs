@@ -19,7 +19,7 @@ use crate::Result;
 /// assert!(Test { rescale_grad: f64::NAN }.at::<f32>().is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Test {
     /// Factor applied to the gradient.
     pub rescale_grad: f64,

@@ -18,19 +18,22 @@ use crate::real::{Elem, Storage};
 use crate::rule::Step;
 use crate::{Error, Result};
 
-/// LBSGD's gradient accumulation for one parameter.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// LBSGD's gradient accumulation for one parameter (in checkpoints: `{"count": n,
+/// "held": "zero"}`, `"dense"`, or `"rows"` with `"rows"` and `"indices"`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Accumulation {
     /// Gradients accumulated so far, counted from `begin_epoch·updates_per_epoch`
     /// (MXNet's `num_cums`); 0 before the first.
-    count: u64,
+    pub(super) count: u64,
     /// What the accumulator buffer holds.
-    held: Held,
+    #[serde(flatten)]
+    pub(super) held: Held,
 }
 
 /// The content of LBSGD's accumulator buffer.
-#[derive(Clone, Debug, Default, PartialEq)]
-enum Held {
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "held", rename_all = "lowercase")]
+pub(super) enum Held {
     /// Nothing: a fresh accumulator, or one reset by an update (MXNet's `cum_grad = 0`).
     #[default]
     Zero,
@@ -476,6 +479,10 @@ impl Driver for LbsgdCall {
                     values,
                 } => {
                     super::dense_of_rows(len, rows, indices, values)?;
+                    // Rows held from earlier gradients (or a checkpoint) index the same rows.
+                    if let Held::Rows { rows: held, .. } = slot.accumulation.held {
+                        check_len("gradient rows (as accumulated so far)", held, rows)?;
+                    }
                 }
             }
             placeholder().single_at::<S::Elem>(Step {

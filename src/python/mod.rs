@@ -2,6 +2,7 @@
 //! the engine. No maths lives here.
 
 mod arrays;
+mod checkpoint;
 mod init;
 mod kernels;
 mod layerwise;
@@ -23,5 +24,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kernels::register(m)?;
     layerwise::register(m)?;
     init::register(m)?;
+    checkpoint::register(m)?;
     Ok(())
 }
