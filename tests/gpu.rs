@@ -1061,8 +1061,8 @@ fn device_states(ctx: &Context, gpu: &GpuOptimizer) -> Vec<Vec<f32>> {
     out
 }
 
-/// A GPU run converted to the CPU optimizer and back continues exactly as the
-/// uninterrupted run; the CPU form holds the downloaded states (they come back bit for
+/// A GPU run converted to the CPU optimizer, through its checkpoint bytes, and back
+/// continues exactly as the uninterrupted run; the CPU form holds the downloaded states (they come back bit for
 /// bit) and, continued on the CPU, matches the device within the usual ulps.
 #[test]
 fn checkpoints_go_through_the_cpu_optimizer() {
@@ -1110,7 +1110,9 @@ fn checkpoints_go_through_the_cpu_optimizer() {
         for t in 1..=2 {
             gpu_step(ctx, &mut a, &LENS, t);
         }
-        let cpu = a.to_optimizer(ctx).unwrap();
+        // Through the CPU optimizer's checkpoint bytes (`save`/`load` write/read them).
+        let bytes = a.to_optimizer(ctx).unwrap().to_bytes().unwrap();
+        let cpu = Optimizer::from_bytes(&bytes).unwrap();
         assert_eq!(cpu.num_update(), a.num_update(), "{what}");
         for name in NAMES {
             assert_eq!(cpu.update_count(name), a.update_count(name), "{what}");

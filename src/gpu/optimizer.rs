@@ -197,8 +197,8 @@ impl GpuOptimizer {
     }
 
     /// The CPU form: the progress, and (after a first step) every parameter's count,
-    /// states and master copy downloaded — what a checkpoint saves
-    /// (`gpu.to_optimizer(&ctx)?` then the CPU optimizer's own saving). The weights stay
+    /// states and master copy downloaded — what a checkpoint saves:
+    /// `gpu.to_optimizer(&ctx)?.save(path)` ([`Optimizer::save`]). The weights stay
     /// on the device ([`ParamSet::read_weight_f32`], [`ParamSet::read_weight_f16`]).
     ///
     /// # Errors
