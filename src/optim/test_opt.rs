@@ -57,3 +57,24 @@ impl<E: Elem> Rule<E, 1> for TestRule<E> {
         (w, [w])
     }
 }
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for TestRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "test",
+        fields: &["rs"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let w_new = w + g * h.rs;
+    (*s)[0] = w_new;
+    return w_new;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        vec![self.rs]
+    }
+}

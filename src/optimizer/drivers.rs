@@ -10,7 +10,7 @@ use crate::engine::{self, Dense, Mixed, Noise, RowMode, RowWise, RowWiseSparse, 
 use crate::init::Generator;
 use crate::optim::group_adagrad::GroupAdaGrad;
 use crate::optim::lamb::Lamb;
-use crate::optim::lars::{Lars, Layer, EXCLUDED_SUFFIXES};
+use crate::optim::lars::{is_scaled, Lars, Layer};
 use crate::optim::lbsgd::{Lbsgd, WarmupStrategy};
 use crate::optim::sgd::{F32Lr, MultiSgd, MultiSgdMom, Sgd};
 use crate::optim::sgld::Sgld;
@@ -199,7 +199,6 @@ impl LarsCall {
         states: &mut [ParamState],
         steps: &[Step],
     ) -> Result<()> {
-        let scaled = |name: &str| !EXCLUDED_SUFFIXES.iter().any(|s| name.ends_with(s));
         // The momentum kernel whenever there is a buffer (MXNet passes 0 momentum to it
         // when the given one is not positive).
         let with_momentum = self.hyper.momentum != 0.0;
@@ -211,7 +210,7 @@ impl LarsCall {
             let layers = params
                 .iter()
                 .zip(steps)
-                .map(|((name, w, g), &step)| Ok((&**w, dense(*g)?, step, scaled(name))))
+                .map(|((name, w, g), &step)| Ok((&**w, dense(*g)?, step, is_scaled(name))))
                 .collect::<Result<Vec<Layer<'_, T>>>>()?;
             let steps = self.hyper.trust()?.steps(&layers, self.how)?;
             let family = LarsDense(Lars {
@@ -229,7 +228,7 @@ impl LarsCall {
         let rs = self.hyper.rescale_grad as f32;
         let mut scaled_steps = Vec::with_capacity(params.len());
         for ((name, w, g), &step) in params.iter().zip(steps) {
-            if !scaled(name) {
+            if !is_scaled(name) {
                 scaled_steps.push(step);
                 continue;
             }
@@ -396,6 +395,21 @@ impl Driver for SgldCall<'_> {
     }
 }
 
+/// GroupAdaGrad's refusal of weight decay (shared with the GPU optimizer).
+pub(crate) fn no_weight_decay(step: Step) -> Result<()> {
+    if step.wd == 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Unsupported {
+            kernel: "groupadagrad",
+            name: "wd",
+            value: step.wd,
+            why:
+                "GroupAdaGrad has no weight decay: use wd = 0, or a wd_mult of 0 for this parameter",
+        })
+    }
+}
+
 /// GroupAdaGrad for one call (see [`super::Algorithm::GroupAdaGrad`]).
 pub(super) struct GroupAdaGradCall(pub GroupAdaGrad);
 
@@ -412,14 +426,7 @@ impl Driver for GroupAdaGradCall {
         let (mut dense_jobs, mut sparse_jobs) = (Vec::new(), Vec::new());
         for slot in slots.iter_mut() {
             let step = slot.step;
-            if step.wd != 0.0 {
-                return Err(Error::Unsupported {
-                    kernel: "groupadagrad",
-                    name: "wd",
-                    value: step.wd,
-                    why: "GroupAdaGrad has no weight decay: use wd = 0, or a wd_mult of 0 for this parameter",
-                });
-            }
+            no_weight_decay(step)?;
             let [history] = slices::<S, 1>(slot.states)?;
             let w = &mut *slot.w;
             match slot.g {
