@@ -70,46 +70,66 @@ def per_call(fn: Callable[[], object], calls: int, batches: int = 30) -> float:
 # ------------------------------------------------------------------ bandwidth probe
 
 
-def probe_inplace_add(a: np.ndarray, b: np.ndarray, threads: int, repeat: int) -> float:
-    """Bytes per second of ``a += b`` (12 B/elem for float32) split over ``threads``."""
-    if threads == 1:
-        seconds = median_time(lambda: np.add(a, b, out=a), repeat)
-        return 3 * a.nbytes / seconds
-    bounds = np.linspace(0, a.size, threads + 1).astype(int)
-    parts = [(a[lo:hi], b[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    start_gate = threading.Barrier(threads + 1)
-    done_gate = threading.Barrier(threads + 1)
-    stop = False
+class InplaceAdd:
+    """One pass of ``a += b`` per call, split over ``threads`` Python threads that live as
+    long as the object (NumPy releases the GIL inside large ufuncs); ``close()`` ends them.
+    ``nbytes`` is what one pass moves (read a and b, write a)."""
 
-    def worker(x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, a: np.ndarray, b: np.ndarray, threads: int) -> None:
+        self.nbytes = a.nbytes + b.nbytes + a.nbytes
+        self.pool: List[threading.Thread] = []
+        self.stop = False
+        if threads == 1:
+            self.one_pass: Callable[[], object] = lambda: np.add(a, b, out=a)
+            return
+        bounds = np.linspace(0, a.size, threads + 1).astype(int)
+        parts = [(a[lo:hi], b[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        self.start_gate = threading.Barrier(threads + 1)
+        self.done_gate = threading.Barrier(threads + 1)
+        self.pool = [threading.Thread(target=self._work, args=part, daemon=True) for part in parts]
+        for t in self.pool:
+            t.start()
+        self.one_pass = self._release_workers
+
+    def _work(self, x: np.ndarray, y: np.ndarray) -> None:
         while True:
-            start_gate.wait()
-            if stop:
+            self.start_gate.wait()
+            if self.stop:
                 return
             np.add(x, y, out=x)
-            done_gate.wait()
+            self.done_gate.wait()
 
-    pool = [threading.Thread(target=worker, args=part, daemon=True) for part in parts]
-    for t in pool:
-        t.start()
+    def _release_workers(self) -> None:
+        self.start_gate.wait()
+        self.done_gate.wait()
 
-    def once() -> None:
-        start_gate.wait()
-        done_gate.wait()
+    def __call__(self) -> None:
+        self.one_pass()
 
-    seconds = median_time(once, repeat)
-    stop = True
-    start_gate.wait()
-    for t in pool:
-        t.join()
-    return 3 * a.nbytes / seconds
+    def close(self) -> None:
+        if self.pool:
+            self.stop = True
+            self.start_gate.wait()
+            for t in self.pool:
+                t.join()
+            self.pool = []
+
+
+def probe_inplace_add(a: np.ndarray, b: np.ndarray, threads: int, repeat: int) -> float:
+    """Bytes per second of ``a += b`` (12 B/elem for float32) split over ``threads``."""
+    probe = InplaceAdd(a, b, threads)
+    try:
+        return probe.nbytes / median_time(probe, repeat)
+    finally:
+        probe.close()
 
 
 # ------------------------------------------------------------- NumPy reference steps
 
 
 class NumpySteps:
-    """The updates as in-place NumPy ufuncs with preallocated temporaries."""
+    """The updates as in-place NumPy ufuncs with preallocated temporaries (1-D arrays of
+    up to ``n`` elements; each step uses views of the temporaries' first elements)."""
 
     def __init__(self, n: int) -> None:
         self.tmp = np.empty(n, dtype=np.float32)
@@ -117,7 +137,7 @@ class NumpySteps:
 
     def momentum(self, w: np.ndarray, g: np.ndarray, m: np.ndarray) -> None:
         """``m = (mu*m - lr*wd*w) - lr*g; w += m``."""
-        tmp = self.tmp
+        tmp = self.tmp[: w.size]
         np.multiply(m, np.float32(MOMENTUM), out=m)
         np.multiply(w, np.float32(LR * WD), out=tmp)
         np.subtract(m, tmp, out=m)
@@ -127,7 +147,7 @@ class NumpySteps:
 
     def plain(self, w: np.ndarray, g: np.ndarray) -> None:
         """``w = (1 - lr*wd)*w - lr*g``."""
-        tmp = self.tmp
+        tmp = self.tmp[: w.size]
         np.multiply(w, np.float32(1 - LR * WD), out=w)
         np.multiply(g, np.float32(LR), out=tmp)
         np.subtract(w, tmp, out=w)
@@ -135,7 +155,7 @@ class NumpySteps:
     def nag(self, w: np.ndarray, g: np.ndarray, m: np.ndarray) -> None:
         """``m1 = mu*m; w' = (w - m1) + (m1 - lr*(g + wd*w))*(mu + 1);
         m' = m1 - lr*(g + wd*w')``."""
-        tmp = self.tmp
+        tmp = self.tmp[: w.size]
         np.multiply(m, np.float32(MOMENTUM), out=m)
         np.multiply(w, np.float32(WD), out=tmp)
         np.add(tmp, g, out=tmp)
@@ -153,7 +173,7 @@ class NumpySteps:
         self, w16: np.ndarray, g16: np.ndarray, master: np.ndarray, m: np.ndarray
     ) -> None:
         """Widen the gradient, run ``momentum`` on the master, narrow it into ``w16``."""
-        g32 = self.tmp2
+        g32 = self.tmp2[: g16.size]
         np.copyto(g32, g16)
         self.momentum(master, g32, m)
         np.copyto(w16, master, casting="same_kind")

@@ -75,6 +75,10 @@ pub enum Error {
     /// An invalid learning-rate schedule ([`crate::schedule`]); the message says why.
     #[error("invalid lr schedule: {0}")]
     Schedule(String),
+    /// A checkpoint could not be written, read or understood (a truncated or tampered
+    /// file, another optimizer, ...); the message says what and where.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// Result alias of this crate.

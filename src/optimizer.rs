@@ -36,7 +36,7 @@
 //! parameters follow MXNet too: densified for the SGD family, the sparse kernel on the
 //! `f32` master copy for Adam and AdaGrad.
 
-mod drivers;
+pub(crate) mod drivers;
 
 use crate::engine::{self, Dense, Mixed, Noise, RowMode, Rows};
 use crate::init::Generator;
@@ -52,8 +52,13 @@ use crate::{Error, Result};
 use half::f16;
 use std::collections::HashMap;
 
+pub mod checkpoint;
+
 /// The update rule and its hyper-parameters (`Default` of each = MXNet 1.6's defaults).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Serialized (in checkpoints) as MXNet's name under `"name"` beside the fields of its
+/// hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Algorithm {
     /// `sgd`: momentum buffer when `momentum > 0`.
@@ -67,6 +72,7 @@ pub enum Algorithm {
     /// `rmsprop`: `n`, or `(n, g, delta)` when `centered`.
     RmsProp {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: RmsProp,
         /// Graves' centered variant (MXNet `centered=True`, default `false`).
         centered: bool,
@@ -90,6 +96,7 @@ pub enum Algorithm {
     /// Defaults: those of [`Lars`], `momentum_correction = true`, `exact_norms = true`.
     Lars {
         /// Hyper-parameters; `momentum` is the one given, before its correction.
+        #[serde(flatten)]
         hyper: Lars,
         /// Scale the momentum by `current lr / previous lr` when the rate changes.
         momentum_correction: bool,
@@ -102,6 +109,7 @@ pub enum Algorithm {
     /// `exact_norms = true`, `update_master_copy = false`.
     Lamb {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: Lamb,
         /// As for [`Algorithm::Lars`].
         exact_norms: bool,
@@ -122,6 +130,7 @@ pub enum Algorithm {
     /// `add_noise = true`.
     Sgld {
         /// Hyper-parameters.
+        #[serde(flatten)]
         hyper: Sgld,
         /// Add the noise (`false`: the deterministic half step only).
         add_noise: bool,
@@ -312,7 +321,7 @@ impl Algorithm {
 }
 
 /// The optimizer-wide settings of MXNet's `Optimizer` base class. `Default`: MXNet's.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// Learning rate (`None`: the algorithm's default, see
     /// [`Algorithm::default_learning_rate`]). With a scheduler, a given value overwrites
@@ -887,19 +896,10 @@ impl Optimizer {
         params: &mut [(&str, &mut [T], Grad<'_, T>)],
         states: &mut [ParamState],
     ) -> Result<()> {
-        let counted = !matches!(self.algorithm, Algorithm::Test(_));
-        let counts: Vec<u64> = states
-            .iter()
-            .map(|s| s.count + u64::from(counted))
-            .collect();
         let saved = self.progress();
-        let steps = if counted {
-            let names: Vec<&str> = params.iter().map(|(name, ..)| *name).collect();
-            self.preamble(&names, &counts)
-        } else {
-            // `Test` neither counts nor reads a learning rate.
-            vec![Step::new(0.0, 0.0, 0); params.len()]
-        };
+        let names: Vec<&str> = params.iter().map(|(name, ..)| *name).collect();
+        let previous: Vec<u64> = states.iter().map(|s| s.count).collect();
+        let (counts, steps) = self.begin_call(&names, &previous);
         match self.execute(params, states, &steps) {
             Ok(()) => {
                 for (s, t) in states.iter_mut().zip(counts) {
@@ -934,6 +934,110 @@ impl Optimizer {
         self.m_schedule = saved.m_schedule;
         self.generator = saved.generator;
         (self.last_lr, self.cur_lr) = saved.lrs;
+    }
+
+    /// The new counts and the steps of an update of `names`, whose counts so far are
+    /// `previous` (shared with the GPU optimizer; undo with [`Optimizer::restore`]).
+    pub(crate) fn begin_call(&mut self, names: &[&str], previous: &[u64]) -> (Vec<u64>, Vec<Step>) {
+        if let Algorithm::Test(_) = self.algorithm {
+            // `Test` neither counts nor reads a learning rate.
+            return (previous.to_vec(), vec![Step::new(0.0, 0.0, 0); names.len()]);
+        }
+        let counts: Vec<u64> = previous.iter().map(|c| c + 1).collect();
+        let steps = self.preamble(names, &counts);
+        (counts, steps)
+    }
+
+    /// The momentum LARS hands its kernels this call: the given one, scaled by the
+    /// scheduler's `current / previous` rate with `momentum_correction`; 0 when the given
+    /// one is not positive (MXNet's kernels take no negative momentum).
+    pub(crate) fn lars_kernel_momentum(&self, hyper: &Lars, momentum_correction: bool) -> f64 {
+        let momentum = match (self.last_lr, self.cur_lr) {
+            (Some(last), Some(cur)) if momentum_correction && last != 0.0 => {
+                hyper.momentum * (cur / last)
+            }
+            _ => hyper.momentum,
+        };
+        if hyper.momentum > 0.0 {
+            momentum
+        } else {
+            0.0
+        }
+    }
+
+    /// SGLD's noise source, for the GPU optimizer's draws.
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn generator_mut(&mut self) -> &mut Generator {
+        &mut self.generator
+    }
+
+    /// Parameter `name`'s update count, `f32` master copy (multi-precision `f16`) and
+    /// `f32` states; `None` before its first update. For the GPU optimizer's checkpoints.
+    ///
+    /// # Errors
+    /// [`Error::StateType`] for a parameter whose states are not `f32`.
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn f32_state(&self, name: &str) -> Result<Option<F32State<'_>>> {
+        let Some(state) = self.params.get(name) else {
+            return Ok(None);
+        };
+        if state.accumulation != drivers::Accumulation::default() {
+            return Err(Error::Unsupported {
+                kernel: "GpuOptimizer",
+                name: "lbsgd",
+                value: 0.0,
+                why: "LBSGD's gradient accumulation has no GPU form",
+            });
+        }
+        let (master, states) = match &state.buffers {
+            Buffers::F32(states) => (None, states),
+            Buffers::Mixed { master, states } => (Some(master.as_slice()), states),
+            Buffers::F64(_) | Buffers::F16(_) => return Err(Error::StateType),
+        };
+        Ok(Some(F32State {
+            count: state.count,
+            master,
+            states,
+        }))
+    }
+
+    /// Sets parameter `name`'s count, master copy and `f32` states (the GPU optimizer's
+    /// download); `master: Some` makes it a multi-precision `f16` parameter.
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn set_f32_state(
+        &mut self,
+        name: &str,
+        count: u64,
+        master: Option<Vec<f32>>,
+        states: Vec<Vec<f32>>,
+    ) {
+        let buffers = match master {
+            Some(master) => Buffers::Mixed { master, states },
+            None => Buffers::F32(states),
+        };
+        self.params.insert(
+            name.to_owned(),
+            ParamState {
+                count,
+                buffers,
+                accumulation: drivers::Accumulation::default(),
+            },
+        );
+    }
+
+    /// The settings (after the constructor's adjustments).
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A copy with the optimizer-wide progress and no parameter state.
+    #[cfg(feature = "wgpu")]
+    pub(crate) fn stateless(&self) -> Optimizer {
+        Optimizer {
+            params: HashMap::new(),
+            ..self.clone()
+        }
     }
 
     /// MXNet's preamble for the parameters `names` whose new counts are `counts`:
@@ -1007,14 +1111,30 @@ impl Optimizer {
         steps: &[Step],
         mode: RowMode,
     ) -> Result<()> {
+        let lars_momentum = match &self.algorithm {
+            Algorithm::Lars {
+                hyper,
+                momentum_correction,
+                ..
+            } => self.lars_kernel_momentum(hyper, *momentum_correction),
+            _ => 0.0,
+        };
         let call = Call {
             steps,
             mode,
             generator: &mut self.generator,
-            lrs: (self.last_lr, self.cur_lr),
+            lars_momentum,
         };
         dispatch(self.algorithm, call, params, states)
     }
+}
+
+/// A parameter's `f32` state as [`Optimizer::f32_state`] lends it.
+#[cfg(feature = "wgpu")]
+pub(crate) struct F32State<'a> {
+    pub count: u64,
+    pub master: Option<&'a [f32]>,
+    pub states: &'a [Vec<f32>],
 }
 
 /// What [`Optimizer::progress`] saves.
@@ -1032,8 +1152,8 @@ struct Call<'a> {
     mode: RowMode,
     /// SGLD's noise source.
     generator: &'a mut Generator,
-    /// LARS's previous and current base learning rates.
-    lrs: (Option<f64>, Option<f64>),
+    /// The momentum LARS hands its kernels (see [`Optimizer::lars_kernel_momentum`]).
+    lars_momentum: f64,
 }
 
 fn reduction(exact: bool) -> engine::reduce::Reduction {
@@ -1238,20 +1358,11 @@ fn dispatch<T: Param>(
         Algorithm::Dcasgd(h) => go!(h, 1),
         Algorithm::Test(h) => go!(h, 1),
         Algorithm::Lars {
-            hyper,
-            momentum_correction,
-            exact_norms,
+            hyper, exact_norms, ..
         } => {
-            // The momentum handed to the kernels, corrected by the scheduler's lr ratio.
-            let momentum = match call.lrs {
-                (Some(last), Some(cur)) if momentum_correction && last != 0.0 => {
-                    hyper.momentum * (cur / last)
-                }
-                _ => hyper.momentum,
-            };
             let lars = drivers::LarsCall {
                 hyper,
-                kernel_momentum: if hyper.momentum > 0.0 { momentum } else { 0.0 },
+                kernel_momentum: call.lars_momentum,
                 how: reduction(exact_norms),
                 mode,
             };

@@ -19,9 +19,11 @@
 //! ```
 
 use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// How the learning rate moves during warmup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WarmupMode {
     /// From `begin_lr` to the constructor's `base_lr` in equal steps (MXNet's default).
@@ -33,7 +35,7 @@ pub enum WarmupMode {
 
 /// The warmup of any scheduler: updates `n < steps` get the warmup rate. Default: no
 /// warmup (`steps: 0, begin_lr: 0.0, mode: Linear`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Warmup {
     /// Number of updates that use the warmup rate (MXNet `warmup_steps`, default 0).
     pub steps: u64,
@@ -281,7 +283,7 @@ impl Cosine {
 }
 
 /// Poly's and Cosine's common decay from `base_lr_orig` to `final_lr`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 struct Decay {
     base_lr_orig: f64,
     final_lr: f64,
@@ -302,6 +304,7 @@ impl Decay {
             ));
         }
         finite("final_lr", final_lr)?;
+        finite("base_lr", base_lr)?;
         Ok(Decay {
             base_lr_orig: base_lr,
             final_lr,
@@ -309,9 +312,23 @@ impl Decay {
             max_steps: max_update - warmup.steps,
         })
     }
+
+    /// A deserialized decay must be what [`Decay::new`] builds from its own settings.
+    fn check(&self, warmup: Warmup) -> Result<()> {
+        let rebuilt = Decay::new(self.max_update, self.base_lr_orig, self.final_lr, warmup)?;
+        if rebuilt == *self {
+            Ok(())
+        } else {
+            invalid(format!(
+                "max_steps ({}) must be max_update - warmup steps ({})",
+                self.max_steps, rebuilt.max_steps
+            ))
+        }
+    }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 enum Kind {
     Factor {
         step: u64,
@@ -336,7 +353,12 @@ enum Kind {
 
 /// A running learning-rate schedule, built by [`Factor::build`], [`MultiFactor::build`],
 /// [`Poly::build`] or [`Cosine::build`].
-#[derive(Clone, Debug, PartialEq)]
+/// Serializable with serde (the checkpoint format): its settings and its position (the
+/// current base rate and the decay counters) as they are, checked again when
+/// deserialized, so a tampered record is refused rather than making [`Scheduler::lr`]
+/// divide by zero.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Unchecked")]
 pub struct Scheduler {
     base_lr: f64,
     warmup_final_lr: f64,
@@ -450,6 +472,72 @@ impl Scheduler {
             }
             WarmupMode::Constant => self.warmup.begin_lr,
         }
+    }
+}
+
+/// A deserialized [`Scheduler`] before its check.
+#[derive(Deserialize)]
+struct Unchecked {
+    base_lr: f64,
+    warmup_final_lr: f64,
+    warmup: Warmup,
+    kind: Kind,
+}
+
+impl TryFrom<Unchecked> for Scheduler {
+    type Error = Error;
+
+    /// What the builders guarantee, checked on a record that may come from anywhere: a
+    /// scheduler that passes runs without panicking, dividing by zero or indexing out of
+    /// range.
+    fn try_from(u: Unchecked) -> Result<Scheduler> {
+        // `new` checks the warmup against the rate it ramps to.
+        let mut scheduler = Scheduler::new(u.warmup_final_lr, u.warmup, u.kind)?;
+        finite("base_lr", u.base_lr)?;
+        scheduler.base_lr = u.base_lr;
+        match &scheduler.kind {
+            Kind::Factor {
+                step,
+                factor,
+                stop_factor_lr,
+                ..
+            } => {
+                Factor {
+                    step: *step,
+                    factor: *factor,
+                    stop_factor_lr: *stop_factor_lr,
+                    base_lr: u.warmup_final_lr,
+                    warmup: u.warmup,
+                }
+                .build()?;
+            }
+            Kind::MultiFactor {
+                steps,
+                factor,
+                cur_step_ind,
+                ..
+            } => {
+                MultiFactor {
+                    steps: steps.clone(),
+                    factor: *factor,
+                    base_lr: u.warmup_final_lr,
+                    warmup: u.warmup,
+                }
+                .build()?;
+                if *cur_step_ind > steps.len() {
+                    return invalid(format!(
+                        "cur_step_ind ({cur_step_ind}) is past the {} milestones",
+                        steps.len()
+                    ));
+                }
+            }
+            Kind::Poly { decay, pwr } => {
+                finite("pwr", *pwr)?;
+                decay.check(u.warmup)?;
+            }
+            Kind::Cosine { decay } => decay.check(u.warmup)?,
+        }
+        Ok(scheduler)
     }
 }
 

@@ -669,17 +669,162 @@ fn application_buffers_are_updated_in_place() {
 use mxopt::gpu::GpuOptimizer;
 use mxopt::optimizer::{Algorithm, Config, Grad, Optimizer};
 
-/// Every high-level algorithm: the GPU optimizer against the CPU one over a named list
-/// (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's running product), in
-/// `f32` and multi-precision `f16`.
+/// The config of the high-level comparisons: weight decay, a schedule that halves the
+/// rate every 2 updates (LARS's momentum correction moves), a learning-rate multiplier.
+fn scheduled(precision: Precision, wd: f64) -> Config {
+    Config {
+        wd,
+        multi_precision: precision == Precision::F16Master,
+        lr_scheduler: Some(
+            mxopt::schedule::Factor {
+                factor: 0.5,
+                ..mxopt::schedule::Factor::new(2)
+            }
+            .build()
+            .unwrap(),
+        ),
+        lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
+        ..Config::default()
+    }
+}
+
+/// Weights of the high-level tests (`f32`, and their `f16` rounding).
+fn initial(lens: &[usize]) -> (Vec<Vec<f32>>, Vec<Vec<f16>>) {
+    let w32: Vec<Vec<f32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (0..len).map(|j| value(i as u64 + 50, j)).collect())
+        .collect();
+    let w16 = w32
+        .iter()
+        .map(|w| w.iter().map(|&x| f16::from_f32(x)).collect())
+        .collect();
+    (w32, w16)
+}
+
+/// Uploads the weights of `initial` to a GPU optimizer.
+fn upload(ctx: &Context, gpu: &mut GpuOptimizer, w32: &[Vec<f32>], w16: &[Vec<f16>]) {
+    for i in 0..w32.len() {
+        if gpu.params().precision() == Precision::F32 {
+            gpu.params_mut().write_weight_f32(ctx, i, &w32[i]).unwrap();
+        } else {
+            gpu.params_mut().write_weight_f16(ctx, i, &w16[i]).unwrap();
+        }
+    }
+}
+
+/// The gradients of update `t` (`f32`, and their `f16` rounding).
+fn grads_at(lens: &[usize], t: i64) -> (Vec<Vec<f32>>, Vec<Vec<f16>>) {
+    let g: Vec<Vec<f32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            (0..len)
+                .map(|j| value(900 + 10 * t as u64 + i as u64, j))
+                .collect()
+        })
+        .collect();
+    let g16 = g
+        .iter()
+        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
+        .collect();
+    (g, g16)
+}
+
+/// Uploads the gradients of update `t` and steps.
+fn gpu_step(ctx: &Context, gpu: &mut GpuOptimizer, lens: &[usize], t: i64) {
+    let (g, g16) = grads_at(lens, t);
+    for i in 0..lens.len() {
+        if gpu.params().precision() == Precision::F32 {
+            gpu.params_mut().write_grad_f32(ctx, i, &g[i]).unwrap();
+        } else {
+            gpu.params_mut().write_grad_f16(ctx, i, &g16[i]).unwrap();
+        }
+    }
+    gpu.step(ctx).unwrap();
+}
+
+/// Tensor `i`'s gradient, as a matrix when the row counts are given.
+fn matrix<'a, T>(rows: Option<&[usize]>, i: usize, values: &'a [T]) -> Grad<'a, T> {
+    match rows {
+        Some(rows) => Grad::Matrix {
+            rows: rows[i],
+            values,
+        },
+        None => Grad::Dense(values),
+    }
+}
+
+/// Runs `algorithm` for [`STEPS`] updates on the CPU optimizer and the GPU one (tensor
+/// `i` with `rows[i]` rows when given) and compares weights, counts and `num_update`.
+fn high_level(
+    ctx: &Context,
+    algorithm: Algorithm,
+    config: &Config,
+    precision: Precision,
+    names: &[&str],
+    lens: &[usize],
+    rows: Option<&[usize]>,
+) {
+    let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
+    let mut gpu =
+        GpuOptimizer::new(ctx, algorithm, config.clone(), names, lens, precision).unwrap();
+    if let Some(rows) = rows {
+        gpu.set_rows(rows).unwrap();
+    }
+    let (mut w32, mut w16) = initial(lens);
+    upload(ctx, &mut gpu, &w32, &w16);
+    for t in 1..=STEPS {
+        let (g, g16) = grads_at(lens, t);
+        if precision == Precision::F32 {
+            let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
+                .iter()
+                .zip(w32.iter_mut())
+                .zip(&g)
+                .enumerate()
+                .map(|(i, ((n, w), g))| (*n, w.as_mut_slice(), matrix(rows, i, g)))
+                .collect();
+            cpu.update_many(&mut list).unwrap();
+        } else {
+            let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
+                .iter()
+                .zip(w16.iter_mut())
+                .zip(&g16)
+                .enumerate()
+                .map(|(i, ((n, w), g))| (*n, w.as_mut_slice(), matrix(rows, i, g)))
+                .collect();
+            cpu.update_many(&mut list).unwrap();
+        }
+        gpu_step(ctx, &mut gpu, lens, t);
+    }
+    assert_eq!(gpu.num_update(), cpu.num_update());
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(gpu.update_count(name), cpu.update_count(name));
+        let what = format!("{} {precision:?} {name}", algorithm.name());
+        if precision == Precision::F32 {
+            let got = gpu.params().read_weight_f32(ctx, i).unwrap();
+            assert_close(&what, &got, &w32[i], ULPS);
+        } else {
+            let got = gpu.params().read_weight_f16(ctx, i).unwrap();
+            assert_close_f16(&what, &got, &w16[i]);
+        }
+    }
+}
+
+const NAMES: [&str; 3] = ["conv0_weight", "conv0_bias", "fc_weight"];
+const LENS: [usize; 3] = [257, 64, 1031];
+
+/// Every high-level algorithm with a dense GPU driver: the GPU optimizer against the CPU
+/// one over a named list (schedule, lr multiplier, MXNet's wd-by-suffix rule, Nadam's
+/// running product, LARS's momentum correction and excluded layers), in `f32` and
+/// multi-precision `f16`. The CPU's LARS and LAMB use their blocked norms
+/// (`exact_norms: false`), as close to the device's tree sums as the exact ones.
 #[test]
 fn gpu_optimizer_matches_the_cpu_optimizer() {
     let Some(ctx) = ctx() else { return };
-    let names = ["conv0_weight", "conv0_bias", "fc_weight"];
-    let lens = [257, 64, 1031];
     let mut algorithms: Vec<Algorithm> = [
         "sgd", "nag", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adadelta", "ftml", "ftrl",
-        "signum",
+        "signum", "dcasgd", "test",
     ]
     .iter()
     .map(|n| Algorithm::from_name(n).unwrap())
@@ -700,98 +845,89 @@ fn gpu_optimizer_matches_the_cpu_optimizer() {
         momentum: 0.0,
         ..Signum::default()
     }));
+    for (momentum, momentum_correction) in [(0.9, true), (0.9, false), (0.0, true)] {
+        algorithms.push(Algorithm::Lars {
+            hyper: Lars {
+                momentum,
+                eta: 0.01,
+                ..Lars::default()
+            },
+            momentum_correction,
+            exact_norms: false,
+        });
+    }
+    for update_master_copy in [false, true] {
+        algorithms.push(Algorithm::Lamb {
+            hyper: Lamb::default(),
+            exact_norms: false,
+            update_master_copy,
+        });
+    }
+    algorithms.push(Algorithm::Sgld {
+        hyper: Sgld::default(),
+        add_noise: false,
+    });
     for algorithm in algorithms {
         for precision in [Precision::F32, Precision::F16Master] {
-            let config = Config {
-                wd: 1e-3,
-                multi_precision: precision == Precision::F16Master,
-                lr_scheduler: Some(
-                    mxopt::schedule::Factor {
-                        factor: 0.5,
-                        ..mxopt::schedule::Factor::new(2)
-                    }
-                    .build()
-                    .unwrap(),
-                ),
-                lr_mult: [("fc_weight".to_owned(), 0.5)].into_iter().collect(),
-                ..Config::default()
-            };
-            let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
-            let mut gpu =
-                GpuOptimizer::new(ctx, algorithm, config, &names, &lens, precision).unwrap();
-            let mut w32: Vec<Vec<f32>> = Vec::new();
-            let mut w16: Vec<Vec<f16>> = Vec::new();
-            for (i, &len) in lens.iter().enumerate() {
-                let w: Vec<f32> = (0..len).map(|j| value(i as u64 + 50, j)).collect();
-                if precision == Precision::F32 {
-                    gpu.params_mut().write_weight_f32(ctx, i, &w).unwrap();
-                } else {
-                    let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
-                    gpu.params_mut().write_weight_f16(ctx, i, &h).unwrap();
-                    w16.push(h);
-                }
-                w32.push(w);
-            }
-            for t in 1..=STEPS {
-                let g: Vec<Vec<f32>> = lens
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &len)| {
-                        (0..len)
-                            .map(|j| value(900 + 10 * t as u64 + i as u64, j))
-                            .collect()
-                    })
-                    .collect();
-                if precision == Precision::F32 {
-                    for (i, gi) in g.iter().enumerate() {
-                        gpu.params_mut().write_grad_f32(ctx, i, gi).unwrap();
-                    }
-                    let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
-                        .iter()
-                        .zip(w32.iter_mut())
-                        .zip(&g)
-                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
-                        .collect();
-                    cpu.update_many(&mut list).unwrap();
-                } else {
-                    let g16: Vec<Vec<f16>> = g
-                        .iter()
-                        .map(|v| v.iter().map(|&x| f16::from_f32(x)).collect())
-                        .collect();
-                    for (i, gi) in g16.iter().enumerate() {
-                        gpu.params_mut().write_grad_f16(ctx, i, gi).unwrap();
-                    }
-                    let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = names
-                        .iter()
-                        .zip(w16.iter_mut())
-                        .zip(&g16)
-                        .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
-                        .collect();
-                    cpu.update_many(&mut list).unwrap();
-                }
-                gpu.step(ctx).unwrap();
-            }
-            assert_eq!(gpu.num_update(), cpu.num_update());
-            assert_eq!(gpu.update_count("fc_weight"), cpu.update_count("fc_weight"));
-            for i in 0..lens.len() {
-                let what = format!("{} {precision:?} {}", algorithm.name(), names[i]);
-                if precision == Precision::F32 {
-                    assert_close(
-                        &what,
-                        &gpu.params().read_weight_f32(ctx, i).unwrap(),
-                        &w32[i],
-                        ULPS,
-                    );
-                } else {
-                    assert_close_f16(
-                        &what,
-                        &gpu.params().read_weight_f16(ctx, i).unwrap(),
-                        &w16[i],
-                    );
-                }
-            }
+            let config = scheduled(precision, 1e-3);
+            high_level(ctx, algorithm, &config, precision, &NAMES, &LENS, None);
         }
     }
+}
+
+/// GroupAdaGrad through the high-level API: row counts given once, per-row states.
+#[test]
+fn gpu_optimizer_group_adagrad_matches_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    let algorithm = Algorithm::from_name("groupadagrad").unwrap();
+    // Rows of odd length (257 × 1, 1 × 1) share f16 words.
+    let rows = [1, 64, 1031];
+    for precision in [Precision::F32, Precision::F16Master] {
+        let config = scheduled(precision, 0.0);
+        high_level(
+            ctx,
+            algorithm,
+            &config,
+            precision,
+            &NAMES,
+            &LENS,
+            Some(&rows),
+        );
+    }
+    let config = scheduled(Precision::F32, 0.0);
+    let mut gpu = GpuOptimizer::new(ctx, algorithm, config, &NAMES, &LENS, Precision::F32).unwrap();
+    // No row counts yet, then counts that do not divide a tensor.
+    assert!(matches!(
+        gpu.step(ctx),
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    assert_eq!(
+        (gpu.num_update(), gpu.update_count("fc_weight")),
+        (0, Some(0))
+    );
+    assert!(matches!(
+        gpu.set_rows(&[2, 2, 2]),
+        Err(mxopt::Error::Length { .. })
+    ));
+    assert!(gpu.set_rows(&[1, 1]).is_err());
+    // Weight decay is refused as on the CPU.
+    let decayed = scheduled(Precision::F32, 0.1);
+    let mut gpu =
+        GpuOptimizer::new(ctx, algorithm, decayed, &NAMES, &LENS, Precision::F32).unwrap();
+    gpu.set_rows(&rows).unwrap();
+    assert!(matches!(
+        gpu.step(ctx),
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    let sgd = GpuOptimizer::new(
+        ctx,
+        Algorithm::from_name("sgd").unwrap(),
+        Config::default(),
+        &NAMES,
+        &LENS,
+        Precision::F32,
+    );
+    assert!(sgd.unwrap().set_rows(&rows).is_err());
 }
 
 #[test]
@@ -822,17 +958,14 @@ fn gpu_optimizer_refuses_bad_setups() {
     assert!(
         GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
     );
-    // Algorithms without a high-level GPU driver (their kernels run through `Context`).
-    for name in ["dcasgd", "sgld", "lars", "lamb", "lbsgd", "groupadagrad"] {
+    // LBSGD has no GPU driver.
+    for (name, precision) in [("lbsgd", Precision::F32), ("lbsgd", Precision::F16Master)] {
         let algorithm = Algorithm::from_name(name).unwrap();
-        let r = GpuOptimizer::new(
-            ctx,
-            algorithm,
-            Config::default(),
-            &["a_weight"],
-            &[3],
-            Precision::F32,
-        );
+        let config = Config {
+            multi_precision: true,
+            ..Config::default()
+        };
+        let r = GpuOptimizer::new(ctx, algorithm, config, &["a_weight"], &[3], precision);
         assert!(
             matches!(r, Err(mxopt::Error::Unsupported { .. })),
             "{name}: {r:?}"
@@ -850,22 +983,27 @@ use mxopt::optim::group_adagrad::GroupAdaGrad;
 #[test]
 fn group_adagrad_rows_match_cpu() {
     let Some(ctx) = ctx() else { return };
+    // Row lengths even and odd (odd ones share f16 words between rows).
     let shapes = [(0, 4), (1, 1), (3, 21), (64, 5), (7, 300), (257, 3)];
     let lens: Vec<usize> = shapes.iter().map(|(r, c)| r * c).collect();
     let rows: Vec<usize> = shapes.iter().map(|s| s.0).collect();
-    for hyper in [
+    let hypers = [
         GroupAdaGrad::default(),
         GroupAdaGrad {
             clip_gradient: Some(0.3),
             rescale_grad: 2.0,
             ..GroupAdaGrad::default()
         },
-    ] {
-        let (mut set, mut host) = filled(ctx, &lens, Precision::F32, 1);
+    ];
+    for (hyper, precision) in hypers
+        .iter()
+        .flat_map(|h| [(h, Precision::F32), (h, Precision::F16Master)])
+    {
+        let (mut set, mut host) = filled(ctx, &lens, precision, 1);
         for t in 1..=STEPS {
             let g = grads(ctx, &mut set, t);
             let steps: Vec<Step> = (0..lens.len()).map(|i| step_of(i, t)).collect();
-            ctx.group_adagrad_step(&mut set, &hyper, &steps, &rows)
+            ctx.group_adagrad_step(&mut set, hyper, &steps, &rows)
                 .unwrap();
             for i in 0..lens.len() {
                 let rule = hyper.dense_at::<f32>(steps[i]).unwrap();
@@ -874,27 +1012,372 @@ fn group_adagrad_rows_match_cpu() {
                     &rule,
                     engine::RowWise::new(&mut host.w32[i], &g[i], state, rows[i]).unwrap(),
                 );
+                if precision == Precision::F16Master {
+                    host.w16[i] = host.w32[i].iter().map(|&x| f16::from_f32(x)).collect();
+                }
             }
         }
-        for i in 0..lens.len() {
-            let what = format!("group_adagrad tensor {i}");
-            assert_close(
-                &what,
-                &set.read_weight_f32(ctx, i).unwrap(),
-                &host.w32[i],
-                ULPS,
-            );
-            let s = set.read_state(ctx, 0, i).unwrap();
-            assert_close(&what, &s[..rows[i]], &host.states[i][0][..rows[i]], ULPS);
+        compare_host(ctx, &set, &host, &format!("group_adagrad {precision:?}"));
+    }
+    let steps = [Step::new(0.1, 0.0, 1)];
+    for precision in [Precision::F32, Precision::F16Master] {
+        let (mut set, _) = filled(ctx, &[6], precision, 1);
+        assert!(ctx
+            .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
+            .is_err());
+    }
+}
+
+use mxopt::init::Generator;
+
+/// Downloads every weight of a GPU optimizer as `f32` (`f16` ones widened).
+fn weights(ctx: &Context, gpu: &GpuOptimizer) -> Vec<Vec<f32>> {
+    (0..gpu.params().len())
+        .map(|i| match gpu.params().precision() {
+            Precision::F32 => gpu.params().read_weight_f32(ctx, i).unwrap(),
+            Precision::F16Master => gpu
+                .params()
+                .read_weight_f16(ctx, i)
+                .unwrap()
+                .iter()
+                .map(|x| x.to_f32())
+                .collect(),
+        })
+        .collect()
+}
+
+/// Every state (and master copy) of a GPU optimizer, downloaded.
+fn device_states(ctx: &Context, gpu: &GpuOptimizer) -> Vec<Vec<f32>> {
+    let p = gpu.params();
+    let mut out = Vec::new();
+    for i in 0..p.len() {
+        for k in 0..p.num_states() {
+            out.push(p.read_state(ctx, k, i).unwrap());
+        }
+        if p.precision() == Precision::F16Master {
+            out.push(p.read_master(ctx, i).unwrap());
         }
     }
-    let (mut set, _) = filled(ctx, &[6], Precision::F32, 1);
-    let steps = [Step::new(0.1, 0.0, 1)];
-    assert!(ctx
-        .group_adagrad_step(&mut set, &GroupAdaGrad::default(), &steps, &[4])
-        .is_err());
-    let (mut half, _) = filled(ctx, &[6], Precision::F16Master, 1);
-    assert!(ctx
-        .group_adagrad_step(&mut half, &GroupAdaGrad::default(), &steps, &[3])
-        .is_err());
+    out
+}
+
+/// A GPU run converted to the CPU optimizer, through its checkpoint bytes, and back
+/// continues exactly as the uninterrupted run; the CPU form holds the downloaded states (they come back bit for
+/// bit) and, continued on the CPU, matches the device within the usual ulps.
+#[test]
+fn checkpoints_go_through_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    let lars = Algorithm::Lars {
+        hyper: Lars {
+            momentum: 0.9,
+            eta: 0.01,
+            ..Lars::default()
+        },
+        momentum_correction: true,
+        exact_norms: false,
+    };
+    let lamb = Algorithm::Lamb {
+        hyper: Lamb::default(),
+        exact_norms: false,
+        update_master_copy: false,
+    };
+    let named = |n: &str| Algorithm::from_name(n).unwrap();
+    let cases = [
+        (named("adam"), Precision::F32, None),
+        (named("nadam"), Precision::F16Master, None),
+        (lars, Precision::F32, None),
+        (lamb, Precision::F16Master, None),
+        (named("dcasgd"), Precision::F16Master, None),
+        (named("test"), Precision::F32, None),
+        (named("sgld"), Precision::F32, None),
+        (named("groupadagrad"), Precision::F32, Some([1, 64, 1031])),
+    ];
+    for (algorithm, precision, rows) in cases {
+        let what = format!("{} {precision:?}", algorithm.name());
+        let wd = if rows.is_some() { 0.0 } else { 1e-3 };
+        let config = scheduled(precision, wd);
+        let mut a =
+            GpuOptimizer::new(ctx, algorithm, config.clone(), &NAMES, &LENS, precision).unwrap();
+        if let Some(rows) = &rows {
+            a.set_rows(rows).unwrap();
+        }
+        a.set_generator(Generator::new(7));
+        let (w32, w16) = initial(&LENS);
+        upload(ctx, &mut a, &w32, &w16);
+        // Before any step the CPU form has no state, and its GPU form starts afresh.
+        let fresh = a.to_optimizer(ctx).unwrap();
+        assert_eq!(fresh.update_count("fc_weight"), None, "{what}");
+        for t in 1..=2 {
+            gpu_step(ctx, &mut a, &LENS, t);
+        }
+        // Through the CPU optimizer's checkpoint bytes (`save`/`load` write/read them).
+        let bytes = a.to_optimizer(ctx).unwrap().to_bytes().unwrap();
+        let cpu = Optimizer::from_bytes(&bytes).unwrap();
+        assert_eq!(cpu.num_update(), a.num_update(), "{what}");
+        for name in NAMES {
+            assert_eq!(cpu.update_count(name), a.update_count(name), "{what}");
+        }
+        let mut b = GpuOptimizer::from_optimizer(ctx, &cpu, &NAMES, &LENS, precision).unwrap();
+        for (i, w) in weights(ctx, &a).iter().enumerate() {
+            if precision == Precision::F32 {
+                b.params_mut().write_weight_f32(ctx, i, w).unwrap();
+            } else {
+                let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                b.params_mut()
+                    .write_weight_f16_keeping_master(ctx, i, &h)
+                    .unwrap();
+            }
+        }
+        assert_eq!(device_states(ctx, &b), device_states(ctx, &a), "{what}");
+        // The CPU form, continued on the CPU (SGLD's noise is the device's own).
+        let mut on_cpu = cpu.clone();
+        let mut w_cpu = weights(ctx, &a);
+        let mut w_cpu16: Vec<Vec<f16>> = w_cpu
+            .iter()
+            .map(|w| w.iter().map(|&x| f16::from_f32(x)).collect())
+            .collect();
+        let (g, g16) = grads_at(&LENS, 3);
+        if precision == Precision::F32 {
+            let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = NAMES
+                .iter()
+                .zip(w_cpu.iter_mut())
+                .zip(&g)
+                .enumerate()
+                .map(|(i, ((n, w), g))| {
+                    (
+                        *n,
+                        w.as_mut_slice(),
+                        matrix(rows.as_ref().map(|r| &r[..]), i, g),
+                    )
+                })
+                .collect();
+            on_cpu.update_many(&mut list).unwrap();
+        } else {
+            let mut list: Vec<(&str, &mut [f16], Grad<'_, f16>)> = NAMES
+                .iter()
+                .zip(w_cpu16.iter_mut())
+                .zip(&g16)
+                .map(|((n, w), g)| (*n, w.as_mut_slice(), Grad::Dense(g.as_slice())))
+                .collect();
+            on_cpu.update_many(&mut list).unwrap();
+        }
+        for t in 3..=4 {
+            gpu_step(ctx, &mut a, &LENS, t);
+            gpu_step(ctx, &mut b, &LENS, t);
+            if t == 3 && algorithm.name() != "sgld" {
+                for (i, w) in weights(ctx, &a).iter().enumerate() {
+                    let what = format!("{what} continued on the CPU, tensor {i}");
+                    if precision == Precision::F32 {
+                        assert_close(&what, w, &w_cpu[i], ULPS);
+                    } else {
+                        let h: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+                        assert_close_f16(&what, &h, &w_cpu16[i]);
+                    }
+                }
+            }
+        }
+        assert_eq!(weights(ctx, &b), weights(ctx, &a), "{what}: resumed run");
+        assert_eq!(device_states(ctx, &b), device_states(ctx, &a), "{what}");
+        assert_eq!(
+            b.to_optimizer(ctx).unwrap().generator(),
+            a.to_optimizer(ctx).unwrap().generator(),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn from_optimizer_refuses_states_that_do_not_fit() {
+    let Some(ctx) = ctx() else { return };
+    let adam = Algorithm::from_name("adam").unwrap();
+    let config = Config {
+        multi_precision: true,
+        ..Config::default()
+    };
+    let mut cpu = Optimizer::new(adam, config).unwrap();
+    let mut w = vec![f16::from_f32(0.5); 4];
+    cpu.update("a", &mut w, &[f16::from_f32(0.1); 4]).unwrap();
+    let from = |cpu: &Optimizer, names: &[&str], lens: &[usize], precision| {
+        GpuOptimizer::from_optimizer(ctx, cpu, names, lens, precision)
+    };
+    // Master copies into an f32 set; another length; some names without state.
+    assert!(matches!(
+        from(&cpu, &["a"], &[4], Precision::F32),
+        Err(mxopt::Error::StateType)
+    ));
+    assert!(matches!(
+        from(&cpu, &["a"], &[5], Precision::F16Master),
+        Err(mxopt::Error::Length { .. })
+    ));
+    assert!(matches!(
+        from(&cpu, &["a", "b"], &[4, 4], Precision::F16Master),
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+    assert!(from(&cpu, &["a"], &[4], Precision::F16Master).is_ok());
+    let mut f64s = Optimizer::new(adam, Config::default()).unwrap();
+    f64s.update("a", &mut [0.5_f64; 4], &[0.1; 4]).unwrap();
+    assert!(matches!(
+        from(&f64s, &["a"], &[4], Precision::F32),
+        Err(mxopt::Error::StateType)
+    ));
+    let lbsgd = Optimizer::new(Algorithm::from_name("lbsgd").unwrap(), Config::default()).unwrap();
+    assert!(matches!(
+        from(&lbsgd, &["a"], &[4], Precision::F32),
+        Err(mxopt::Error::Unsupported { .. })
+    ));
+}
+
+/// The noise `w_after − w_deterministic` of every tensor and step of a seeded SGLD run,
+/// the deterministic half step computed on the CPU from the downloaded weights (master
+/// copies for `f16`).
+fn sgld_noise(
+    ctx: &Context,
+    seed: u64,
+    names: &[&str],
+    lens: &[usize],
+    precision: Precision,
+    steps: i64,
+) -> Vec<Vec<f32>> {
+    let algorithm = Algorithm::from_name("sgld").unwrap();
+    let config = Config {
+        learning_rate: Some(0.04),
+        multi_precision: precision == Precision::F16Master,
+        ..Config::default()
+    };
+    let mut gpu = GpuOptimizer::new(ctx, algorithm, config, names, lens, precision).unwrap();
+    gpu.set_generator(Generator::new(seed));
+    let (w32, w16) = initial(lens);
+    upload(ctx, &mut gpu, &w32, &w16);
+    let rule = Sgld::default().at::<f32>(Step::new(0.04, 0.0, 1)).unwrap();
+    let mut noise = Vec::new();
+    for t in 1..=steps {
+        let before: Vec<Vec<f32>> = match precision {
+            Precision::F32 => weights(ctx, &gpu),
+            Precision::F16Master => (0..lens.len())
+                .map(|i| gpu.params().read_master(ctx, i).unwrap())
+                .collect(),
+        };
+        gpu_step(ctx, &mut gpu, lens, t);
+        let (g, g16) = grads_at(lens, t);
+        for (i, mut det) in before.into_iter().enumerate() {
+            let g: Vec<f32> = match precision {
+                Precision::F32 => g[i].clone(),
+                Precision::F16Master => g16[i].iter().map(|x| x.to_f32()).collect(),
+            };
+            engine::run(&rule, Dense::new(&mut det, &g, []).unwrap());
+            let after = match precision {
+                Precision::F32 => gpu.params().read_weight_f32(ctx, i).unwrap(),
+                Precision::F16Master => gpu.params().read_master(ctx, i).unwrap(),
+            };
+            noise.push(after.iter().zip(&det).map(|(a, d)| a - d).collect());
+        }
+    }
+    noise
+}
+
+fn mean(x: &[f32]) -> f64 {
+    x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64
+}
+
+fn correlation(x: &[f32], y: &[f32]) -> f64 {
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x.iter().zip(y) {
+        let (a, b) = (f64::from(a) - mx, f64::from(b) - my);
+        sxy += a * b;
+        sxx += a * a;
+        syy += b * b;
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// SGLD's device noise: `N(0, √lr)` (mean, variance, the share within one σ, the fourth
+/// moment), independent across tensors, steps and seeds, the same bits for a seed, and
+/// the same for a tensor whatever else the dispatch holds.
+#[test]
+fn sgld_noise_on_the_device_is_normal_and_deterministic() {
+    let Some(ctx) = ctx() else { return };
+    let n = 20_000;
+    let names = ["a_weight", "b_weight"];
+    let lens = [n, n + 1];
+    let sigma = 0.2_f64; // √0.04
+    for precision in [Precision::F32, Precision::F16Master] {
+        let noise = sgld_noise(ctx, 11, &names, &lens, precision, 2);
+        let m = n as f64;
+        for (j, x) in noise.iter().enumerate() {
+            let what = format!("{precision:?} sample {j}");
+            let mu = mean(x);
+            assert!(mu.abs() < 4.5 * sigma / m.sqrt(), "{what}: mean {mu}");
+            let var = x.iter().map(|&v| (f64::from(v) - mu).powi(2)).sum::<f64>() / m;
+            let ratio = var / (sigma * sigma);
+            assert!(
+                (ratio - 1.0).abs() < 4.5 * (2.0 / m).sqrt(),
+                "{what}: var ratio {ratio}"
+            );
+            let within = x.iter().filter(|&&v| f64::from(v).abs() < sigma).count() as f64 / m;
+            assert!(
+                (within - 0.682_689).abs() < 0.015,
+                "{what}: within 1σ {within}"
+            );
+            let kurtosis = x
+                .iter()
+                .map(|&v| (f64::from(v) / sigma).powi(4))
+                .sum::<f64>()
+                / m;
+            assert!(
+                (kurtosis - 3.0).abs() < 0.4,
+                "{what}: fourth moment {kurtosis}"
+            );
+        }
+        // Tensors of one step, and one tensor at two steps.
+        let cut = |v: &Vec<f32>| v[..n].to_vec();
+        for (p, q) in [(0, 1), (0, 2), (1, 3)] {
+            let r = correlation(&cut(&noise[p]), &cut(&noise[q]));
+            assert!(
+                r.abs() < 5.0 / (n as f64).sqrt(),
+                "{precision:?} samples {p}, {q}: r {r}"
+            );
+        }
+        let other_seed = sgld_noise(ctx, 12, &names, &lens, precision, 1);
+        let r = correlation(&noise[0], &other_seed[0]);
+        assert!(
+            r.abs() < 5.0 / (n as f64).sqrt(),
+            "{precision:?} seeds: r {r}"
+        );
+        assert_eq!(
+            sgld_noise(ctx, 11, &names, &lens, precision, 1)[..],
+            noise[..2]
+        );
+        // Alone in its dispatch, the first tensor draws the same stream, same noise.
+        let alone = sgld_noise(ctx, 11, &names[..1], &lens[..1], precision, 1);
+        assert_eq!(alone[0], noise[0], "{precision:?}");
+    }
+    // One stream per tensor per update; a refused step draws none.
+    let algorithm = Algorithm::from_name("sgld").unwrap();
+    let bad = Config {
+        learning_rate: Some(-1.0),
+        ..Config::default()
+    };
+    let mut gpu = GpuOptimizer::new(ctx, algorithm, bad, &names, &lens, Precision::F32).unwrap();
+    gpu.set_generator(Generator::new(5));
+    assert!(matches!(gpu.step(ctx), Err(mxopt::Error::NotFinite { .. })));
+    assert_eq!(
+        gpu.to_optimizer(ctx).unwrap().generator().next_stream(),
+        (5, 0)
+    );
+    let mut gpu = GpuOptimizer::new(
+        ctx,
+        algorithm,
+        Config::default(),
+        &names,
+        &lens,
+        Precision::F32,
+    )
+    .unwrap();
+    gpu.set_generator(Generator::new(5));
+    gpu.step(ctx).unwrap();
+    assert_eq!(
+        gpu.to_optimizer(ctx).unwrap().generator().next_stream(),
+        (5, 2)
+    );
 }

@@ -1,6 +1,7 @@
 """Type stubs of the native module ``mxopt._core`` (written by hand; see src/python/)."""
 
-from typing import Any, Optional, Sequence, final
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
 
@@ -12,6 +13,8 @@ __all__ = [
     "GpuDevice",
     "Kernel",
     "__version__",
+    "checkpoint_read",
+    "checkpoint_write",
     "fill_normal",
     "fill_orthogonal",
     "fill_uniform",
@@ -130,6 +133,21 @@ def step_group_adagrad(
     clip_gradient: Optional[float],
     indices: Optional[np.ndarray] = None,
 ) -> None: ...
+
+# Optimizer checkpoints (safetensors; format in the README's "Checkpoints"). A parameter is
+# (update count, dtype name, float32 master copy or None, state arrays in kernel order).
+def checkpoint_write(
+    path: Union[str, os.PathLike[str]],
+    metadata: Dict[str, str],
+    params: Dict[str, Tuple[int, str, Optional[np.ndarray], List[np.ndarray]]],
+) -> None:
+    """Write a checkpoint through a temporary file renamed when complete."""
+
+def checkpoint_read(
+    path: Union[str, os.PathLike[str]],
+) -> Tuple[Dict[str, str], Dict[str, Tuple[int, str, Optional[np.ndarray], List[np.ndarray]]]]:
+    """Read and check a checkpoint: ``(metadata, params)`` with new writeable arrays."""
+
 def fill_uniform(out: np.ndarray, low: float, high: float, seed: int, stream: int) -> None:
     """Fill ``out`` in place with U[low, high) draws; depends only on (seed, stream, size)."""
 

@@ -76,6 +76,19 @@ def next_stream() -> Tuple[int, int]:
     return pair
 
 
+def _position() -> Tuple[int, int]:
+    """The generator's ``(seed, streams taken)``, as optimizer checkpoints store it."""
+    with _lock:
+        return (_state["seed"], _state["count"])
+
+
+def _restore(seed_value: int, streams: int) -> None:
+    """Put the generator back at a position :func:`_position` returned."""
+    with _lock:
+        _state["seed"] = seed_value
+        _state["count"] = streams
+
+
 def _fill(kind: str, a: float, b: float, out: np.ndarray) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")

@@ -104,6 +104,50 @@ fn maximum(a: f32, b: f32) -> f32 {
 }
 ";
 
+/// A standard normal per (key, element index), for noise drawn on the device:
+/// Threefry-4×32-20 (Salmon et al., *Parallel random numbers: as easy as 1, 2, 3*, 2011;
+/// only 32-bit adds, rotations and xors, so it runs where WGSL has no 64-bit integers) of
+/// the counter `(index, 0, 0, 0)` under the 128-bit key, then Box–Muller in `f32` on the
+/// first two words (24 bits each; `u1` in `(0, 1]`, so the logarithm is finite).
+/// `join16` rebuilds a key word from the two exact 16-bit halves a table carries.
+pub const NORMAL_WGSL: &str = r"
+const ROT_A = array<u32, 8>(10u, 11u, 13u, 23u, 6u, 17u, 25u, 18u);
+const ROT_B = array<u32, 8>(26u, 21u, 27u, 5u, 20u, 11u, 10u, 20u);
+fn join16(lo: f32, hi: f32) -> u32 {
+    return u32(lo) | (u32(hi) << 16u);
+}
+fn rotl(x: u32, r: u32) -> u32 {
+    return (x << r) | (x >> (32u - r));
+}
+fn threefry(key: vec4<u32>, counter: vec4<u32>) -> vec4<u32> {
+    var ks = array<u32, 5>(key.x, key.y, key.z, key.w,
+                           0x1BD11BDAu ^ key.x ^ key.y ^ key.z ^ key.w);
+    var x = counter + key;
+    for (var r = 0u; r < 20u; r++) {
+        let a = ROT_A[r % 8u];
+        let b = ROT_B[r % 8u];
+        if (r % 2u == 0u) {
+            x.x += x.y; x.y = rotl(x.y, a) ^ x.x;
+            x.z += x.w; x.w = rotl(x.w, b) ^ x.z;
+        } else {
+            x.x += x.w; x.w = rotl(x.w, a) ^ x.x;
+            x.z += x.y; x.y = rotl(x.y, b) ^ x.z;
+        }
+        if (r % 4u == 3u) {
+            let s = (r + 1u) / 4u;
+            x += vec4<u32>(ks[s % 5u], ks[(s + 1u) % 5u], ks[(s + 2u) % 5u], ks[(s + 3u) % 5u] + s);
+        }
+    }
+    return x;
+}
+fn normal(key: vec4<u32>, index: u32) -> f32 {
+    let bits = threefry(key, vec4<u32>(index, 0u, 0u, 0u));
+    let u1 = (f32(bits.x >> 8u) + 1.0) * 5.9604645e-8;
+    let u2 = f32(bits.y >> 8u) * 5.9604645e-8;
+    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+}
+";
+
 /// The loop, written once: chunk → tensor (binary search of the table), the tensor's
 /// scalars into `h`, then `ITEMS` coalesced units per thread. `LOAD_STORE` is the
 /// precision's unit update, `REDUCE` the optional workgroup reduction.
@@ -151,6 +195,7 @@ const UNIT_F32: &str = r"
             LOAD_STATES
             let w = weight[w_off + u];
             w_stored = w;
+            elem = u;
             let w_new = rule(w, grad[g_off + u], &s);
             WRITE_WEIGHT
             STORE_STATES
@@ -165,10 +210,12 @@ const UNIT_F16: &str = r"
             let ww = weight[w_off / 2u + u];
             let gg = unpack2x16float(grad[g_off / 2u + u]);
             let wf = unpack2x16float(ww);
+            elem = 2u * u;
             let lo = lane(s_off + 2u * u, wf.x, gg.x);
             acc += sq;
             var word: u32;
             if (2u * u + 1u < len) {
+                elem = 2u * u + 1u;
                 let hi = lane(s_off + 2u * u + 1u, wf.y, gg.y);
                 acc += sq;
                 word = pack2x16float(vec2<f32>(lo, hi));
@@ -224,7 +271,8 @@ pub(crate) fn shader(v: &Variant) -> String {
         out.push_str("    unused: f32,\n");
     }
     out.push_str(
-        "}\nvar<private> h: Hyper;\nvar<private> sq: vec2<f32>;\nvar<private> w_stored: f32;\n",
+        "}\nvar<private> h: Hyper;\nvar<private> sq: vec2<f32>;\nvar<private> w_stored: f32;\n\
+         var<private> elem: u32;\n",
     );
     out.push_str("@group(0) @binding(0) var<storage, read> table: array<u32>;\n");
     let weight_access = if v.source.writes_weight {

@@ -170,14 +170,9 @@ impl Context {
         if reduce.chunks == 0 {
             return Ok(());
         }
-        let norms = self.storage(
-            "norms",
-            (reduce.spans.len() * 4) as u64,
-            wgpu::BufferUsages::STORAGE,
-        )?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        self.encode(&mut encoder, set, reduce, Some(&norms))?;
-        self.encode(&mut encoder, set, update, Some(&norms))?;
+        self.encode(&mut encoder, set, reduce)?;
+        self.encode(&mut encoder, set, update)?;
         self.scoped(|| {
             self.queue.submit([encoder.finish()]);
         })

@@ -42,7 +42,7 @@ mod layerwise;
 mod optimizer;
 mod rows;
 
-pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, WORKGROUP};
+pub use kernel::{flag, Kernel, Precision, Source, CHUNK, ITEMS, NORMAL_WGSL, WORKGROUP};
 pub use optimizer::GpuOptimizer;
 /// The wgpu crate this module is built on (for [`Context::from_device`] and
 /// [`ParamSet::from_buffers`]).
@@ -285,49 +285,77 @@ impl Context {
         let hyper: Vec<Vec<f32>> = rules.iter().map(Kernel::hyper).collect();
         let pass = Pass::new(set, K::SOURCE, N, &hyper, true)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        self.encode(&mut encoder, set, &pass, None)?;
+        self.encode(&mut encoder, set, &pass)?;
         self.scoped(|| {
             self.queue.submit([encoder.finish()]);
         })
     }
 
-    /// Records one pass; `norms`: the per-tensor sums of squares a `prepare` reads, or
-    /// (for a reducing pass) where they go.
+    /// Records one pass (a reducing pass: and the sum of its partials into the set's
+    /// norms). The set keeps each pass's table buffer and bind groups from the previous
+    /// call, so a step only rewrites the scalars: no allocation per step.
     fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         set: &mut ParamSet,
         pass: &Pass,
-        norms: Option<&wgpu::Buffer>,
     ) -> Result<()> {
         if pass.chunks == 0 {
             return Ok(());
         }
         let pipeline = self.pipeline(&pass.variant)?;
-        // A plain update reuses its set's table buffer and bind group from the previous
-        // step (only the scalars change): no allocation per step.
-        let cacheable = !pass.variant.source.reduces && pass.variant.source.prepare.is_none();
-        if let (true, Some((table, bind))) = (cacheable, set.bindings.get(&pass.variant)) {
-            if table.size() >= (pass.table.len() * 4) as u64 {
-                self.scoped(|| {
-                    self.queue
-                        .write_buffer(table, 0, bytemuck::cast_slice(&pass.table));
-                })?;
-                let mut cpass = encoder.begin_compute_pass(&Default::default());
-                cpass.set_pipeline(&pipeline);
-                cpass.set_bind_group(0, bind, &[]);
-                let (x, y) = grid(pass.chunks);
-                cpass.dispatch_workgroups(x, y, 1);
-                return Ok(());
-            }
+        let bytes = (pass.table.len() * 4) as u64;
+        let reusable =
+            matches!(set.bindings.get(&pass.variant), Some(b) if b.table.size() >= bytes);
+        if !reusable {
+            let bound = self.bind(set, pass, &pipeline)?;
+            set.bindings.insert(pass.variant, bound);
+        }
+        let bound = set
+            .bindings
+            .get(&pass.variant)
+            .ok_or_else(|| gpu_error("a pass lost its bindings"))?;
+        if reusable {
+            self.scoped(|| {
+                self.queue
+                    .write_buffer(&bound.table, 0, bytemuck::cast_slice(&pass.table));
+            })?;
+        }
+        {
+            let mut cpass = encoder.begin_compute_pass(&Default::default());
+            cpass.set_pipeline(&pipeline);
+            cpass.set_bind_group(0, &bound.bind, &[]);
+            let (x, y) = grid(pass.chunks);
+            cpass.dispatch_workgroups(x, y, 1);
+        }
+        if let Some(sum) = &bound.sum {
+            let pipeline = self.fixed("sum_partials", kernel::SUM_PARTIALS)?;
+            let mut cpass = encoder.begin_compute_pass(&Default::default());
+            cpass.set_pipeline(&pipeline);
+            cpass.set_bind_group(0, sum, &[]);
+            cpass.dispatch_workgroups((pass.spans.len() / 2) as u32, 1, 1);
+        }
+        Ok(())
+    }
+
+    /// The buffers and bind groups of `pass` on `set` (and the set's norms buffer, the
+    /// first time a layer-wise pass runs on it).
+    fn bind(
+        &self,
+        set: &mut ParamSet,
+        pass: &Pass,
+        pipeline: &wgpu::ComputePipeline,
+    ) -> Result<Bound> {
+        let source = pass.variant.source;
+        if (source.reduces || source.prepare.is_some()) && set.norms.is_none() {
+            // One sum pair per tensor at most (empty tensors have none).
+            let bytes = set.len() as u64 * 8;
+            set.norms = Some(self.storage("norms", bytes, wgpu::BufferUsages::STORAGE)?);
         }
         let table = self.words("table", &pass.table)?;
-        let partials = if pass.variant.source.reduces {
-            Some(self.storage(
-                "partials",
-                u64::from(pass.chunks) * 8,
-                wgpu::BufferUsages::STORAGE,
-            )?)
+        let partials = if source.reduces {
+            let bytes = u64::from(pass.chunks) * 8;
+            Some(self.storage("partials", bytes, wgpu::BufferUsages::STORAGE)?)
         } else {
             None
         };
@@ -341,45 +369,43 @@ impl Context {
         if let Some(p) = &partials {
             entries.push(entry(8, p));
         }
-        if pass.variant.source.prepare.is_some() {
-            let norms = norms.ok_or_else(|| gpu_error("a norm-reading pass needs the norms"))?;
+        if let (Some(norms), Some(_)) = (&set.norms, source.prepare) {
             entries.push(entry(9, norms));
         }
         let bind = self.scoped(|| {
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(pass.variant.source.name),
+                label: Some(source.name),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             })
         })?;
-        {
-            let mut cpass = encoder.begin_compute_pass(&Default::default());
-            cpass.set_pipeline(&pipeline);
-            cpass.set_bind_group(0, &bind, &[]);
-            let (x, y) = grid(pass.chunks);
-            cpass.dispatch_workgroups(x, y, 1);
-        }
-        if cacheable {
-            set.bindings.insert(pass.variant, (table, bind));
-        }
-        if let (Some(partials), true) = (partials, pass.variant.source.reduces) {
-            let norms = norms.ok_or_else(|| gpu_error("a reducing pass needs a norms buffer"))?;
-            let spans = self.words("spans", &pass.spans)?;
-            let pipeline = self.fixed("sum_partials", kernel::SUM_PARTIALS)?;
-            let bind = self.scoped(|| {
-                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("sum_partials"),
-                    layout: &pipeline.get_bind_group_layout(0),
-                    entries: &[entry(0, &spans), entry(1, &partials), entry(2, norms)],
-                })
-            })?;
-            let mut cpass = encoder.begin_compute_pass(&Default::default());
-            cpass.set_pipeline(&pipeline);
-            cpass.set_bind_group(0, &bind, &[]);
-            cpass.dispatch_workgroups((pass.spans.len() / 2) as u32, 1, 1);
-        }
-        Ok(())
+        let sum = match (partials, &set.norms) {
+            (Some(partials), Some(norms)) => {
+                // The spans depend only on the set's lengths: written once.
+                let spans = self.words("spans", &pass.spans)?;
+                let pipeline = self.fixed("sum_partials", kernel::SUM_PARTIALS)?;
+                Some(self.scoped(|| {
+                    self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some("sum_partials"),
+                        layout: &pipeline.get_bind_group_layout(0),
+                        entries: &[entry(0, &spans), entry(1, &partials), entry(2, norms)],
+                    })
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Bound { table, bind, sum })
     }
+}
+
+/// A pass's table buffer and bind groups, kept by its set between calls (bind groups keep
+/// the buffers they bind alive).
+#[derive(Debug)]
+struct Bound {
+    table: wgpu::Buffer,
+    bind: wgpu::BindGroup,
+    /// A reducing pass's second stage: its partials summed into the set's norms.
+    sum: Option<wgpu::BindGroup>,
 }
 
 fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
@@ -489,8 +515,10 @@ pub struct ParamSet {
     grad: wgpu::Buffer,
     master: Option<wgpu::Buffer>,
     states: Vec<wgpu::Buffer>,
-    /// Table buffer and bind group of each plain update run on this set.
-    bindings: HashMap<Variant, (wgpu::Buffer, wgpu::BindGroup)>,
+    /// Table buffer and bind groups of each pass run on this set.
+    bindings: HashMap<Variant, Bound>,
+    /// The per-tensor sums of squares of the layer-wise passes (made at the first).
+    norms: Option<wgpu::Buffer>,
 }
 
 /// Usage flags of the set's buffers.
@@ -568,6 +596,7 @@ impl ParamSet {
             master,
             states,
             bindings: HashMap::new(),
+            norms: None,
         })
     }
 
@@ -637,6 +666,7 @@ impl ParamSet {
             master,
             states,
             bindings: HashMap::new(),
+            norms: None,
         })
     }
 
@@ -765,6 +795,41 @@ impl ParamSet {
             Some(m) => ParamSet::write_f32(ctx, m, at, &master),
             None => Err(gpu_error("the set has no master copy")),
         }
+    }
+
+    /// Uploads tensor `i`'s `f16` weight and leaves its master copy as it is (resuming
+    /// from a checkpoint whose master copy is already on the device).
+    ///
+    /// # Errors
+    /// As [`ParamSet::write_weight_f16`].
+    pub fn write_weight_f16_keeping_master(
+        &mut self,
+        ctx: &Context,
+        i: usize,
+        data: &[f16],
+    ) -> Result<()> {
+        let at = self.span(i, data.len(), Some(Precision::F16Master))?;
+        ParamSet::write_f16(ctx, &self.weight, at, data)
+    }
+
+    /// Copies every weight (the master copies of an `f16` set) into state `k`: a state
+    /// that starts as the weight (DCASGD's previous weight).
+    pub(crate) fn copy_weight_into_state(&mut self, ctx: &Context, k: usize) -> Result<()> {
+        let source = self.master.as_ref().unwrap_or(&self.weight);
+        let state = self.states.get(k).ok_or(Error::Length {
+            what: "state index",
+            expected: self.states.len(),
+            got: k,
+        })?;
+        let bytes = self.total as u64 * 4;
+        if bytes == 0 {
+            return Ok(());
+        }
+        ctx.scoped(|| {
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(source, 0, state, 0, bytes);
+            ctx.queue.submit([encoder.finish()]);
+        })
     }
 
     /// Uploads tensor `i`'s `f32` gradient.

@@ -1,11 +1,14 @@
 //! GroupAdaGrad on the device: one state per row, the row's Kahan mean of `ĝ²` (the walk
 //! of [`crate::engine::RowWise`], in its element order), then the row's elements.
-//! One thread walks one row, so the sum has the CPU's order.
+//! One thread walks one row, so the sum has the CPU's order. For `f16` sets the rows
+//! update the `f32` master copy (the gradient widened), then a second pass rounds the
+//! master copies into the packed weights word by word: rows of odd length share words,
+//! which one thread per row could not write without racing.
 
-use super::{check, gpu_error, Context, ParamSet, Precision};
+use super::{check, gpu_error, Context, ParamSet, Pass, Precision, Source};
 use crate::optim::group_adagrad::{self, GroupAdaGrad};
 use crate::rule::Step;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Words of a tensor's entry before its scalars: first row, rows, row length, weight,
 /// gradient and state offsets, and `zero` (a 0 the compiler cannot see, see below).
@@ -16,8 +19,7 @@ const ROW_HEADER: usize = 8;
 /// inexact additions).
 const ROWS_MAIN: &str = r"
 @group(0) @binding(0) var<storage, read> table: array<u32>;
-@group(0) @binding(1) var<storage, read_write> weight: array<f32>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
+BINDINGS
 @group(0) @binding(4) var<storage, read_write> s0: array<f32>;
 var<private> zero: u32;
 
@@ -52,7 +54,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     var sum = 0.0;
     var residual = 0.0;
     for (var j = 0u; j < row_len; j++) {
-        let x = row_grad(grad[g_at + j]);
+        let x = row_grad(grad_at(g_at + j));
         let y = x * x - residual;
         let t = opaque(sum + y);
         if (is_infinite(t)) { residual = 0.0; } else { residual = (t - sum) - y; }
@@ -61,12 +63,47 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     let hist = s0[s_at] + sum / f32(row_len);
     s0[s_at] = hist;
     for (var j = 0u; j < row_len; j++) {
-        weight[w_at + j] = row_apply(weight[w_at + j], row_grad(grad[g_at + j]), hist);
+        walked[w_at + j] = row_apply(walked[w_at + j], row_grad(grad_at(g_at + j)), hist);
     }
 }
 ";
 
-fn shader() -> String {
+/// The `f32` weights and gradients of an `f32` set.
+const F32_BINDINGS: &str = r"
+@group(0) @binding(1) var<storage, read_write> walked: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+fn grad_at(i: u32) -> f32 {
+    return grad[i];
+}
+";
+
+/// The master copies and packed `f16` gradients of an `f16` set.
+const F16_BINDINGS: &str = r"
+@group(0) @binding(3) var<storage, read_write> walked: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<u32>;
+fn grad_at(i: u32) -> f32 {
+    let pair = unpack2x16float(grad[i / 2u]);
+    if (i % 2u == 0u) { return pair.x; }
+    return pair.y;
+}
+";
+
+/// The second pass of `f16` sets: each weight becomes its master copy, rounded (the
+/// element loop's `f16` unit, which keeps the padding half of a tensor's last word).
+const MASTER_TO_WEIGHT: Source = Source {
+    name: "master_to_weight",
+    fields: &[],
+    rule: &["
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    return w;
+}
+"],
+    prepare: None,
+    reduces: false,
+    writes_weight: true,
+};
+
+fn shader(precision: Precision) -> String {
     let fields = group_adagrad::FIELDS;
     let mut out = format!(
         "const STRIDE: u32 = {}u;\nstruct Hyper {{\n",
@@ -81,21 +118,29 @@ fn shader() -> String {
     let args: Vec<String> = (0..fields.len())
         .map(|i| format!("bitcast<f32>(table[e + {}u])", ROW_HEADER + i))
         .collect();
-    out.push_str(&ROWS_MAIN.replace("LOAD_HYPER", &format!("Hyper({})", args.join(", "))));
+    let bindings = match precision {
+        Precision::F32 => F32_BINDINGS,
+        Precision::F16Master => F16_BINDINGS,
+    };
+    out.push_str(
+        &ROWS_MAIN
+            .replace("BINDINGS", bindings)
+            .replace("LOAD_HYPER", &format!("Hyper({})", args.join(", "))),
+    );
     out
 }
 
 impl Context {
     /// GroupAdaGrad's dense update (MXNet's Python-side `GroupAdaGrad` with a dense
-    /// gradient) of an `f32` set with one state: tensor `i` has `rows[i]` rows, and its
-    /// per-row history is the first `rows[i]` values of its state 0.
+    /// gradient) of a set with one state: tensor `i` has `rows[i]` rows, and its per-row
+    /// history is the first `rows[i]` values of its state 0. An `f16` set updates its
+    /// master copies (as the CPU optimizer's multi-precision path) and rounds them into
+    /// the weights, in the same submission.
     ///
     /// # Errors
-    /// [`Error::Length`] for `steps`/`rows` of the wrong length, a tensor whose length is
+    /// [`crate::Error::Length`] for `steps`/`rows` of the wrong length, a tensor whose length is
     /// not a multiple of its row count, or a set without exactly one state;
-    /// [`Error::Unsupported`] for an `f16` set (rows of odd length would share `u32`
-    /// words between threads); [`Error::NotFinite`] for bad scalars; [`Error::Gpu`] for a
-    /// device error.
+    /// [`crate::Error::NotFinite`] for bad scalars; [`crate::Error::Gpu`] for a device error.
     pub fn group_adagrad_step(
         &self,
         set: &mut ParamSet,
@@ -106,14 +151,6 @@ impl Context {
         check("steps", set.len(), steps.len())?;
         check("rows", set.len(), rows.len())?;
         check("optimizer states", 1, set.num_states())?;
-        if set.precision() != Precision::F32 {
-            return Err(Error::Unsupported {
-                kernel: "Context::group_adagrad_step",
-                name: "precision",
-                value: 16.0,
-                why: "the GPU row walk takes f32 sets only",
-            });
-        }
         let stride = ROW_HEADER + group_adagrad::FIELDS.len();
         let mut table = vec![0_u32, 0];
         let (mut entries, mut total) = (0_u32, 0_u32);
@@ -138,20 +175,34 @@ impl Context {
         }
         table[0] = entries;
         table[1] = total;
-        let pipeline = self.fixed("group_adagrad_rows", &shader())?;
+        let (name, target) = match &set.master {
+            None => ("group_adagrad_rows", (1, &set.weight)),
+            Some(master) => ("group_adagrad_rows_f16", (3, master)),
+        };
+        let pipeline = self.fixed(name, &shader(set.precision()))?;
         let table = self.words("table", &table)?;
         let bind = self.scoped(|| {
             self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("group_adagrad_rows"),
+                label: Some(name),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &[
                     super::entry(0, &table),
-                    super::entry(1, &set.weight),
+                    super::entry(target.0, target.1),
                     super::entry(2, &set.grad),
                     super::entry(4, &set.states[0]),
                 ],
             })
         })?;
+        let rounding = match set.precision() {
+            Precision::F32 => None,
+            Precision::F16Master => Some(Pass::new(
+                set,
+                MASTER_TO_WEIGHT,
+                0,
+                &vec![Vec::new(); set.len()],
+                false,
+            )?),
+        };
         let mut encoder = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -159,6 +210,9 @@ impl Context {
             pass.set_bind_group(0, &bind, &[]);
             let (x, y) = super::grid(total.div_ceil(64));
             pass.dispatch_workgroups(x, y, 1);
+        }
+        if let Some(rounding) = &rounding {
+            self.encode(&mut encoder, set, rounding)?;
         }
         self.scoped(|| {
             self.queue.submit([encoder.finish()]);

@@ -23,7 +23,7 @@ pub const DEFAULT_SEED: u64 = 0;
 /// assert_eq!(a, b);
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Generator {
     seed: u64,
     count: u64,

@@ -30,7 +30,7 @@ use crate::{Error, Result};
 /// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdaGrad {
     /// Added to the history under the square root (the class's `eps`).
     pub epsilon: f64,

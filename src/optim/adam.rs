@@ -27,7 +27,7 @@ use crate::Result;
 /// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Adam {
     /// Decay of the first moment, `β1`.
     pub beta1: f64,

@@ -25,7 +25,7 @@ use crate::Result;
 /// assert!(bad.dense_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupAdaGrad {
     /// Added to the accumulator under the square root (`float_stable_eps`).
     pub epsilon: f64,

@@ -24,7 +24,7 @@ use half::f16;
 /// assert!(bad.direction_at(Step::new(0.01, 0.0, 1), false).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Lamb {
     /// Decay of the first moment.
     pub beta1: f64,

@@ -20,6 +20,13 @@ pub type Layer<'a, T> = (&'a [T], &'a [T], Step, bool);
 /// `xgamma` is excluded too).
 pub const EXCLUDED_SUFFIXES: [&str; 3] = ["gamma", "beta", "bias"];
 
+/// Whether the layer `name` gets the trust ratio (its name ends in no
+/// [`EXCLUDED_SUFFIXES`] entry).
+#[must_use]
+pub fn is_scaled(name: &str) -> bool {
+    !EXCLUDED_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
 /// LARS's hyper-parameters, with MXNet 1.6's defaults.
 ///
 /// Defaults: `eta = 0.001, eps = 0, momentum = 0`, `rescale_grad = 1`, `clip_gradient = None`.
@@ -32,7 +39,7 @@ pub const EXCLUDED_SUFFIXES: [&str; 3] = ["gamma", "beta", "bias"];
 /// assert!(bad.update_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Lars {
     /// Trust coefficient `η`.
     pub eta: f64,

@@ -10,7 +10,8 @@ use crate::optim::sgd::Sgd;
 use crate::{Error, Result};
 
 /// How LBSGD's learning-rate multiplier warms up (`warmup_strategy`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum WarmupStrategy {
     /// `1 + (M−1)·nup/N` (`"linear"`, MXNet's default).
@@ -55,7 +56,7 @@ impl WarmupStrategy {
 /// assert!(Lbsgd { batch_scale: 0, ..Lbsgd::default() }.check().is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Lbsgd {
     /// Momentum; `0` keeps no momentum buffer.
     pub momentum: f64,

@@ -26,7 +26,7 @@ use crate::Result;
 /// assert!(bad.at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RmsProp {
     /// Decay of the running mean square `n` (and, centered, of the running mean `ḡ`).
     pub gamma1: f64,

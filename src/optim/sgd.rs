@@ -24,7 +24,7 @@ use crate::{Error, Result};
 /// assert!(bad.multi_at::<f32>(Step::new(0.01, 0.0, 1)).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sgd {
     /// Momentum `μ`; momentum state buffers hold the negative, lr-scaled velocity.
     pub momentum: f64,

@@ -19,7 +19,7 @@ use crate::Result;
 /// assert!(Test { rescale_grad: f64::NAN }.at::<f32>().is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Test {
     /// Factor applied to the gradient.
     pub rescale_grad: f64,
@@ -55,5 +55,26 @@ impl<E: Elem> Rule<E, 1> for TestRule<E> {
     fn apply(&self, w: E, g: E, _: [E; 1]) -> (E, [E; 1]) {
         let w = w + g * self.rs;
         (w, [w])
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl crate::gpu::Kernel<1> for TestRule<f32> {
+    const SOURCE: crate::gpu::Source = crate::gpu::Source {
+        name: "test",
+        fields: &["rs"],
+        rule: &[r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let w_new = w + g * h.rs;
+    (*s)[0] = w_new;
+    return w_new;
+}
+"],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+    fn hyper(&self) -> Vec<f32> {
+        vec![self.rs]
     }
 }

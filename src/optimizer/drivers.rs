@@ -10,7 +10,7 @@ use crate::engine::{self, Dense, Mixed, Noise, RowMode, RowWise, RowWiseSparse, 
 use crate::init::Generator;
 use crate::optim::group_adagrad::GroupAdaGrad;
 use crate::optim::lamb::Lamb;
-use crate::optim::lars::{Lars, Layer, EXCLUDED_SUFFIXES};
+use crate::optim::lars::{is_scaled, Lars, Layer};
 use crate::optim::lbsgd::{Lbsgd, WarmupStrategy};
 use crate::optim::sgd::{F32Lr, MultiSgd, MultiSgdMom, Sgd};
 use crate::optim::sgld::Sgld;
@@ -18,19 +18,22 @@ use crate::real::{Elem, Storage};
 use crate::rule::Step;
 use crate::{Error, Result};
 
-/// LBSGD's gradient accumulation for one parameter.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// LBSGD's gradient accumulation for one parameter (in checkpoints: `{"count": n,
+/// "held": "zero"}`, `"dense"`, or `"rows"` with `"rows"` and `"indices"`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Accumulation {
     /// Gradients accumulated so far, counted from `begin_epoch·updates_per_epoch`
     /// (MXNet's `num_cums`); 0 before the first.
-    count: u64,
+    pub(super) count: u64,
     /// What the accumulator buffer holds.
-    held: Held,
+    #[serde(flatten)]
+    pub(super) held: Held,
 }
 
 /// The content of LBSGD's accumulator buffer.
-#[derive(Clone, Debug, Default, PartialEq)]
-enum Held {
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "held", rename_all = "lowercase")]
+pub(super) enum Held {
     /// Nothing: a fresh accumulator, or one reset by an update (MXNet's `cum_grad = 0`).
     #[default]
     Zero,
@@ -196,7 +199,6 @@ impl LarsCall {
         states: &mut [ParamState],
         steps: &[Step],
     ) -> Result<()> {
-        let scaled = |name: &str| !EXCLUDED_SUFFIXES.iter().any(|s| name.ends_with(s));
         // The momentum kernel whenever there is a buffer (MXNet passes 0 momentum to it
         // when the given one is not positive).
         let with_momentum = self.hyper.momentum != 0.0;
@@ -208,7 +210,7 @@ impl LarsCall {
             let layers = params
                 .iter()
                 .zip(steps)
-                .map(|((name, w, g), &step)| Ok((&**w, dense(*g)?, step, scaled(name))))
+                .map(|((name, w, g), &step)| Ok((&**w, dense(*g)?, step, is_scaled(name))))
                 .collect::<Result<Vec<Layer<'_, T>>>>()?;
             let steps = self.hyper.trust()?.steps(&layers, self.how)?;
             let family = LarsDense(Lars {
@@ -226,7 +228,7 @@ impl LarsCall {
         let rs = self.hyper.rescale_grad as f32;
         let mut scaled_steps = Vec::with_capacity(params.len());
         for ((name, w, g), &step) in params.iter().zip(steps) {
-            if !scaled(name) {
+            if !is_scaled(name) {
                 scaled_steps.push(step);
                 continue;
             }
@@ -393,6 +395,21 @@ impl Driver for SgldCall<'_> {
     }
 }
 
+/// GroupAdaGrad's refusal of weight decay (shared with the GPU optimizer).
+pub(crate) fn no_weight_decay(step: Step) -> Result<()> {
+    if step.wd == 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Unsupported {
+            kernel: "groupadagrad",
+            name: "wd",
+            value: step.wd,
+            why:
+                "GroupAdaGrad has no weight decay: use wd = 0, or a wd_mult of 0 for this parameter",
+        })
+    }
+}
+
 /// GroupAdaGrad for one call (see [`super::Algorithm::GroupAdaGrad`]).
 pub(super) struct GroupAdaGradCall(pub GroupAdaGrad);
 
@@ -409,14 +426,7 @@ impl Driver for GroupAdaGradCall {
         let (mut dense_jobs, mut sparse_jobs) = (Vec::new(), Vec::new());
         for slot in slots.iter_mut() {
             let step = slot.step;
-            if step.wd != 0.0 {
-                return Err(Error::Unsupported {
-                    kernel: "groupadagrad",
-                    name: "wd",
-                    value: step.wd,
-                    why: "GroupAdaGrad has no weight decay: use wd = 0, or a wd_mult of 0 for this parameter",
-                });
-            }
+            no_weight_decay(step)?;
             let [history] = slices::<S, 1>(slot.states)?;
             let w = &mut *slot.w;
             match slot.g {
@@ -469,6 +479,10 @@ impl Driver for LbsgdCall {
                     values,
                 } => {
                     super::dense_of_rows(len, rows, indices, values)?;
+                    // Rows held from earlier gradients (or a checkpoint) index the same rows.
+                    if let Held::Rows { rows: held, .. } = slot.accumulation.held {
+                        check_len("gradient rows (as accumulated so far)", held, rows)?;
+                    }
                 }
             }
             placeholder().single_at::<S::Elem>(Step {

@@ -2,6 +2,7 @@
 //! the engine. No maths lives here.
 
 mod arrays;
+mod checkpoint;
 #[cfg(feature = "wgpu")]
 mod gpu;
 mod init;
@@ -29,5 +30,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HAS_WGPU", cfg!(feature = "wgpu"))?;
     #[cfg(feature = "wgpu")]
     gpu::register(m)?;
+    checkpoint::register(m)?;
     Ok(())
 }

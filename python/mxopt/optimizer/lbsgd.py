@@ -29,9 +29,27 @@ if TYPE_CHECKING:
 __all__ = ["LBSGD"]
 
 
+def _shaped(cum: Any, grad: Any) -> Any:
+    """An accumulator loaded from a checkpoint (the Rust side writes flat arrays, rows of
+    one value run) in the gradient's shape; a checked error for one of another size."""
+    if isinstance(cum, int) or cum.shape == grad.shape:
+        return cum
+    same_rows = not is_row_sparse(cum) or cum.shape[0] == grad.shape[0]
+    if int(np.prod(cum.shape)) != int(np.prod(grad.shape)) or not same_rows:
+        raise ValueError(
+            f"grad: shape {grad.shape} does not fit the gradients accumulated so far, of shape "
+            f"{cum.shape}"
+        )
+    if is_row_sparse(cum):
+        data = cum.data.reshape((len(cum.indices), *grad.shape[1:]))
+        return RowSparseNDArray(data, cum.indices, grad.shape)
+    return cum.reshape(grad.shape)
+
+
 def _accumulate(cum: Any, grad: Any) -> Any:
     """``cum + grad`` as NDArray addition gives it: a new array (row-sparse when both
     are, over the union of their rows)."""
+    cum = _shaped(cum, grad)
     if isinstance(cum, int):  # the 0 left by a reset; a row-sparse gradient stays so
         zero = grad.dtype.type(cum)
         if is_row_sparse(grad):
@@ -210,8 +228,9 @@ class LBSGD(MomentumKernelOptimizer):
             index, weight, grad, state = as_lists(index, weight, grad, state)
             # Every tensor is checked before the first one is updated (or accumulated).
             parts = [self._split_state(s) for s in state]
-            for w, g in zip(weight, grad):
+            for i, w, g in zip(index, weight, grad):
                 _check_arrays(w, g)
+                self._check_accumulator(i, g)
             n = len(weight)
             precheck(
                 weight,
@@ -229,11 +248,12 @@ class LBSGD(MomentumKernelOptimizer):
         if not self.batch_scale > 0:
             raise ValueError(f"batch_scale must be positive, got {self.batch_scale!r}")
         momentum, master = self._split_state(state)
+        _check_arrays(weight, grad)  # before anything is counted or accumulated
+        self._check_accumulator(index, grad)
         lr = self._get_lr(index)
         wd = self._get_wd(index)
         self._update_count(index)
         t = self._index_update_count[index]
-        _check_arrays(weight, grad)  # before the accumulator changes
 
         cgrad = self._cumulate_gradient(grad, index)
         if cgrad["num_cums"] % self.batch_scale != 0:
@@ -250,6 +270,13 @@ class LBSGD(MomentumKernelOptimizer):
         states = () if momentum is None else (momentum,)
         self._step(kernel, weight, grad, states, master, lr, wd, t)
         self.cumgrads[index]["cum_grad"] = 0
+
+    def _check_accumulator(self, index: Hashable, grad: Any) -> None:
+        """Raise ``ValueError`` if ``grad`` does not fit the gradients ``index`` has
+        accumulated (one loaded from a checkpoint may have another shape)."""
+        cgrad = self.cumgrads.get(index)
+        if cgrad and cgrad["num_cums"] > 0:
+            _shaped(cgrad["cum_grad"], grad)
 
     @staticmethod
     def _split_state(state: Any) -> Tuple[Any, Any]:

@@ -11,16 +11,17 @@ import collections
 import importlib
 import io
 import math
+import os
 import pickle
 import re
 import reprlib
 from codecs import encode as codecs_encode
-from typing import Any, Callable, ClassVar, Dict, Hashable, List, Tuple
+from typing import Any, Callable, ClassVar, Dict, Hashable, List, Tuple, Union
 
 import numpy as np
 
 from .. import lr_scheduler
-from . import _mxnet_compat
+from . import _checkpoint, _mxnet_compat
 from ._mxnet_compat import MXNetNDArray
 from .base import Optimizer, check_weight
 
@@ -492,6 +493,11 @@ class Updater:
         self.states: Dict[Hashable, Any] = {}
         self.states_synced: Dict[Hashable, bool] = {}
         self.aggregate_updates = optimizer.aggregate_num > 0
+        # The dtype of each weight whose state was created or loaded here: a checkpoint
+        # records it for parameters without state arrays.
+        self._weight_dtypes: Dict[Hashable, np.dtype] = {}
+        # ... and its shape (the size of LBSGD's accumulator when no state array has it).
+        self._weight_shapes: Dict[Hashable, Tuple[int, ...]] = {}
 
     def __call__(self, index: Any, grad: Any, weight: Any) -> None:
         """Update ``weight`` in place from ``grad`` (note the order: grad before weight).
@@ -547,9 +553,12 @@ class Updater:
                     state = self.optimizer.create_state_multi_precision(idx, weight_i)
                     self.states[idx] = state
                     self.states_synced[idx] = True
+                    self._weight_dtypes[idx] = weight_i.dtype
+                    self._weight_shapes[idx] = weight_i.shape
                     pending[idx] = True
                 elif not self.states_synced[idx]:
-                    self.states[idx] = self.sync_state_context(self.states[idx], None)
+                    state = self.sync_state_context(self.states[idx], None)
+                    self.states[idx] = _shaped_like(state, weight_i)
                     self.states_synced[idx] = True
 
             if self.aggregate_updates:
@@ -594,6 +603,56 @@ class Updater:
                 for idx in chunk_indices:
                     pending.pop(idx, None)
                 start = stop
+
+    def save(self, path: Union[str, os.PathLike[str]]) -> None:
+        """Write a checkpoint that runs no code when loaded, and that the Rust crate reads too.
+
+        One safetensors file (format: README "Checkpoints") holds every state, keyed by
+        parameter name (a ``str`` index itself; an ``int`` index its ``param_idx2name``
+        entry, else its decimal form), float32 master copies, update counts, the
+        optimizer's hyper-parameters and settings, and the scheduler's position. It is
+        written through a temporary file renamed when complete.
+
+        Raises
+        ------
+        ValueError
+            For what the format cannot hold: an optimizer or scheduler class it does not
+            know (a custom subclass), a state of another structure than the optimizer
+            creates, negative update counts, two keys with the same name; or a file that
+            cannot be written.
+
+        Notes
+        -----
+        ``param_dict``, ``sym`` and ``param_idx2name`` are not stored (the owner attaches
+        them, as with pickles). LBSGD's gradient accumulation is stored, also part-way
+        through a batch. The position of :mod:`mxopt.random`'s generator (SGLD's noise)
+        is stored too; ``load(path, restore_random=True)`` restores it.
+        """
+        _checkpoint.save(self, path)
+
+    def load(self, path: Union[str, os.PathLike[str]], restore_random: bool = False) -> None:
+        """Load a checkpoint written by :meth:`save` or by the Rust crate's
+        ``Optimizer::save``: states, counts, the optimizer's settings and its scheduler.
+
+        The file must hold this updater's optimizer (``ccsgd`` and ``sgd`` are one); its
+        hyper-parameters, learning rate, weight decay, multipliers, ``multi_precision`` and
+        schedule replace the optimizer's (a new scheduler object is built). States keyed
+        by a name that ``save`` derived from an ``int`` index come back under that index.
+        States saved by Rust are flat; each takes its weight's shape at its first update.
+
+        With ``restore_random=True``, :mod:`mxopt.random`'s global generator goes back to
+        its position at the time of saving (a Rust file: the optimizer's generator), so
+        that SGLD continues with the noise of an uninterrupted run. It is off by default
+        because the generator is shared by everything random in mxopt.
+
+        Raises
+        ------
+        ValueError
+            For a file that cannot be read, is damaged or tampered with (the container is
+            checked natively: header, offsets, dtypes, sizes), holds another optimizer, or
+            has settings or states this optimizer refuses. Nothing is changed then.
+        """
+        _checkpoint.load(self, path, restore_random)
 
     def sync_state_context(self, state: Any, context: Any) -> Any:
         """Return ``state`` with its arrays placed on ``context``.
@@ -685,6 +744,24 @@ class Updater:
             self.optimizer = optimizer
         self.states = new_states
         self.states_synced = dict.fromkeys(self.states, False)
+        self._weight_dtypes = {}
+        self._weight_shapes = {}
+
+
+def _shaped_like(state: Any, weight: Any) -> Any:
+    """``state`` with each flat array of the weight's size viewed in the weight's shape
+    (the Rust side saves states flat)."""
+    if isinstance(state, tuple):
+        return tuple(_shaped_like(item, weight) for item in state)
+    if (
+        isinstance(state, np.ndarray)
+        and isinstance(weight, np.ndarray)
+        and state.ndim == 1
+        and weight.ndim != 1
+        and state.size == weight.size
+    ):
+        return state.reshape(weight.shape)
+    return state
 
 
 def get_updater(optimizer: Optimizer) -> Updater:
