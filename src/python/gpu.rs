@@ -71,22 +71,6 @@ impl Dtype {
     }
 }
 
-/// Runs `f` with the device's validation and out-of-memory errors captured (wgpu's
-/// default is to panic on them).
-fn scoped<T>(ctx: &Context, f: impl FnOnce() -> T) -> PyResult<T> {
-    let memory = ctx
-        .device()
-        .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
-    let value = f();
-    let v = pollster::block_on(validation.pop());
-    let m = pollster::block_on(memory.pop());
-    match v.or(m) {
-        Some(e) => Err(PyRuntimeError::new_err(format!("GPU error: {e}"))),
-        None => Ok(value),
-    }
-}
-
 const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
@@ -105,51 +89,7 @@ fn alloc(ctx: &Context, dtype: Dtype, len: usize) -> PyResult<wgpu::Buffer> {
             dtype.name()
         )));
     }
-    scoped(ctx, || {
-        ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("mxopt array"),
-            size: bytes.max(16),
-            usage: USAGE,
-            mapped_at_creation: false,
-        })
-    })
-}
-
-/// Copies `bytes` bytes of `buffer` from byte `offset` to the host.
-fn download(ctx: &Context, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> PyResult<Vec<u8>> {
-    if bytes == 0 {
-        return Ok(Vec::new());
-    }
-    let staging = scoped(ctx, || {
-        ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("mxopt download"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    })?;
-    scoped(ctx, || {
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-        ctx.queue().submit([encoder.finish()]);
-    })?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-        // The receiver waits below; a send fails only if it is gone.
-        let _ = tx.send(r);
-    });
-    ctx.wait().map_err(py_err)?;
-    rx.recv()
-        .map_err(|_| PyRuntimeError::new_err("GPU error: the download was dropped"))?
-        .map_err(|e| PyRuntimeError::new_err(format!("GPU error: {e}")))?;
-    let view = staging
-        .slice(0..bytes)
-        .get_mapped_range()
-        .map_err(|e| PyRuntimeError::new_err(format!("GPU error: {e}")))?;
-    let data = view.to_vec();
-    drop(view);
-    staging.unmap();
-    Ok(data)
+    ctx.storage("mxopt array", bytes, USAGE).map_err(py_err)
 }
 
 /// A GPU (or a software Vulkan driver) with its queue and compiled pipelines.
@@ -160,32 +100,18 @@ pub struct GpuDevice {
 }
 
 impl GpuDevice {
-    fn open() -> Result<GpuDevice, String> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        desc.backends = wgpu::Backends::VULKAN;
-        let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        }))
-        .map_err(|e| {
-            format!(
-                "no Vulkan adapter found ({e}): install the GPU's Vulkan driver, or Mesa's \
-                 software one (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)"
-            )
-        })?;
-        let info = adapter.get_info();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("mxopt"),
-            required_limits: adapter.limits(),
-            ..Default::default()
-        }))
-        .map_err(|e| format!("cannot open the device {:?}: {e}", info.name))?;
+    fn open() -> crate::Result<GpuDevice> {
+        let ctx = Context::new()?;
+        let info = ctx
+            .adapter_info()
+            .cloned()
+            .ok_or_else(|| crate::Error::Gpu("the opened adapter is unknown".into()))?;
         // Every operation here runs in an error scope; an error outside one (a bug) is
         // reported rather than aborting the interpreter with wgpu's default panic.
-        device.on_uncaptured_error(Arc::new(|e| eprintln!("mxopt: uncaptured GPU error: {e}")));
+        ctx.device()
+            .on_uncaptured_error(Arc::new(|e| eprintln!("mxopt: uncaptured GPU error: {e}")));
         Ok(GpuDevice {
-            ctx: Arc::new(Context::from_device(device, queue)),
+            ctx: Arc::new(ctx),
             info,
         })
     }
@@ -213,7 +139,7 @@ impl GpuDevice {
     /// Opens the first Vulkan adapter (a GPU, or a software driver such as lavapipe).
     #[new]
     fn new(py: Python<'_>) -> PyResult<Self> {
-        py.detach(GpuDevice::open).map_err(PyRuntimeError::new_err)
+        py.detach(GpuDevice::open).map_err(py_err)
     }
 
     /// The adapter's name.
@@ -332,35 +258,23 @@ impl GpuArray {
                 dtype.name()
             )));
         }
-        let bytes: Vec<u8> = match dtype {
+        let slot = self.slot().clone();
+        let ctx = &self.ctx;
+        match dtype {
             Dtype::F32 => {
                 let a = readonly::<f32>(name, data)?;
                 super::arrays::same_shape(name, &self.shape, a.shape())?;
-                bytemuck::cast_slice(slice(&a)).to_vec()
+                let data = slice(&a);
+                py.detach(|| ctx.write_f32(&slot.buffer, slot.offset, data))
             }
             Dtype::F16 => {
                 let a = readonly::<f16>(name, data)?;
                 super::arrays::same_shape(name, &self.shape, a.shape())?;
-                let mut b: Vec<u8> = slice(&a)
-                    .iter()
-                    .flat_map(|x| x.to_bits().to_le_bytes())
-                    .collect();
-                // Whole words: an odd length's last half-word is padding.
-                b.resize(dtype.bytes(self.len) as usize, 0);
-                b
+                let data = slice(&a);
+                py.detach(|| ctx.write_f16(&slot.buffer, slot.offset, data))
             }
-        };
-        if bytes.is_empty() {
-            return Ok(());
         }
-        let slot = self.slot().clone();
-        let ctx = &self.ctx;
-        py.detach(|| {
-            scoped(ctx, || {
-                ctx.queue()
-                    .write_buffer(&slot.buffer, dtype.byte_offset(slot.offset), &bytes);
-            })
-        })
+        .map_err(py_err)
     }
 }
 
@@ -403,25 +317,18 @@ impl GpuArray {
     /// updates submitted before).
     fn asnumpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let slot = self.slot().clone();
-        let (dtype, len) = (self.dtype, self.len);
-        let bytes = py.detach(|| {
-            download(
-                &self.ctx,
-                &slot.buffer,
-                dtype.byte_offset(slot.offset),
-                dtype.bytes(len),
-            )
-        })?;
-        let shape = self.shape.clone();
-        Ok(match dtype {
+        let (ctx, len, shape) = (&self.ctx, self.len, self.shape.clone());
+        Ok(match self.dtype {
             Dtype::F32 => {
-                let mut v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-                v.truncate(len);
+                let v = py
+                    .detach(|| ctx.read_f32(&slot.buffer, slot.offset, len))
+                    .map_err(py_err)?;
                 PyArray1::from_vec(py, v).reshape(shape)?.into_any()
             }
             Dtype::F16 => {
-                let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
-                let v: Vec<f16> = halves[..len].iter().map(|&b| f16::from_bits(b)).collect();
+                let v = py
+                    .detach(|| ctx.read_f16(&slot.buffer, slot.offset, len))
+                    .map_err(py_err)?;
                 PyArray1::from_vec(py, v).reshape(shape)?.into_any()
             }
         })
@@ -669,10 +576,11 @@ impl<'a, 'py> Call<'a, 'py> {
         }
         if !moves.is_empty() {
             py.detach(|| {
-                scoped(ctx, || {
+                ctx.scoped(|| {
                     ctx.queue().submit([encoder.finish()]);
                 })
-            })?;
+            })
+            .map_err(py_err)?;
             for (a, to) in moves {
                 *a.slot() = to;
             }
