@@ -130,6 +130,7 @@ impl GpuDevice {
             len,
             dtype,
             slot: Mutex::new(Slot { buffer, offset: 0 }),
+            set: Mutex::new(None),
         })
     }
 }
@@ -223,6 +224,12 @@ impl GpuDevice {
     }
 }
 
+/// Locks `m`; a panic cannot happen while these locks are held (plain assignments and
+/// takes only), so a poisoned lock still holds a consistent value.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Where an array's elements live: a buffer and an element offset (even for `f16`).
 #[derive(Clone)]
 struct Slot {
@@ -239,14 +246,23 @@ pub struct GpuArray {
     len: usize,
     dtype: Dtype,
     slot: Mutex<Slot>,
+    /// The parameter set of the last list this array was the first weight of.
+    set: Mutex<Option<CachedSet>>,
+}
+
+/// A list's parameter set, kept by its first weight: the next step over the same arrays
+/// reuses the set's offset table and bind groups instead of building them again.
+struct CachedSet {
+    /// Each role's buffer, in [`Call::param_set`]'s order. With the set's precision and
+    /// lengths (which fix every array's offset) they determine the set: arrays that are
+    /// re-pointed or replaced end up in other buffers, so a stale set never matches.
+    buffers: Vec<wgpu::Buffer>,
+    set: ParamSet,
 }
 
 impl GpuArray {
     fn slot(&self) -> MutexGuard<'_, Slot> {
-        // A panic cannot happen while the lock is held (plain assignments only).
-        self.slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.slot)
     }
 
     fn write(&self, py: Python<'_>, name: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -513,9 +529,25 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(())
     }
 
-    /// The parameter set over the call's arrays, moving (on the device) those not laid
-    /// out as one set into fresh buffers, with their handles re-pointed.
-    fn param_set(&self, py: Python<'_>) -> PyResult<ParamSet> {
+    /// Runs `update` (without the GIL) on the parameter set over the call's arrays,
+    /// then keeps the set with the first weight for the next call over the same arrays.
+    fn with_set(
+        &self,
+        py: Python<'_>,
+        update: impl FnOnce(&mut ParamSet) -> crate::Result<()> + Send,
+    ) -> PyResult<()> {
+        let (buffers, mut set) = self.param_set(py)?;
+        let done = py.detach(|| update(&mut set)).map_err(py_err);
+        if let Some(first) = self.weights.first() {
+            *lock(&first.get().set) = Some(CachedSet { buffers, set });
+        }
+        done
+    }
+
+    /// The parameter set over the call's arrays (with each role's buffer), moving (on the
+    /// device) those not laid out as one set into fresh buffers, with their handles
+    /// re-pointed; the set kept by the first weight when it still matches.
+    fn param_set(&self, py: Python<'_>) -> PyResult<(Vec<wgpu::Buffer>, ParamSet)> {
         let precision = self.precision();
         let lens: Vec<usize> = self.weights.iter().map(|w| w.get().len).collect();
         let (offsets, total) = ParamSet::offsets(precision, &lens);
@@ -585,6 +617,13 @@ impl<'a, 'py> Call<'a, 'py> {
                 *a.slot() = to;
             }
         }
+        let cached = self.weights.first().and_then(|w| lock(&w.get().set).take());
+        if let Some(c) = cached {
+            if c.buffers == buffers && c.set.precision() == precision && c.set.lens() == lens {
+                return Ok((c.buffers, c.set));
+            }
+        }
+        let roles = buffers.clone();
         let mut buffers = buffers.into_iter();
         let mut next = || {
             buffers
@@ -598,7 +637,9 @@ impl<'a, 'py> Call<'a, 'py> {
             Precision::F16Master => Some(next()?),
         };
         let states = (0..per).map(|_| next()).collect::<PyResult<Vec<_>>>()?;
-        ParamSet::from_buffers(precision, &lens, weight, grad, master, states).map_err(py_err)
+        let set = ParamSet::from_buffers(precision, &lens, weight, grad, master, states)
+            .map_err(py_err)?;
+        Ok((roles, set))
     }
 
     /// Builds every tensor's rule (refusing bad scalars before anything moves), then
@@ -628,9 +669,8 @@ impl<'a, 'py> Call<'a, 'py> {
         if n == 0 {
             return Ok(());
         }
-        let mut set = self.param_set(py)?;
         let ctx = &self.device.ctx;
-        py.detach(|| ctx.step(&mut set, &rules)).map_err(py_err)
+        self.with_set(py, |set| ctx.step(set, &rules))
     }
 }
 
@@ -736,10 +776,8 @@ fn gpu_lars(
     if n == 0 {
         return Ok(());
     }
-    let mut set = call.param_set(py)?;
     let ctx = &device.ctx;
-    py.detach(|| ctx.lars_step(&mut set, &lars, &call.steps, &scaled))
-        .map_err(py_err)
+    call.with_set(py, |set| ctx.lars_step(set, &lars, &call.steps, &scaled))
 }
 
 /// LAMB over lists of device arrays (both phases and the norms in one submission): two
@@ -788,10 +826,10 @@ fn gpu_lamb(
     if n == 0 {
         return Ok(());
     }
-    let mut set = call.param_set(py)?;
     let ctx = &device.ctx;
-    py.detach(|| ctx.lamb_step(&mut set, &lamb, &call.steps, write_master))
-        .map_err(py_err)
+    call.with_set(py, |set| {
+        ctx.lamb_step(set, &lamb, &call.steps, write_master)
+    })
 }
 
 /// GroupAdaGrad over lists of float32 2-d device arrays (one row per thread, the CPU's
@@ -842,10 +880,10 @@ fn gpu_group_adagrad(
         return Ok(());
     }
     let rows: Vec<usize> = call.weights.iter().map(|w| w.get().shape[0]).collect();
-    let mut set = call.param_set(py)?;
     let ctx = &device.ctx;
-    py.detach(|| ctx.group_adagrad_step(&mut set, &hyper, &call.steps, &rows))
-        .map_err(py_err)
+    call.with_set(py, |set| {
+        ctx.group_adagrad_step(set, &hyper, &call.steps, &rows)
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
