@@ -8,8 +8,9 @@ The build runs once per module, in the Cargo profile ``MXOPT_RELEASE_PROFILE`` n
 (default ``quick``: the release settings without fat LTO, which changes code generation, not
 what the wheel contains; ``release`` builds the wheel exactly as shipped). From a cold target
 folder both take about 3.5 CPU-minutes, but fat LTO runs on one core: on 2 cores shared with
-other builds, 6.6 minutes (``quick``) against 9.7 (``release``). The venvs take NumPy from the package index. A Python version that is not installed
-(pyenv or ``pythonX.Y`` on ``PATH``) is skipped, saying so.
+other builds, 6.6 minutes (``quick``) against 9.7 (``release``). The venvs take NumPy from
+the package index. A Python version that is not installed (pyenv or ``pythonX.Y`` on
+``PATH``) is skipped, saying so.
 """
 
 from __future__ import annotations
