@@ -10,8 +10,10 @@
 //!   each ([`Kernel`]: the rule's constants are computed by the CPU constructor, so the
 //!   scalars have the CPU's bits); [`Context::lars_step`] and [`Context::lamb_step`] add
 //!   the per-tensor norms (a fixed-order reduction) in the same command buffer.
-//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s algorithms,
-//!   config and step semantics, with the states on the device.
+//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s algorithms (all
+//!   but LBSGD), config and step semantics, with the states on the device; SGLD's noise
+//!   drawn on the device ([`NORMAL_WGSL`]); checkpoints through the CPU optimizer
+//!   ([`GpuOptimizer::to_optimizer`], [`GpuOptimizer::from_optimizer`]).
 //!
 //! ```no_run
 //! use mxopt::gpu::{Context, ParamSet, Precision};
