@@ -234,6 +234,32 @@ def test_sublists_and_regrouping_keep_numbers(dev):
         assert_close(f"weight {i}", w.asnumpy(), h)
 
 
+def test_kept_parameter_sets_follow_the_arrays(dev):
+    """A list keeps its parameter set (with its first weight) between calls: repeated
+    lists reuse it, while a list with the same first weight but other members, members
+    moved by another list, or a replaced gradient array must not (CPU numbers each time)."""
+    make = CASES["adam"]
+    cpu_up = optimizer.Updater(make())
+    gpu_up = gpu.Updater(make())
+    host = data(SHAPES, np.float32, 2)
+    weights = [dev.array(w) for w in host]
+    grads = [dev.zeros(s, np.float32) for s in SHAPES]
+    everything = list(range(len(SHAPES)))
+    groupings = [everything, everything, [0, 1, 2], everything, [4, 1], everything]
+    groupings += [everything, "new grad 3", everything, everything]
+    for t, group in enumerate(groupings):
+        if group == "new grad 3":
+            grads[3] = dev.zeros(SHAPES[3], np.float32)
+            continue
+        g = data([SHAPES[i] for i in group], np.float32, 60 + t)
+        cpu_up(group, g, [host[i] for i in group])
+        for i, x in zip(group, g):
+            grads[i].copy_from(x)
+        gpu_up(group, [grads[i] for i in group], [weights[i] for i in group])
+        for i in group:
+            assert_close(f"call {t} weight {i}", weights[i].asnumpy(), host[i])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("shape", [(), (0,), (1,), (3,), (5, 7), (1025,)])
 def test_array_round_trip(dev, shape, dtype):

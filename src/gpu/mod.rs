@@ -64,6 +64,8 @@ fn gpu_error(what: impl std::fmt::Display) -> Error {
 pub struct Context {
     device: wgpu::Device,
     queue: wgpu::Queue,
+    /// The adapter [`Context::new`] opened (unknown for an application's own device).
+    adapter: Option<wgpu::AdapterInfo>,
     pipelines: Mutex<HashMap<Variant, wgpu::ComputePipeline>>,
     /// Pipelines of the fixed shaders (the norms' sums, the row walk), by name.
     fixed: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
@@ -103,7 +105,10 @@ impl Context {
             ..Default::default()
         }))
         .map_err(|e| gpu_error(format!("cannot open the device: {e}")))?;
-        Ok(Context::from_device(device, queue))
+        Ok(Context {
+            adapter: Some(adapter.get_info()),
+            ..Context::from_device(device, queue)
+        })
     }
 
     /// Runs on the application's own device and queue (a wgpu training loop, burn's wgpu
@@ -113,6 +118,7 @@ impl Context {
         Context {
             device,
             queue,
+            adapter: None,
             pipelines: Mutex::new(HashMap::new()),
             fixed: Mutex::new(HashMap::new()),
         }
@@ -130,9 +136,20 @@ impl Context {
         &self.queue
     }
 
+    /// The adapter's name, type, backend and driver, when this context opened it
+    /// ([`Context::new`]); `None` for a device passed to [`Context::from_device`].
+    #[must_use]
+    pub fn adapter_info(&self) -> Option<&wgpu::AdapterInfo> {
+        self.adapter.as_ref()
+    }
+
     /// Runs `f`, turning the device's validation and out-of-memory errors into
     /// [`Error::Gpu`] (wgpu's default is to panic on them).
-    fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] with the device's message when `f` caused a validation or
+    /// out-of-memory error.
+    pub fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
@@ -190,7 +207,18 @@ impl Context {
         Ok(p)
     }
 
-    fn storage(&self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    /// A new buffer of at least `bytes` bytes (at least 16, a multiple of 4) for `usage`,
+    /// zero-filled by wgpu.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when `bytes` exceed the device's largest storage buffer or the
+    /// device is out of memory.
+    pub fn storage(
+        &self,
+        label: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
         let limits = self.device.limits();
         let largest = limits
             .max_buffer_size
@@ -224,8 +252,12 @@ impl Context {
         Ok(buffer)
     }
 
-    /// Copies `bytes` bytes of `buffer` from `offset` (both multiples of 4) to the host.
-    fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+    /// Copies `bytes` bytes of `buffer` from `offset` (both multiples of 4) to the host,
+    /// waiting for the work submitted before.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the range lies outside `buffer`, or the device fails or is lost.
+    pub fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -256,6 +288,67 @@ impl Context {
         drop(view);
         staging.unmap();
         Ok(data)
+    }
+
+    /// Queues `data` for `buffer` from element `at` (`f32` elements: byte `4 * at`).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the range lies outside `buffer`.
+    pub fn write_f32(&self, buffer: &wgpu::Buffer, at: usize, data: &[f32]) -> Result<()> {
+        if !data.is_empty() {
+            self.scoped(|| {
+                self.queue
+                    .write_buffer(buffer, at as u64 * 4, bytemuck::cast_slice(data));
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Queues `data` for `buffer` from `f16` element `at` (even: halves are packed in
+    /// pairs into 4-byte words; an odd length's last word is padded with a zero half).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when `at` is odd or the range lies outside `buffer`.
+    pub fn write_f16(&self, buffer: &wgpu::Buffer, at: usize, data: &[f16]) -> Result<()> {
+        if at % 2 != 0 {
+            return Err(gpu_error(format!("f16 element {at} does not start a word")));
+        }
+        let words: Vec<u32> = data
+            .chunks(2)
+            .map(|p| {
+                u32::from(p[0].to_bits()) | (u32::from(p.get(1).map_or(0, |x| x.to_bits())) << 16)
+            })
+            .collect();
+        if !words.is_empty() {
+            self.scoped(|| {
+                self.queue
+                    .write_buffer(buffer, at as u64 * 2, bytemuck::cast_slice(&words));
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Downloads `len` `f32` elements of `buffer` from element `at`.
+    ///
+    /// # Errors
+    /// As [`Context::read_bytes`].
+    pub fn read_f32(&self, buffer: &wgpu::Buffer, at: usize, len: usize) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(buffer, at as u64 * 4, len as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Downloads `len` `f16` elements of `buffer` from element `at` (even, as in
+    /// [`Context::write_f16`]).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when `at` is odd; otherwise as [`Context::read_bytes`].
+    pub fn read_f16(&self, buffer: &wgpu::Buffer, at: usize, len: usize) -> Result<Vec<f16>> {
+        if at % 2 != 0 {
+            return Err(gpu_error(format!("f16 element {at} does not start a word")));
+        }
+        let bytes = self.read_bytes(buffer, at as u64 * 2, len.div_ceil(2) as u64 * 4)?;
+        let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(halves[..len].iter().map(|&b| f16::from_bits(b)).collect())
     }
 
     /// Blocks until the queue's work is done.
@@ -735,44 +828,15 @@ impl ParamSet {
         Ok(self.offsets[i])
     }
 
-    fn write_f32(ctx: &Context, buffer: &wgpu::Buffer, at: usize, data: &[f32]) -> Result<()> {
-        if !data.is_empty() {
-            ctx.scoped(|| {
-                ctx.queue
-                    .write_buffer(buffer, at as u64 * 4, bytemuck::cast_slice(data))
-            })?;
-        }
-        Ok(())
-    }
-
-    fn write_f16(ctx: &Context, buffer: &wgpu::Buffer, at: usize, data: &[f16]) -> Result<()> {
-        let words: Vec<u32> = data
-            .chunks(2)
-            .map(|p| {
-                u32::from(p[0].to_bits()) | (u32::from(p.get(1).map_or(0, |x| x.to_bits())) << 16)
-            })
-            .collect();
-        if !words.is_empty() {
-            ctx.scoped(|| {
-                ctx.queue
-                    .write_buffer(buffer, at as u64 * 2, bytemuck::cast_slice(&words))
-            })?;
-        }
-        Ok(())
-    }
-
     fn read_f32(&self, ctx: &Context, buffer: &wgpu::Buffer, i: usize) -> Result<Vec<f32>> {
         let at = self.span(i, self.lens.get(i).copied().unwrap_or(0), None)?;
-        let bytes = ctx.read_bytes(buffer, at as u64 * 4, self.lens[i] as u64 * 4)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        ctx.read_f32(buffer, at, self.lens[i])
     }
 
     fn read_f16(&self, ctx: &Context, buffer: &wgpu::Buffer, i: usize) -> Result<Vec<f16>> {
         let len = self.lens.get(i).copied().unwrap_or(0);
         let at = self.span(i, len, Some(Precision::F16Master))?;
-        let bytes = ctx.read_bytes(buffer, at as u64 * 2, len.div_ceil(2) as u64 * 4)?;
-        let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
-        Ok(halves[..len].iter().map(|&b| f16::from_bits(b)).collect())
+        ctx.read_f16(buffer, at, len)
     }
 
     /// Uploads tensor `i`'s `f32` weight.
@@ -781,7 +845,7 @@ impl ParamSet {
     /// [`Error::Length`] for a wrong length or index, [`Error::Gpu`] for an `f16` set.
     pub fn write_weight_f32(&mut self, ctx: &Context, i: usize, data: &[f32]) -> Result<()> {
         let at = self.span(i, data.len(), Some(Precision::F32))?;
-        ParamSet::write_f32(ctx, &self.weight, at, data)
+        ctx.write_f32(&self.weight, at, data)
     }
 
     /// Uploads tensor `i`'s `f16` weight and sets its master copy to the same values (as
@@ -791,10 +855,10 @@ impl ParamSet {
     /// [`Error::Length`] for a wrong length or index, [`Error::Gpu`] for an `f32` set.
     pub fn write_weight_f16(&mut self, ctx: &Context, i: usize, data: &[f16]) -> Result<()> {
         let at = self.span(i, data.len(), Some(Precision::F16Master))?;
-        ParamSet::write_f16(ctx, &self.weight, at, data)?;
+        ctx.write_f16(&self.weight, at, data)?;
         let master: Vec<f32> = data.iter().map(|x| x.to_f32()).collect();
         match &self.master {
-            Some(m) => ParamSet::write_f32(ctx, m, at, &master),
+            Some(m) => ctx.write_f32(m, at, &master),
             None => Err(gpu_error("the set has no master copy")),
         }
     }
@@ -811,7 +875,7 @@ impl ParamSet {
         data: &[f16],
     ) -> Result<()> {
         let at = self.span(i, data.len(), Some(Precision::F16Master))?;
-        ParamSet::write_f16(ctx, &self.weight, at, data)
+        ctx.write_f16(&self.weight, at, data)
     }
 
     /// Copies every weight (the master copies of an `f16` set) into state `k`: a state
@@ -840,7 +904,7 @@ impl ParamSet {
     /// As [`ParamSet::write_weight_f32`].
     pub fn write_grad_f32(&mut self, ctx: &Context, i: usize, data: &[f32]) -> Result<()> {
         let at = self.span(i, data.len(), Some(Precision::F32))?;
-        ParamSet::write_f32(ctx, &self.grad, at, data)
+        ctx.write_f32(&self.grad, at, data)
     }
 
     /// Uploads tensor `i`'s `f16` gradient.
@@ -849,7 +913,7 @@ impl ParamSet {
     /// As [`ParamSet::write_weight_f16`].
     pub fn write_grad_f16(&mut self, ctx: &Context, i: usize, data: &[f16]) -> Result<()> {
         let at = self.span(i, data.len(), Some(Precision::F16Master))?;
-        ParamSet::write_f16(ctx, &self.grad, at, data)
+        ctx.write_f16(&self.grad, at, data)
     }
 
     /// Uploads state `k` of tensor `i`.
@@ -863,7 +927,7 @@ impl ParamSet {
             expected: self.states.len(),
             got: k,
         })?;
-        ParamSet::write_f32(ctx, buffer, at, data)
+        ctx.write_f32(buffer, at, data)
     }
 
     /// Uploads tensor `i`'s master copy.
@@ -873,7 +937,7 @@ impl ParamSet {
     pub fn write_master(&mut self, ctx: &Context, i: usize, data: &[f32]) -> Result<()> {
         let at = self.span(i, data.len(), Some(Precision::F16Master))?;
         match &self.master {
-            Some(m) => ParamSet::write_f32(ctx, m, at, data),
+            Some(m) => ctx.write_f32(m, at, data),
             None => Err(gpu_error("the set has no master copy")),
         }
     }

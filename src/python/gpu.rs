@@ -71,22 +71,6 @@ impl Dtype {
     }
 }
 
-/// Runs `f` with the device's validation and out-of-memory errors captured (wgpu's
-/// default is to panic on them).
-fn scoped<T>(ctx: &Context, f: impl FnOnce() -> T) -> PyResult<T> {
-    let memory = ctx
-        .device()
-        .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = ctx.device().push_error_scope(wgpu::ErrorFilter::Validation);
-    let value = f();
-    let v = pollster::block_on(validation.pop());
-    let m = pollster::block_on(memory.pop());
-    match v.or(m) {
-        Some(e) => Err(PyRuntimeError::new_err(format!("GPU error: {e}"))),
-        None => Ok(value),
-    }
-}
-
 const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
@@ -105,51 +89,7 @@ fn alloc(ctx: &Context, dtype: Dtype, len: usize) -> PyResult<wgpu::Buffer> {
             dtype.name()
         )));
     }
-    scoped(ctx, || {
-        ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("mxopt array"),
-            size: bytes.max(16),
-            usage: USAGE,
-            mapped_at_creation: false,
-        })
-    })
-}
-
-/// Copies `bytes` bytes of `buffer` from byte `offset` to the host.
-fn download(ctx: &Context, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> PyResult<Vec<u8>> {
-    if bytes == 0 {
-        return Ok(Vec::new());
-    }
-    let staging = scoped(ctx, || {
-        ctx.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("mxopt download"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    })?;
-    scoped(ctx, || {
-        let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-        ctx.queue().submit([encoder.finish()]);
-    })?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-        // The receiver waits below; a send fails only if it is gone.
-        let _ = tx.send(r);
-    });
-    ctx.wait().map_err(py_err)?;
-    rx.recv()
-        .map_err(|_| PyRuntimeError::new_err("GPU error: the download was dropped"))?
-        .map_err(|e| PyRuntimeError::new_err(format!("GPU error: {e}")))?;
-    let view = staging
-        .slice(0..bytes)
-        .get_mapped_range()
-        .map_err(|e| PyRuntimeError::new_err(format!("GPU error: {e}")))?;
-    let data = view.to_vec();
-    drop(view);
-    staging.unmap();
-    Ok(data)
+    ctx.storage("mxopt array", bytes, USAGE).map_err(py_err)
 }
 
 /// A GPU (or a software Vulkan driver) with its queue and compiled pipelines.
@@ -160,32 +100,18 @@ pub struct GpuDevice {
 }
 
 impl GpuDevice {
-    fn open() -> Result<GpuDevice, String> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        desc.backends = wgpu::Backends::VULKAN;
-        let instance = wgpu::Instance::new(desc);
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        }))
-        .map_err(|e| {
-            format!(
-                "no Vulkan adapter found ({e}): install the GPU's Vulkan driver, or Mesa's \
-                 software one (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)"
-            )
-        })?;
-        let info = adapter.get_info();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("mxopt"),
-            required_limits: adapter.limits(),
-            ..Default::default()
-        }))
-        .map_err(|e| format!("cannot open the device {:?}: {e}", info.name))?;
+    fn open() -> crate::Result<GpuDevice> {
+        let ctx = Context::new()?;
+        let info = ctx
+            .adapter_info()
+            .cloned()
+            .ok_or_else(|| crate::Error::Gpu("the opened adapter is unknown".into()))?;
         // Every operation here runs in an error scope; an error outside one (a bug) is
         // reported rather than aborting the interpreter with wgpu's default panic.
-        device.on_uncaptured_error(Arc::new(|e| eprintln!("mxopt: uncaptured GPU error: {e}")));
+        ctx.device()
+            .on_uncaptured_error(Arc::new(|e| eprintln!("mxopt: uncaptured GPU error: {e}")));
         Ok(GpuDevice {
-            ctx: Arc::new(Context::from_device(device, queue)),
+            ctx: Arc::new(ctx),
             info,
         })
     }
@@ -204,6 +130,7 @@ impl GpuDevice {
             len,
             dtype,
             slot: Mutex::new(Slot { buffer, offset: 0 }),
+            set: Mutex::new(None),
         })
     }
 }
@@ -213,7 +140,7 @@ impl GpuDevice {
     /// Opens the first Vulkan adapter (a GPU, or a software driver such as lavapipe).
     #[new]
     fn new(py: Python<'_>) -> PyResult<Self> {
-        py.detach(GpuDevice::open).map_err(PyRuntimeError::new_err)
+        py.detach(GpuDevice::open).map_err(py_err)
     }
 
     /// The adapter's name.
@@ -297,6 +224,12 @@ impl GpuDevice {
     }
 }
 
+/// Locks `m`; a panic cannot happen while these locks are held (plain assignments and
+/// takes only), so a poisoned lock still holds a consistent value.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Where an array's elements live: a buffer and an element offset (even for `f16`).
 #[derive(Clone)]
 struct Slot {
@@ -313,14 +246,23 @@ pub struct GpuArray {
     len: usize,
     dtype: Dtype,
     slot: Mutex<Slot>,
+    /// The parameter set of the last list this array was the first weight of.
+    set: Mutex<Option<CachedSet>>,
+}
+
+/// A list's parameter set, kept by its first weight: the next step over the same arrays
+/// reuses the set's offset table and bind groups instead of building them again.
+struct CachedSet {
+    /// Each role's buffer, in [`Call::param_set`]'s order. With the set's precision and
+    /// lengths (which fix every array's offset) they determine the set: arrays that are
+    /// re-pointed or replaced end up in other buffers, so a stale set never matches.
+    buffers: Vec<wgpu::Buffer>,
+    set: ParamSet,
 }
 
 impl GpuArray {
     fn slot(&self) -> MutexGuard<'_, Slot> {
-        // A panic cannot happen while the lock is held (plain assignments only).
-        self.slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.slot)
     }
 
     fn write(&self, py: Python<'_>, name: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -332,35 +274,23 @@ impl GpuArray {
                 dtype.name()
             )));
         }
-        let bytes: Vec<u8> = match dtype {
+        let slot = self.slot().clone();
+        let ctx = &self.ctx;
+        match dtype {
             Dtype::F32 => {
                 let a = readonly::<f32>(name, data)?;
                 super::arrays::same_shape(name, &self.shape, a.shape())?;
-                bytemuck::cast_slice(slice(&a)).to_vec()
+                let data = slice(&a);
+                py.detach(|| ctx.write_f32(&slot.buffer, slot.offset, data))
             }
             Dtype::F16 => {
                 let a = readonly::<f16>(name, data)?;
                 super::arrays::same_shape(name, &self.shape, a.shape())?;
-                let mut b: Vec<u8> = slice(&a)
-                    .iter()
-                    .flat_map(|x| x.to_bits().to_le_bytes())
-                    .collect();
-                // Whole words: an odd length's last half-word is padding.
-                b.resize(dtype.bytes(self.len) as usize, 0);
-                b
+                let data = slice(&a);
+                py.detach(|| ctx.write_f16(&slot.buffer, slot.offset, data))
             }
-        };
-        if bytes.is_empty() {
-            return Ok(());
         }
-        let slot = self.slot().clone();
-        let ctx = &self.ctx;
-        py.detach(|| {
-            scoped(ctx, || {
-                ctx.queue()
-                    .write_buffer(&slot.buffer, dtype.byte_offset(slot.offset), &bytes);
-            })
-        })
+        .map_err(py_err)
     }
 }
 
@@ -403,25 +333,18 @@ impl GpuArray {
     /// updates submitted before).
     fn asnumpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let slot = self.slot().clone();
-        let (dtype, len) = (self.dtype, self.len);
-        let bytes = py.detach(|| {
-            download(
-                &self.ctx,
-                &slot.buffer,
-                dtype.byte_offset(slot.offset),
-                dtype.bytes(len),
-            )
-        })?;
-        let shape = self.shape.clone();
-        Ok(match dtype {
+        let (ctx, len, shape) = (&self.ctx, self.len, self.shape.clone());
+        Ok(match self.dtype {
             Dtype::F32 => {
-                let mut v: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-                v.truncate(len);
+                let v = py
+                    .detach(|| ctx.read_f32(&slot.buffer, slot.offset, len))
+                    .map_err(py_err)?;
                 PyArray1::from_vec(py, v).reshape(shape)?.into_any()
             }
             Dtype::F16 => {
-                let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
-                let v: Vec<f16> = halves[..len].iter().map(|&b| f16::from_bits(b)).collect();
+                let v = py
+                    .detach(|| ctx.read_f16(&slot.buffer, slot.offset, len))
+                    .map_err(py_err)?;
                 PyArray1::from_vec(py, v).reshape(shape)?.into_any()
             }
         })
@@ -606,9 +529,25 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(())
     }
 
-    /// The parameter set over the call's arrays, moving (on the device) those not laid
-    /// out as one set into fresh buffers, with their handles re-pointed.
-    fn param_set(&self, py: Python<'_>) -> PyResult<ParamSet> {
+    /// Runs `update` (without the GIL) on the parameter set over the call's arrays,
+    /// then keeps the set with the first weight for the next call over the same arrays.
+    fn with_set(
+        &self,
+        py: Python<'_>,
+        update: impl FnOnce(&mut ParamSet) -> crate::Result<()> + Send,
+    ) -> PyResult<()> {
+        let (buffers, mut set) = self.param_set(py)?;
+        let done = py.detach(|| update(&mut set)).map_err(py_err);
+        if let Some(first) = self.weights.first() {
+            *lock(&first.get().set) = Some(CachedSet { buffers, set });
+        }
+        done
+    }
+
+    /// The parameter set over the call's arrays (with each role's buffer), moving (on the
+    /// device) those not laid out as one set into fresh buffers, with their handles
+    /// re-pointed; the set kept by the first weight when it still matches.
+    fn param_set(&self, py: Python<'_>) -> PyResult<(Vec<wgpu::Buffer>, ParamSet)> {
         let precision = self.precision();
         let lens: Vec<usize> = self.weights.iter().map(|w| w.get().len).collect();
         let (offsets, total) = ParamSet::offsets(precision, &lens);
@@ -669,14 +608,22 @@ impl<'a, 'py> Call<'a, 'py> {
         }
         if !moves.is_empty() {
             py.detach(|| {
-                scoped(ctx, || {
+                ctx.scoped(|| {
                     ctx.queue().submit([encoder.finish()]);
                 })
-            })?;
+            })
+            .map_err(py_err)?;
             for (a, to) in moves {
                 *a.slot() = to;
             }
         }
+        let cached = self.weights.first().and_then(|w| lock(&w.get().set).take());
+        if let Some(c) = cached {
+            if c.buffers == buffers && c.set.precision() == precision && c.set.lens() == lens {
+                return Ok((c.buffers, c.set));
+            }
+        }
+        let roles = buffers.clone();
         let mut buffers = buffers.into_iter();
         let mut next = || {
             buffers
@@ -690,7 +637,9 @@ impl<'a, 'py> Call<'a, 'py> {
             Precision::F16Master => Some(next()?),
         };
         let states = (0..per).map(|_| next()).collect::<PyResult<Vec<_>>>()?;
-        ParamSet::from_buffers(precision, &lens, weight, grad, master, states).map_err(py_err)
+        let set = ParamSet::from_buffers(precision, &lens, weight, grad, master, states)
+            .map_err(py_err)?;
+        Ok((roles, set))
     }
 
     /// Builds every tensor's rule (refusing bad scalars before anything moves), then
@@ -720,9 +669,8 @@ impl<'a, 'py> Call<'a, 'py> {
         if n == 0 {
             return Ok(());
         }
-        let mut set = self.param_set(py)?;
         let ctx = &self.device.ctx;
-        py.detach(|| ctx.step(&mut set, &rules)).map_err(py_err)
+        self.with_set(py, |set| ctx.step(set, &rules))
     }
 }
 
@@ -828,10 +776,8 @@ fn gpu_lars(
     if n == 0 {
         return Ok(());
     }
-    let mut set = call.param_set(py)?;
     let ctx = &device.ctx;
-    py.detach(|| ctx.lars_step(&mut set, &lars, &call.steps, &scaled))
-        .map_err(py_err)
+    call.with_set(py, |set| ctx.lars_step(set, &lars, &call.steps, &scaled))
 }
 
 /// LAMB over lists of device arrays (both phases and the norms in one submission): two
@@ -880,10 +826,10 @@ fn gpu_lamb(
     if n == 0 {
         return Ok(());
     }
-    let mut set = call.param_set(py)?;
     let ctx = &device.ctx;
-    py.detach(|| ctx.lamb_step(&mut set, &lamb, &call.steps, write_master))
-        .map_err(py_err)
+    call.with_set(py, |set| {
+        ctx.lamb_step(set, &lamb, &call.steps, write_master)
+    })
 }
 
 /// GroupAdaGrad over lists of float32 2-d device arrays (one row per thread, the CPU's
@@ -934,10 +880,10 @@ fn gpu_group_adagrad(
         return Ok(());
     }
     let rows: Vec<usize> = call.weights.iter().map(|w| w.get().shape[0]).collect();
-    let mut set = call.param_set(py)?;
     let ctx = &device.ctx;
-    py.detach(|| ctx.group_adagrad_step(&mut set, &hyper, &call.steps, &rows))
-        .map_err(py_err)
+    call.with_set(py, |set| {
+        ctx.group_adagrad_step(set, &hyper, &call.steps, &rows)
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
