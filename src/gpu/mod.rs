@@ -310,7 +310,7 @@ impl Context {
     /// # Errors
     /// [`Error::Gpu`] when `at` is odd or the range lies outside `buffer`.
     pub fn write_f16(&self, buffer: &wgpu::Buffer, at: usize, data: &[f16]) -> Result<()> {
-        if at % 2 != 0 {
+        if !at.is_multiple_of(2) {
             return Err(gpu_error(format!("f16 element {at} does not start a word")));
         }
         let words: Vec<u32> = data
@@ -343,7 +343,7 @@ impl Context {
     /// # Errors
     /// [`Error::Gpu`] when `at` is odd; otherwise as [`Context::read_bytes`].
     pub fn read_f16(&self, buffer: &wgpu::Buffer, at: usize, len: usize) -> Result<Vec<f16>> {
-        if at % 2 != 0 {
+        if !at.is_multiple_of(2) {
             return Err(gpu_error(format!("f16 element {at} does not start a word")));
         }
         let bytes = self.read_bytes(buffer, at as u64 * 2, len.div_ceil(2) as u64 * 4)?;
