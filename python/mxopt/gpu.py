@@ -29,17 +29,24 @@ Present in every build; without the ``wgpu`` cargo feature, :class:`Device` rais
 
 from __future__ import annotations
 
+import copy
 import pickle
 from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import _core
-from .optimizer import LAMB, LARS, NAG, SGD, SGLD, Optimizer
+from .optimizer import LAMB, LARS, LBSGD, NAG, SGD, SGLD, Optimizer
 from .optimizer import Updater as CpuUpdater
-from .optimizer._kernel import AdaptiveKernelOptimizer, MomentumKernelOptimizer
-from .optimizer._layerwise import _F32_MAX
+from .optimizer._kernel import (
+    AdaptiveKernelOptimizer,
+    MomentumKernelOptimizer,
+    is_row_sparse,
+    kernel_clip,
+)
+from .optimizer._layerwise import _F32_MAX, check_kernel_params
 from .optimizer.contrib import GroupAdaGrad
+from .optimizer.lbsgd import _shaped
 
 __all__ = ["AVAILABLE", "Device", "GpuArray", "Updater", "supported"]
 
@@ -85,8 +92,9 @@ class _Plan:
     for every scalar: hyper-parameter checks, the preamble of a chunk (counts, lrs, wds),
     and the native call of a group of indices sharing a key."""
 
-    def __init__(self, optimizer: Any) -> None:
+    def __init__(self, optimizer: Any, updater: Updater) -> None:
         self.opt = optimizer
+        self.updater = updater
 
     def check(self, weights: List[Any]) -> None:
         """Refuses bad hyper-parameters (and weights the device path cannot take) before
@@ -192,7 +200,104 @@ class _GroupAdaGradPlan(_Plan):
         )
 
 
+class _LbsgdPlan(_Plan):
+    """LBSGD: the optimizer's own counts, accumulation counts and warm-up multipliers;
+    each weight's accumulator lives on the device next to its momentum. ``cumgrads``
+    holds, as on the CPU, ``0`` after a reset, the caller's gradient after a first
+    accumulation of a float32 weight (MXNet keeps it by reference: overwriting that
+    array changes the sum), else the device accumulator."""
+
+    def check(self, weights: List[Any]) -> None:
+        opt = self.opt
+        check_kernel_params(opt, "momentum", "rescale_grad", "clip_gradient", "batch_scale")
+        if not opt.batch_scale > 0:
+            raise ValueError(f"batch_scale must be positive, got {opt.batch_scale!r}")
+        if opt.batch_scale != int(opt.batch_scale):
+            raise ValueError(
+                f"batch_scale must be a whole number on the GPU, got {opt.batch_scale!r}"
+            )
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        opt = self.opt
+        lrs, wds, ts, extra = [], [], [], []
+        for index in indices:
+            cgrad = opt.cumgrads.get(index)
+            running = bool(cgrad) and cgrad["num_cums"] > 0
+            # As the CPU: the rate is read before the update is counted.
+            lrs.append(opt._get_lr(index))
+            wds.append(opt._get_wd(index))
+            opt._update_count(index)
+            ts.append(opt._index_update_count[index])
+            count = cgrad["num_cums"] + 1 if running else opt.init_updates + 1
+            finishes = count % opt.batch_scale == 0
+            lars = opt.warmup_strategy == "lars"
+            multiplier = opt._get_lbmult(count) if finishes and not lars else 1.0
+            held = cgrad["cum_grad"] if running else None
+            extra.append((index, held, count, finishes, multiplier))
+        return lrs, wds, ts, extra, [None] * len(indices)
+
+    def _accumulator(self, index: Hashable, weight: GpuArray, held: Any) -> Tuple[Any, bool]:
+        """``index``'s device accumulator holding ``held`` (``None``: nothing yet; ``0``:
+        reset; the caller's gradient, a host array of a CPU checkpoint, or the
+        accumulator itself), and whether it is fresh."""
+        accumulators = self.updater._accumulators
+        acc = accumulators.get(index)
+        if acc is None:
+            assert self.updater.device is not None
+            acc = accumulators[index] = self.updater.device.zeros(weight.shape)
+        if held is None or isinstance(held, int):
+            return acc, True
+        if held is not acc:
+            if isinstance(held, GpuArray):
+                host = held.asnumpy().astype(np.float32)
+            else:
+                host = _shaped(held, weight)
+                host = host.todense() if is_row_sparse(host) else np.asarray(host)
+            acc.copy_from(np.ascontiguousarray(host, dtype=np.float32))
+        return acc, False
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        opt = self.opt
+        accumulates = opt.batch_scale > 1
+        per_weight = 1 if opt.momentum != 0.0 else 0
+        states: List[Any] = []
+        fresh: List[bool] = []
+        accumulators: List[Any] = []
+        for i, (index, held, _, _, _) in enumerate(extra):
+            states.extend(args["states"][i * per_weight : (i + 1) * per_weight])
+            if accumulates:
+                acc, is_fresh = self._accumulator(index, args["weights"][i], held)
+                states.append(acc)
+                accumulators.append(acc)
+                fresh.append(is_fresh)
+            else:
+                fresh.append(True)
+        args["states"] = states
+        _core.gpu_lbsgd(
+            fresh=fresh,
+            finishes=[e[3] for e in extra],
+            multipliers=[e[4] for e in extra],
+            momentum=opt.momentum,
+            rescale_grad=opt.rescale_grad,
+            batch_scale=int(opt.batch_scale),
+            lars_warmup=opt.warmup_strategy == "lars",
+            clip_gradient=kernel_clip(opt.clip_gradient),
+            **args,
+        )
+        mixed = args["masters"] is not None
+        for i, (index, held, count, finishes, _) in enumerate(extra):
+            if finishes:
+                cum: Any = 0
+            elif held is None and not mixed:
+                cum = args["grads"][i]  # MXNet keeps a first gradient by reference
+            else:
+                cum = accumulators[i]
+            opt.cumgrads[index] = {"cum_grad": cum, "num_cums": count}
+
+
 def _plan_class(optimizer: Optimizer) -> Optional[type]:
+    if isinstance(optimizer, LBSGD):
+        return _LbsgdPlan
     if isinstance(optimizer, LARS):
         return _LarsPlan
     if isinstance(optimizer, LAMB):
@@ -221,7 +326,7 @@ def _unsupported(optimizer: Optimizer) -> TypeError:
         else ""
     )
     return TypeError(
-        f"optimizer: {name}{why} has no GPU path; supported: SGD, ccSGD, NAG, LARS, LAMB, "
+        f"optimizer: {name}{why} has no GPU path; supported: SGD, ccSGD, NAG, LARS, LAMB, LBSGD, "
         "Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, "
         "GroupAdaGrad (float32), and SGLD without noise"
     )
@@ -247,8 +352,8 @@ def _map_leaves(state: Any, f: Any) -> Any:
 
 def _master_first(optimizer: Optimizer) -> bool:
     """Where ``create_state_multi_precision`` puts the float32 master: ``(master, state)``
-    generally, ``(momentum, master)`` for the SGD family (MXNet's layouts)."""
-    return not isinstance(optimizer, MomentumKernelOptimizer)
+    generally (LBSGD too), ``(momentum, master)`` for the SGD family (MXNet's layouts)."""
+    return isinstance(optimizer, LBSGD) or not isinstance(optimizer, MomentumKernelOptimizer)
 
 
 class Updater:
@@ -263,8 +368,8 @@ class Updater:
     Parameters
     ----------
     optimizer : Optimizer
-        SGD, ccSGD, NAG, LARS, LAMB, Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp,
-        FTML, Ftrl, Signum, DCASGD, GroupAdaGrad (float32 weights), or SGLD with
+        SGD, ccSGD, NAG, LARS, LAMB, LBSGD, Adam, Adamax, Nadam, AdaGrad, AdaDelta,
+        RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad (float32 weights), or SGLD with
         ``add_noise = False`` (``TypeError`` otherwise).
 
     Attributes
@@ -294,6 +399,8 @@ class Updater:
         self.device: Optional[Device] = None
         #: States loaded by :meth:`set_states`, uploaded when their index is next seen.
         self._loaded: Dict[Hashable, Any] = {}
+        #: LBSGD's accumulator of each index (float32, the weight's shape).
+        self._accumulators: Dict[Hashable, GpuArray] = {}
         self.aggregate_updates = optimizer.aggregate_num > 0
 
     # ------------------------------------------------------------------ checks
@@ -381,7 +488,24 @@ class Updater:
         arrays in the CPU optimizer's layout): a CPU updater loads them, and so does
         :meth:`set_states`. Waits for submitted updates."""
         states = {index: self._host_state(index) for index in self.states}
-        return pickle.dumps((states, self.optimizer) if dump_optimizer else states)
+        return pickle.dumps((states, self._host_optimizer()) if dump_optimizer else states)
+
+    def _host_optimizer(self) -> Optimizer:
+        """The optimizer as the CPU pickles it: LBSGD's accumulated sums downloaded."""
+        cumgrads = getattr(self.optimizer, "cumgrads", None)
+        if not cumgrads:
+            return self.optimizer
+        host = copy.copy(self.optimizer)
+        host.cumgrads = {  # type: ignore[attr-defined]
+            index: {
+                **c,
+                "cum_grad": c["cum_grad"].asnumpy()
+                if isinstance(c["cum_grad"], GpuArray)
+                else c["cum_grad"],
+            }
+            for index, c in cumgrads.items()
+        }
+        return host
 
     def set_states(self, states: bytes, safe: bool = False) -> None:
         """Loads a blob of :meth:`get_states` or of the CPU updater (``safe``: its
@@ -395,6 +519,7 @@ class Updater:
         self._loaded = dict(cpu.states)
         self.states.clear()
         self.masters.clear()
+        self._accumulators.clear()
 
     # ------------------------------------------------------------------ update
 
@@ -475,7 +600,7 @@ class Updater:
         key): normally one for the whole list."""
         plan_class = _plan_class(self.optimizer)
         assert plan_class is not None
-        plan = plan_class(self.optimizer)
+        plan = plan_class(self.optimizer, self)
         plan.check(weights)
         n = len(weights)
         lrs: List[float] = [0.0] * n
