@@ -558,6 +558,7 @@ def test_lbsgd_checkpoints_mid_accumulation(dev, dtype):
     [
         ("batch_scale", 0, "batch_scale must be positive"),
         ("batch_scale", 2.5, "whole number"),
+        ("batch_scale", 2**70, r"below 2\*\*63"),
         ("momentum", float("nan"), "momentum"),
         ("rescale_grad", float("inf"), "rescale_grad"),
     ],
@@ -586,3 +587,13 @@ def test_lbsgd_native_checks(dev):
     with pytest.raises(ValueError):
         mxopt._core.gpu_lbsgd(*args, states, [1e38], [0.0], [1], [True], [True], [100.0], **kw)
     np.testing.assert_array_equal(w[0].asnumpy(), np.ones(3, np.float32))
+
+
+def test_lbsgd_sum_of_another_shape_is_refused_before_counting(dev):
+    opt = optimizer.LBSGD(batch_scale=3)
+    opt.cumgrads = {0: {"cum_grad": np.ones(4, np.float32), "num_cums": 1}}
+    up = gpu.Updater(opt)
+    w, g = dev.array(np.ones(5, np.float32)), dev.array(np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="does not fit the gradients accumulated"):
+        up(0, g, w)
+    _unchanged(up, [w], [np.ones(5, np.float32)])

@@ -96,7 +96,7 @@ class _Plan:
         self.opt = optimizer
         self.updater = updater
 
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         """Refuses bad hyper-parameters (and weights the device path cannot take) before
         anything is counted, as on the CPU."""
         self.kernel = self.opt._kernel(self.opt.kernel, self.opt._hyper())
@@ -112,7 +112,7 @@ class _Plan:
 
 
 class _SgdPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.kernel, self.reads_momentum = self.opt._dense_kernel(self.opt._hyper())
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -126,7 +126,7 @@ class _SgdPlan(_Plan):
 
 
 class _NagPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.hyper = self.opt._hyper()
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -140,7 +140,7 @@ class _NagPlan(_Plan):
 
 
 class _LarsPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.opt._check_params()
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -155,7 +155,7 @@ class _LarsPlan(_Plan):
 
 
 class _LambPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.opt._check_params()
         self.hyper = self.opt._kernel_kwargs()
 
@@ -168,7 +168,7 @@ class _LambPlan(_Plan):
 
 
 class _GroupAdaGradPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         for i, w in enumerate(weights):
             at = f"[{i}]" if len(weights) > 1 else ""
             if w.dtype != np.float32:
@@ -207,15 +207,21 @@ class _LbsgdPlan(_Plan):
     accumulation of a float32 weight (MXNet keeps it by reference: overwriting that
     array changes the sum), else the device accumulator."""
 
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         opt = self.opt
         check_kernel_params(opt, "momentum", "rescale_grad", "clip_gradient", "batch_scale")
         if not opt.batch_scale > 0:
             raise ValueError(f"batch_scale must be positive, got {opt.batch_scale!r}")
-        if opt.batch_scale != int(opt.batch_scale):
+        if not (opt.batch_scale == int(opt.batch_scale) and opt.batch_scale < 2**63):
             raise ValueError(
-                f"batch_scale must be a whole number on the GPU, got {opt.batch_scale!r}"
+                f"batch_scale must be a whole number below 2**63 on the GPU, got "
+                f"{opt.batch_scale!r}"
             )
+        # A sum loaded from a CPU checkpoint must fit its weight (before anything counts).
+        for index, weight in zip(indices, weights):
+            cgrad = opt.cumgrads.get(index)
+            if cgrad and cgrad["num_cums"] > 0 and not isinstance(cgrad["cum_grad"], int):
+                _shaped(cgrad["cum_grad"], weight)
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
         opt = self.opt
@@ -601,7 +607,7 @@ class Updater:
         plan_class = _plan_class(self.optimizer)
         assert plan_class is not None
         plan = plan_class(self.optimizer, self)
-        plan.check(weights)
+        plan.check(indices, weights)
         n = len(weights)
         lrs: List[float] = [0.0] * n
         wds: List[float] = [0.0] * n
