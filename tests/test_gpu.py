@@ -597,3 +597,18 @@ def test_lbsgd_sum_of_another_shape_is_refused_before_counting(dev):
     with pytest.raises(ValueError, match="does not fit the gradients accumulated"):
         up(0, g, w)
     _unchanged(up, [w], [np.ones(5, np.float32)])
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - FLOAT32_ONLY) + ["lbsgd"])
+def test_scalar_weights(dev, name):
+    """0-d weights (their states stay 0-d on the way to the device) in a list with others."""
+    shapes = [(), (3,)]
+    if name == "lbsgd":
+        make = LBSGD_CASES["momentum_linear"]
+        _, gpu_up, host, weights = run_lbsgd(dev, make, np.float32, True, 4, shapes)
+    else:
+        _, gpu_up, host, weights = run_both(dev, CASES[name], np.float32, shapes, steps=4)
+    for i, (h, w) in enumerate(zip(host, weights)):
+        assert w.shape == h.shape
+        assert_close(f"{name} weight {i}", w.asnumpy(), h)
+    assert all(a.shape == () for a in leaves(pickle.loads(gpu_up.get_states())[0]))

@@ -259,7 +259,7 @@ class _LbsgdPlan(_Plan):
             else:
                 host = _shaped(held, weight)
                 host = host.todense() if is_row_sparse(host) else np.asarray(host)
-            acc.copy_from(np.ascontiguousarray(host, dtype=np.float32))
+            acc.copy_from(np.asarray(host, dtype=np.float32, order="C"))
         return acc, False
 
     def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
@@ -456,7 +456,7 @@ class Updater:
         device = self.device
 
         def upload(leaf: Any) -> GpuArray:
-            array = np.ascontiguousarray(leaf)
+            array = np.asarray(leaf, order="C")  # keeps 0-d arrays 0-d
             if array.dtype != np.float32:
                 raise TypeError(f"{where}: GPU states are float32, got {array.dtype}")
             return device.array(array)
