@@ -599,7 +599,7 @@ def test_lbsgd_sum_of_another_shape_is_refused_before_counting(dev):
     _unchanged(up, [w], [np.ones(5, np.float32)])
 
 
-@pytest.mark.parametrize("name", sorted(set(CASES) - FLOAT32_ONLY) + ["lbsgd"])
+@pytest.mark.parametrize("name", [*sorted(set(CASES) - FLOAT32_ONLY), "lbsgd"])
 def test_scalar_weights(dev, name):
     """0-d weights (their states stay 0-d on the way to the device) in a list with others."""
     shapes = [(), (3,)]
