@@ -122,5 +122,27 @@ fn shape_errors() {
         rand_type: OrthogonalRand::Uniform,
     };
     assert!(nan_scale.init(&mut gen, &[2, 3], &mut out).is_err());
+    for magnitude in [-1.0, f64::NAN, f64::INFINITY] {
+        let xavier = Initializer::Xavier {
+            rnd_type: RandType::Uniform,
+            factor_type: FactorType::Avg,
+            magnitude,
+        };
+        assert!(matches!(
+            xavier.init(&mut gen, &[2, 3], &mut out),
+            Err(mxopt::Error::Init(_))
+        ));
+    }
     assert!(out.iter().all(|&x| x == 0.0));
+}
+
+/// Empty arrays whose fans are zero (MXNet divides by zero) have nothing to draw.
+#[test]
+fn xavier_of_an_empty_array_draws_nothing() {
+    let mut gen = Generator::new(3);
+    for shape in [[2, 3, 0, 4], [0, 0, 3, 3]] {
+        Initializer::XAVIER.init(&mut gen, &shape, &mut [0.0_f32; 0]).unwrap();
+        Initializer::MSRA_PRELU.init(&mut gen, &shape, &mut [0.0_f32; 0]).unwrap();
+    }
+    assert_eq!(gen, Generator::new(3));
 }

@@ -517,6 +517,27 @@ def test_xavier_messages():
         ini.Xavier(factor_type="fan")(_desc(), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="rnd_type"):
         ini.Xavier(rnd_type="normal")(_desc(), np.zeros((2, 2)))
+    for magnitude in [-1.0, float("nan"), float("inf")]:
+        arr = np.zeros((2, 2))
+        with pytest.raises(ValueError, match="magnitude must be a finite non-negative"):
+            ini.Xavier(magnitude=magnitude)(_desc(), arr)
+        assert not arr.any()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 0, 4), (0, 0), (5, 0)])
+@pytest.mark.parametrize("factor_type", ["avg", "in", "out"])
+def test_xavier_of_an_empty_array_draws_nothing(shape, factor_type):
+    """A zero fan (MXNet divides by zero) only happens for an empty array: nothing to do,
+    and the random stream does not move."""
+    R.seed(4)
+    ini.Xavier(factor_type=factor_type)(_desc(), np.zeros(shape, np.float32))
+    ini.MSRAPrelu(factor_type=factor_type)(_desc(), np.zeros(shape, np.float32))
+    after = np.zeros(3, np.float32)
+    R.uniform(0, 1, after)
+    R.seed(4)
+    fresh = np.zeros(3, np.float32)
+    R.uniform(0, 1, fresh)
+    np.testing.assert_array_equal(after, fresh)
 
 
 def test_create_unknown_name_message():

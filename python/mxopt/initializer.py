@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import os
 import re
 import struct
@@ -722,15 +724,21 @@ class Xavier(Initializer):
             raise ValueError(
                 f"Xavier: factor_type must be 'avg', 'in' or 'out', got {self.factor_type!r}"
             )
-        scale = float(np.sqrt(self.magnitude / factor))
-        if self.rnd_type == "uniform":
-            _random.uniform(-scale, scale, arr)
-        elif self.rnd_type == "gaussian":
-            _random.normal(0, scale, arr)
-        else:
+        if self.rnd_type not in ("uniform", "gaussian"):
             raise ValueError(
                 f"Xavier: rnd_type must be 'uniform' or 'gaussian', got {self.rnd_type!r}"
             )
+        if not (isinstance(self.magnitude, numbers.Real) and 0 <= self.magnitude < math.inf):
+            raise ValueError(
+                f"Xavier: magnitude must be a finite non-negative number, got {self.magnitude!r}"
+            )
+        if arr.size == 0:
+            return  # nothing to draw (and a zero fan: MXNet divides by zero)
+        scale = math.sqrt(self.magnitude / factor)
+        if self.rnd_type == "uniform":
+            _random.uniform(-scale, scale, arr)
+        else:
+            _random.normal(0, scale, arr)
 
 
 @register

@@ -255,6 +255,14 @@ fn xavier<T: Element>(
     let [fan_out, fan_in, rest @ ..] = shape else {
         return Err(too_flat("Xavier", shape));
     };
+    if !(0.0..f64::INFINITY).contains(&magnitude) {
+        return Err(Error::Init(format!(
+            "Xavier: magnitude must be a finite non-negative number, got {magnitude}"
+        )));
+    }
+    if out.is_empty() {
+        return Ok(()); // nothing to draw (and a zero fan: MXNet divides by zero)
+    }
     let hw_scale = if rest.is_empty() {
         1.0
     } else {
