@@ -141,8 +141,12 @@ fn shape_errors() {
 fn xavier_of_an_empty_array_draws_nothing() {
     let mut gen = Generator::new(3);
     for shape in [[2, 3, 0, 4], [0, 0, 3, 3]] {
-        Initializer::XAVIER.init(&mut gen, &shape, &mut [0.0_f32; 0]).unwrap();
-        Initializer::MSRA_PRELU.init(&mut gen, &shape, &mut [0.0_f32; 0]).unwrap();
+        Initializer::XAVIER
+            .init(&mut gen, &shape, &mut [0.0_f32; 0])
+            .unwrap();
+        Initializer::MSRA_PRELU
+            .init(&mut gen, &shape, &mut [0.0_f32; 0])
+            .unwrap();
     }
     assert_eq!(gen, Generator::new(3));
 }

@@ -969,9 +969,7 @@ fn gpu_lbsgd(
         return Ok(());
     }
     let ctx = &device.ctx;
-    call.with_set(py, |set| {
-        ctx.lbsgd_step(set, &hyper, &call.steps, &phases)
-    })
+    call.with_set(py, |set| ctx.lbsgd_step(set, &hyper, &call.steps, &phases))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
