@@ -322,8 +322,9 @@ def _unchanged(up, weights, before):
         (lambda w, g: ([0, 1], [g[1], g[0]], w), ValueError, r"grad\[0\]: expected the weight"),
         (lambda w, g: ([0, 0], g, w), ValueError, "appears twice"),
         (lambda w, g: ([0, 1], g[:1], w), ValueError, "equal lengths"),
+        (lambda w, g: ([0], g[0], [w[0]]), TypeError, "grad: expected a list of GpuArray"),
     ],
-    ids=["numpy_weight", "alias", "shape", "duplicate_index", "lengths"],
+    ids=["numpy_weight", "alias", "shape", "duplicate_index", "lengths", "not_a_list"],
 )
 def test_refused_calls_change_nothing(dev, bad, error, match):
     up, weights, grads = _updater_and_arrays(dev)

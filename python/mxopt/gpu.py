@@ -538,6 +538,12 @@ class Updater:
         refused call is dropped.
         """
         if isinstance(index, (list, tuple)):
+            for name, value in (("grad", grad), ("weight", weight)):
+                if not isinstance(value, (list, tuple)):
+                    raise TypeError(
+                        f"{name}: expected a list of GpuArray like index, got "
+                        f"{type(value).__name__}"
+                    )
             indices, grads, weights = list(index), list(grad), list(weight)
         else:
             indices, grads, weights = [index], [grad], [weight]
