@@ -22,6 +22,8 @@ __all__ = [
     "gpu_lamb",
     "gpu_lars",
     "gpu_step",
+    "gpu_step_noisy",
+    "gpu_test",
     "lamb_many",
     "lars_many",
     "norm",
@@ -297,4 +299,27 @@ def gpu_group_adagrad(
     epsilon: float,
     rescale_grad: float,
     clip_gradient: Optional[float] = None,
+    masters: Optional[Sequence[GpuArray]] = None,
+) -> None: ...
+def gpu_step_noisy(
+    device: GpuDevice,
+    kernel: Kernel,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    scales: Sequence[float],
+    seeds: Sequence[int],
+    streams: Sequence[int],
+    masters: Optional[Sequence[GpuArray]] = None,
+) -> None: ...
+def gpu_test(
+    device: GpuDevice,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    rescale_grad: float,
+    masters: Optional[Sequence[GpuArray]] = None,
 ) -> None: ...
