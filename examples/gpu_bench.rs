@@ -7,6 +7,7 @@
 //! only show that the path runs; they say nothing about GPU speed.
 
 use mxopt::gpu::{Context, Kernel, ParamSet, Precision};
+use mxopt::optim::lbsgd::{Lbsgd, Phase};
 use mxopt::optim::signum::Signum;
 use mxopt::optim::{adadelta::AdaDelta, adagrad::AdaGrad, adam::Adam, adamax::Adamax};
 use mxopt::optim::{dcasgd::Dcasgd, ftml::Ftml, ftrl::Ftrl, lamb::Lamb, lars::Lars};
@@ -131,6 +132,25 @@ impl Bench<'_> {
             }
         })?;
         self.report("lamb (2 passes)", lens, 2, t);
+        // LBSGD with momentum and an accumulator, every call finishing a batch of 2.
+        let lbsgd = Lbsgd {
+            momentum: 0.9,
+            batch_scale: 2,
+            ..Lbsgd::default()
+        };
+        let finishing = Phase {
+            fresh: false,
+            finishes: true,
+            multiplier: 2.0,
+        };
+        let phases = vec![finishing; lens.len()];
+        let mut set = ParamSet::new(self.ctx, Precision::F32, lens, 2)?;
+        let t = seconds(self.ctx, self.reps, || {
+            if let Err(e) = self.ctx.lbsgd_step(&mut set, &lbsgd, &steps, &phases) {
+                failed = Some(e);
+            }
+        })?;
+        self.report("lbsgd (mom + acc)", lens, 2, t);
         failed.map_or(Ok(()), Err)
     }
 

@@ -981,14 +981,6 @@ impl Optimizer {
         let Some(state) = self.params.get(name) else {
             return Ok(None);
         };
-        if state.accumulation != drivers::Accumulation::default() {
-            return Err(Error::Unsupported {
-                kernel: "GpuOptimizer",
-                name: "lbsgd",
-                value: 0.0,
-                why: "LBSGD's gradient accumulation has no GPU form",
-            });
-        }
         let (master, states) = match &state.buffers {
             Buffers::F32(states) => (None, states),
             Buffers::Mixed { master, states } => (Some(master.as_slice()), states),
@@ -998,11 +990,13 @@ impl Optimizer {
             count: state.count,
             master,
             states,
+            accumulation: &state.accumulation,
         }))
     }
 
-    /// Sets parameter `name`'s count, master copy and `f32` states (the GPU optimizer's
-    /// download); `master: Some` makes it a multi-precision `f16` parameter.
+    /// Sets parameter `name`'s count, master copy, `f32` states and LBSGD accumulation
+    /// (the GPU optimizer's download); `master: Some` makes it a multi-precision `f16`
+    /// parameter.
     #[cfg(feature = "wgpu")]
     pub(crate) fn set_f32_state(
         &mut self,
@@ -1010,6 +1004,7 @@ impl Optimizer {
         count: u64,
         master: Option<Vec<f32>>,
         states: Vec<Vec<f32>>,
+        accumulation: drivers::Accumulation,
     ) {
         let buffers = match master {
             Some(master) => Buffers::Mixed { master, states },
@@ -1020,7 +1015,7 @@ impl Optimizer {
             ParamState {
                 count,
                 buffers,
-                accumulation: drivers::Accumulation::default(),
+                accumulation,
             },
         );
     }
@@ -1135,6 +1130,8 @@ pub(crate) struct F32State<'a> {
     pub count: u64,
     pub master: Option<&'a [f32]>,
     pub states: &'a [Vec<f32>],
+    /// LBSGD's accumulation (its buffer is the last state).
+    pub accumulation: &'a drivers::Accumulation,
 }
 
 /// What [`Optimizer::progress`] saves.

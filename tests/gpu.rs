@@ -755,8 +755,10 @@ fn matrix<'a, T>(rows: Option<&[usize]>, i: usize, values: &'a [T]) -> Grad<'a, 
     }
 }
 
-/// Runs `algorithm` for [`STEPS`] updates on the CPU optimizer and the GPU one (tensor
-/// `i` with `rows[i]` rows when given) and compares weights, counts and `num_update`.
+/// Runs `algorithm` for `steps` updates on the CPU optimizer and the GPU one (tensor
+/// `i` with `rows[i]` rows when given) and compares weights, counts and `num_update`
+/// after every update.
+#[allow(clippy::too_many_arguments)]
 fn high_level(
     ctx: &Context,
     algorithm: Algorithm,
@@ -765,6 +767,7 @@ fn high_level(
     names: &[&str],
     lens: &[usize],
     rows: Option<&[usize]>,
+    steps: i64,
 ) {
     let mut cpu = Optimizer::new(algorithm, config.clone()).unwrap();
     let mut gpu =
@@ -774,7 +777,7 @@ fn high_level(
     }
     let (mut w32, mut w16) = initial(lens);
     upload(ctx, &mut gpu, &w32, &w16);
-    for t in 1..=STEPS {
+    for t in 1..=steps {
         let (g, g16) = grads_at(lens, t);
         if precision == Precision::F32 {
             let mut list: Vec<(&str, &mut [f32], Grad<'_, f32>)> = names
@@ -796,17 +799,17 @@ fn high_level(
             cpu.update_many(&mut list).unwrap();
         }
         gpu_step(ctx, &mut gpu, lens, t);
-    }
-    assert_eq!(gpu.num_update(), cpu.num_update());
-    for (i, name) in names.iter().enumerate() {
-        assert_eq!(gpu.update_count(name), cpu.update_count(name));
-        let what = format!("{} {precision:?} {name}", algorithm.name());
-        if precision == Precision::F32 {
-            let got = gpu.params().read_weight_f32(ctx, i).unwrap();
-            assert_close(&what, &got, &w32[i], ULPS);
-        } else {
-            let got = gpu.params().read_weight_f16(ctx, i).unwrap();
-            assert_close_f16(&what, &got, &w16[i]);
+        assert_eq!(gpu.num_update(), cpu.num_update());
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(gpu.update_count(name), cpu.update_count(name));
+            let what = format!("{algorithm:?} {precision:?} {name} after update {t}");
+            if precision == Precision::F32 {
+                let got = gpu.params().read_weight_f32(ctx, i).unwrap();
+                assert_close(&what, &got, &w32[i], ULPS);
+            } else {
+                let got = gpu.params().read_weight_f16(ctx, i).unwrap();
+                assert_close_f16(&what, &got, &w16[i]);
+            }
         }
     }
 }
@@ -870,9 +873,160 @@ fn gpu_optimizer_matches_the_cpu_optimizer() {
     for algorithm in algorithms {
         for precision in [Precision::F32, Precision::F16Master] {
             let config = scheduled(precision, 1e-3);
-            high_level(ctx, algorithm, &config, precision, &NAMES, &LENS, None);
+            high_level(
+                ctx, algorithm, &config, precision, &NAMES, &LENS, None, STEPS,
+            );
         }
     }
+}
+
+use mxopt::optim::lbsgd::{Lbsgd, Phase, WarmupStrategy};
+
+/// LBSGD configurations of the device tests: every warm-up strategy, with and without
+/// momentum and accumulation, a warm-up that ends within the run, a start past epoch 0,
+/// rescaling and clipping.
+fn lbsgd_cases() -> Vec<Lbsgd> {
+    let base = Lbsgd {
+        warmup_epochs: 1,
+        updates_per_epoch: 5,
+        ..Lbsgd::default()
+    };
+    vec![
+        Lbsgd::default(),
+        Lbsgd {
+            momentum: 0.9,
+            batch_scale: 3,
+            ..base
+        },
+        Lbsgd {
+            batch_scale: 2,
+            warmup_strategy: WarmupStrategy::Power2,
+            rescale_grad: 0.5,
+            clip_gradient: Some(0.3),
+            ..base
+        },
+        Lbsgd {
+            momentum: 0.5,
+            batch_scale: 2,
+            warmup_strategy: WarmupStrategy::Sqrt,
+            begin_epoch: 1,
+            ..base
+        },
+        Lbsgd {
+            warmup_strategy: WarmupStrategy::Lars,
+            ..base
+        },
+        Lbsgd {
+            momentum: 0.9,
+            batch_scale: 3,
+            warmup_strategy: WarmupStrategy::Lars,
+            ..base
+        },
+        Lbsgd {
+            batch_scale: 4,
+            warmup_strategy: WarmupStrategy::Constant,
+            ..base
+        },
+    ]
+}
+
+/// LBSGD's accumulation, placeholder updates, warm-up multipliers (the `lars` one from
+/// norms summed on the device) against the CPU optimizer after every one of 8 updates.
+#[test]
+fn gpu_optimizer_lbsgd_matches_the_cpu_optimizer() {
+    let Some(ctx) = ctx() else { return };
+    for hyper in lbsgd_cases() {
+        for precision in [Precision::F32, Precision::F16Master] {
+            let config = scheduled(precision, 1e-3);
+            let algorithm = Algorithm::Lbsgd(hyper);
+            high_level(ctx, algorithm, &config, precision, &NAMES, &LENS, None, 8);
+        }
+    }
+}
+
+/// LBSGD on a raw set: tensors at different points of their accumulation in one
+/// dispatch (fresh and running sums, finishing and not), lengths around the chunk
+/// edges, against the CPU's rules applied by hand.
+#[test]
+fn lbsgd_phases_differ_per_tensor_in_one_dispatch() {
+    let Some(ctx) = ctx() else { return };
+    let lens = [0, 1, 7, 8, 9, 63, 64, 65, 1023, 1024, 1025, 2051];
+    let hyper = Lbsgd {
+        momentum: 0.9,
+        batch_scale: 2,
+        ..Lbsgd::default()
+    };
+    let (mut set, mut host) = filled(ctx, &lens, Precision::F32, 2);
+    // Tensor i starts its accumulation at update 1 + i % 2: the finishing calls alternate.
+    let mut counts = vec![0_u64; lens.len()];
+    let mut fresh = vec![true; lens.len()];
+    for t in 1..=4 {
+        let g = grads(ctx, &mut set, t);
+        let steps: Vec<Step> = (0..lens.len()).map(|i| step_of(i, t)).collect();
+        let phases: Vec<Phase> = (0..lens.len())
+            .map(|i| {
+                let count = hyper.next_count(counts[i]) + (i % 2 == 1 && t == 1) as u64;
+                Phase {
+                    fresh: fresh[i],
+                    finishes: hyper.finishes(count),
+                    multiplier: 1.5,
+                }
+            })
+            .collect();
+        ctx.lbsgd_step(&mut set, &hyper, &steps, &phases).unwrap();
+        for i in 0..lens.len() {
+            let [mom, acc] = state_array::<2>(&mut host.states[i]);
+            for (a, &x) in acc.iter_mut().zip(&g[i]) {
+                *a = if phases[i].fresh { 0.0 + x } else { *a + x };
+            }
+            let w = &mut host.w32[i];
+            if phases[i].finishes {
+                acc.iter_mut().for_each(|a| *a /= 2.0);
+                let step = Step {
+                    lr: steps[i].lr * 1.5,
+                    ..steps[i]
+                };
+                let rule = hyper.sgd().multi_mom_at::<f32>(step).unwrap();
+                engine::run(&rule, Dense::new(w, acc, [mom]).unwrap());
+            } else {
+                let placeholder = Sgd::default()
+                    .single_at::<f32>(Step {
+                        lr: 0.0,
+                        ..steps[i]
+                    })
+                    .unwrap();
+                engine::run(&placeholder, Dense::new(w, &g[i], []).unwrap());
+            }
+            counts[i] = hyper.next_count(counts[i]) + (i % 2 == 1 && t == 1) as u64;
+            fresh[i] = phases[i].finishes;
+        }
+        compare_host(ctx, &set, &host, &format!("lbsgd update {t}"));
+    }
+    // The wrong state count, and phases of the wrong length, change nothing.
+    let before = set.read_weight_f32(ctx, 11).unwrap();
+    let steps = vec![step_of(0, 5); lens.len()];
+    let phase = Phase {
+        fresh: false,
+        finishes: true,
+        multiplier: 1.0,
+    };
+    let one_state = Lbsgd {
+        momentum: 0.0,
+        ..hyper
+    };
+    assert!(ctx
+        .lbsgd_step(&mut set, &one_state, &steps, &vec![phase; lens.len()])
+        .is_err());
+    assert!(ctx.lbsgd_step(&mut set, &hyper, &steps, &[phase]).is_err());
+    let huge_lr = vec![Step::new(1e38, 0.0, 5); lens.len()];
+    let multiplied = Phase {
+        multiplier: 100.0,
+        ..phase
+    };
+    assert!(ctx
+        .lbsgd_step(&mut set, &hyper, &huge_lr, &vec![multiplied; lens.len()])
+        .is_err());
+    assert_eq!(set.read_weight_f32(ctx, 11).unwrap(), before);
 }
 
 /// GroupAdaGrad through the high-level API: row counts given once, per-row states.
@@ -892,6 +1046,7 @@ fn gpu_optimizer_group_adagrad_matches_the_cpu_optimizer() {
             &NAMES,
             &LENS,
             Some(&rows),
+            STEPS,
         );
     }
     let config = scheduled(Precision::F32, 0.0);
@@ -958,19 +1113,6 @@ fn gpu_optimizer_refuses_bad_setups() {
     assert!(
         GpuOptimizer::new(ctx, sgd, Config::default(), &["a"], &[3, 3], Precision::F32).is_err()
     );
-    // LBSGD has no GPU driver.
-    for (name, precision) in [("lbsgd", Precision::F32), ("lbsgd", Precision::F16Master)] {
-        let algorithm = Algorithm::from_name(name).unwrap();
-        let config = Config {
-            multi_precision: true,
-            ..Config::default()
-        };
-        let r = GpuOptimizer::new(ctx, algorithm, config, &["a_weight"], &[3], precision);
-        assert!(
-            matches!(r, Err(mxopt::Error::Unsupported { .. })),
-            "{name}: {r:?}"
-        );
-    }
     let nan = Config {
         learning_rate: Some(f64::NAN),
         ..Config::default()
@@ -1091,6 +1233,18 @@ fn checkpoints_go_through_the_cpu_optimizer() {
         (named("test"), Precision::F32, None),
         (named("sgld"), Precision::F32, None),
         (named("groupadagrad"), Precision::F32, Some([1, 64, 1031])),
+        // Saved part-way through an accumulation of 3 (and of 2 with the lars warm-up).
+        (Algorithm::Lbsgd(lbsgd_cases()[1]), Precision::F32, None),
+        (
+            Algorithm::Lbsgd(lbsgd_cases()[5]),
+            Precision::F16Master,
+            None,
+        ),
+        (
+            Algorithm::Lbsgd(lbsgd_cases()[3]),
+            Precision::F16Master,
+            None,
+        ),
     ];
     for (algorithm, precision, rows) in cases {
         let what = format!("{} {precision:?}", algorithm.name());
@@ -1220,11 +1374,41 @@ fn from_optimizer_refuses_states_that_do_not_fit() {
         from(&f64s, &["a"], &[4], Precision::F32),
         Err(mxopt::Error::StateType)
     ));
-    let lbsgd = Optimizer::new(Algorithm::from_name("lbsgd").unwrap(), Config::default()).unwrap();
-    assert!(matches!(
-        from(&lbsgd, &["a"], &[4], Precision::F32),
-        Err(mxopt::Error::Unsupported { .. })
-    ));
+}
+
+/// A CPU LBSGD whose accumulator holds row-sparse sums continues on the device as on the
+/// CPU (the device takes the dense sum they stand for).
+#[test]
+fn lbsgd_row_sparse_accumulation_continues_on_the_device() {
+    let Some(ctx) = ctx() else { return };
+    let hyper = Lbsgd {
+        momentum: 0.9,
+        batch_scale: 3,
+        ..Lbsgd::default()
+    };
+    let mut cpu = Optimizer::new(Algorithm::Lbsgd(hyper), Config::default()).unwrap();
+    let (rows, width) = (5, 3);
+    let mut w: Vec<f32> = (0..rows * width).map(|j| value(1, j)).collect();
+    let values: Vec<f32> = (0..2 * width).map(|j| value(2, j)).collect();
+    // A first batch of 3 leaves its mean in the accumulator buffer; then rows 1 and 3
+    // are accumulated and the other rows hold that stale mean on the CPU.
+    for t in 0..3 {
+        let g: Vec<f32> = (0..rows * width).map(|j| value(20 + t, j)).collect();
+        cpu.update("a", &mut w, &g).unwrap();
+    }
+    cpu.update_rows("a", &mut w, rows, &[1, 3], &values)
+        .unwrap();
+    let mut gpu =
+        GpuOptimizer::from_optimizer(ctx, &cpu, &["a"], &[rows * width], Precision::F32).unwrap();
+    gpu.params_mut().write_weight_f32(ctx, 0, &w).unwrap();
+    for t in 2..=4 {
+        let g: Vec<f32> = (0..rows * width).map(|j| value(10 + t, j)).collect();
+        cpu.update("a", &mut w, &g).unwrap();
+        gpu.params_mut().write_grad_f32(ctx, 0, &g).unwrap();
+        gpu.step(ctx).unwrap();
+        let got = gpu.params().read_weight_f32(ctx, 0).unwrap();
+        assert_close(&format!("update {t}"), &got, &w, ULPS);
+    }
 }
 
 /// The noise `w_after − w_deterministic` of every tensor and step of a seeded SGLD run,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mxopt import _core
-from mxopt.optimizer import NAG, SGD
+from mxopt.optimizer import LARS, NAG, SGD, Test
 from mxopt.sparse import RowSparseNDArray
 
 
@@ -105,6 +105,25 @@ class TestDense:
         opt.momentum = float("inf")
         call = lambda: opt.update(0, w, _grad(), state)  # noqa: E731
         _expect_untouched(call, [w, state], ValueError, "momentum must be finite")
+
+
+@pytest.mark.parametrize("make", [SGD, lambda: LARS(eta=0.01)], ids=["sgd", "lars"])
+@pytest.mark.parametrize("state", ["momentum", (np.zeros(2), np.zeros(5), "x")])
+def test_momentum_free_update_refuses_a_wrong_state_object(make, state):
+    """Without momentum the kernel reads no state, but a state ``create_state`` could not
+    have made (anything but an array or None) is still a caller's bug."""
+    opt, w = make(), _weight()
+    call = lambda: opt.update(0, w, _grad(), state)  # noqa: E731
+    _expect_untouched(call, [w], TypeError, "state: expected a momentum array or None")
+    assert not opt._index_update_count
+
+
+def test_test_optimizer_refuses_a_nan_rescale_grad():
+    opt, w = Test(), _weight()
+    state = opt.create_state(0, w)
+    opt.rescale_grad = float("nan")
+    call = lambda: opt.update(0, w, _grad(), state)  # noqa: E731
+    _expect_untouched(call, [w, state], ValueError, "rescale_grad must be finite")
 
 
 def test_multi_precision_master_of_wrong_dtype():

@@ -130,6 +130,35 @@ def test_resumes_bit_identically(
     assert accumulations(resumed) == accumulations(straight)
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [case for case in CASES if case[0] != "groupadagrad"],  # 2-d weights only
+    ids=[i for (name, _), i in zip(CASES, IDS) if name != "groupadagrad"],
+)
+def test_scalar_parameters_resume_with_scalar_states(
+    tmp_path: Path, name: str, kwargs: Dict[str, Any]
+) -> None:
+    """0-d weights (a learned temperature, a scale) update, save and load as 0-d arrays:
+    NumPy turns 0-d results into scalars and ``ascontiguousarray`` makes them 1-d."""
+    mxopt.random.seed(5)
+    straight = make(name, kwargs)
+    w_straight = {0: np.array(0.75, np.float32), 1: np.array([0.5], np.float32)}
+    run(straight, w_straight, range(4), aggregated=False)
+    mxopt.random.seed(5)
+    first = make(name, kwargs)
+    weights = {0: np.array(0.75, np.float32), 1: np.array([0.5], np.float32)}
+    run(first, weights, range(2), aggregated=False)
+    first.save(tmp_path / "opt.safetensors")
+    resumed = make(name, {})
+    resumed.load(tmp_path / "opt.safetensors")
+    loaded = resumed.states[0]
+    leaves = [a for a in (loaded if isinstance(loaded, tuple) else (loaded,)) if a is not None]
+    assert all(a.shape == () for a in leaves), [a.shape for a in leaves]
+    run(resumed, weights, range(2, 4), aggregated=False)
+    assert weights[0].shape == () and weights[0].tobytes() == w_straight[0].tobytes()
+    assert states_equal(resumed.states[0], straight.states[0])
+
+
 def test_file_layout_is_the_rust_one(tmp_path: Path) -> None:
     updater = make("adam", {"wd": 0.5}, mp=True)
     weights = fresh_weights(np.float16)

@@ -363,12 +363,19 @@ def test_bad_hyper_parameters_are_refused_before_counting(dev):
     _unchanged(up, weights, before)
 
 
+class _HostOnly(optimizer.Optimizer):
+    """A custom optimizer: it has no GPU path."""
+
+    def update(self, index, weight, grad, state):
+        weight -= grad
+
+
 def test_optimizers_without_a_gpu_path():
-    opt = optimizer.LBSGD()
+    opt = _HostOnly()
     assert not gpu.supported(opt)
-    with pytest.raises(TypeError, match="LBSGD has no GPU path"):
+    with pytest.raises(TypeError, match="_HostOnly has no GPU path"):
         gpu.Updater(opt)
-    for opt in (optimizer.SGLD(), _no_noise(optimizer.SGLD()), optimizer.Test()):
+    for opt in (optimizer.SGLD(), _no_noise(optimizer.SGLD()), optimizer.Test(), optimizer.LBSGD()):
         assert gpu.supported(opt)
 
 
@@ -652,3 +659,173 @@ def test_new_native_checks(dev):
         )
     np.testing.assert_array_equal(w[0].asnumpy(), np.ones(3, np.float32))
     np.testing.assert_array_equal(h[0].asnumpy(), np.ones((3, 1), np.float16))
+
+
+# ---------------------------------------------------------------------------- LBSGD
+
+LBSGD_CASES = {
+    "plain": lambda **k: optimizer.LBSGD(**scheduled(**k)),
+    "momentum_linear": lambda **k: optimizer.LBSGD(
+        momentum=0.9, batch_scale=3, warmup_epochs=1, updates_per_epoch=4, **scheduled(**k)
+    ),
+    "power2_clipped": lambda **k: optimizer.LBSGD(
+        batch_scale=2,
+        warmup_strategy="power2",
+        warmup_epochs=2,
+        updates_per_epoch=2,
+        clip_gradient=0.3,
+        rescale_grad=0.5,
+        **k,
+    ),
+    "sqrt_begin_epoch": lambda **k: optimizer.LBSGD(
+        momentum=0.5, batch_scale=2, warmup_strategy="sqrt", begin_epoch=1, **k
+    ),
+    "lars": lambda **k: optimizer.LBSGD(warmup_strategy="lars", **scheduled(**k)),
+    "lars_accumulating": lambda **k: optimizer.LBSGD(
+        momentum=0.9, batch_scale=2, warmup_strategy="lars", **k
+    ),
+    "constant": lambda **k: optimizer.LBSGD(batch_scale=4, warmup_strategy="none", **k),
+}
+
+
+def run_lbsgd(dev, make, dtype, reuse, steps=7, shapes=SHAPES):
+    """LBSGD on both updaters, gradients either written into the same arrays every step
+    (``reuse``: MXNet's reference to the first accumulated gradient then sees the
+    overwrite, on both sides) or passed as new arrays."""
+    mp = dtype == np.float16
+    cpu_up = optimizer.Updater(make(multi_precision=mp))
+    gpu_up = gpu.Updater(make(multi_precision=mp))
+    host = data(shapes, dtype, 0)
+    weights = [dev.array(w) for w in host]
+    cpu_grads = [np.zeros(s, dtype) for s in shapes]
+    gpu_grads = [dev.zeros(s, dtype) for s in shapes]
+    indices = list(range(len(shapes)))
+    for t in range(steps):
+        g = data(shapes, dtype, 100 + t)
+        if reuse:
+            for c, d, x in zip(cpu_grads, gpu_grads, g):
+                c[...] = x
+                d.copy_from(x)
+            cpu_up(indices, cpu_grads, host)
+            gpu_up(indices, gpu_grads, weights)
+        else:
+            cpu_up(indices, g, host)
+            gpu_up(indices, [dev.array(x) for x in g], weights)
+        for i, (h, w) in enumerate(zip(host, weights)):
+            assert_close(f"weight {i} after update {t + 1}", w.asnumpy(), h)
+    return cpu_up, gpu_up, host, weights
+
+
+@pytest.mark.parametrize("reuse", [True, False], ids=["same_grad_arrays", "new_grad_arrays"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["f32", "f16_mp"])
+@pytest.mark.parametrize("name", sorted(LBSGD_CASES))
+def test_lbsgd_matches_cpu(dev, name, dtype, reuse):
+    cpu_up, gpu_up, _, _ = run_lbsgd(dev, LBSGD_CASES[name], dtype, reuse)
+    cpu_opt, gpu_opt = cpu_up.optimizer, gpu_up.optimizer
+    assert gpu_opt.num_update == cpu_opt.num_update
+    assert gpu_opt._index_update_count == cpu_opt._index_update_count
+    downloaded = pickle.loads(gpu_up.get_states(dump_optimizer=True))[1].cumgrads
+    assert downloaded.keys() == cpu_opt.cumgrads.keys()
+    for i, c in cpu_opt.cumgrads.items():
+        assert downloaded[i]["num_cums"] == c["num_cums"]
+        if isinstance(c["cum_grad"], int):
+            assert downloaded[i]["cum_grad"] == 0
+        else:
+            assert_close(f"sum {i}", downloaded[i]["cum_grad"], c["cum_grad"])
+
+
+def test_lbsgd_first_gradient_is_kept_by_reference(dev):
+    """MXNet keeps the first gradient of an accumulation by reference: overwriting the
+    array before the next call doubles the new gradient in the sum, on the CPU and the
+    device alike (float32 weights; multi-precision works on a float32 copy)."""
+    make = LBSGD_CASES["momentum_linear"]
+    _, gpu_up, _, _ = run_lbsgd(dev, make, np.float32, reuse=True, steps=2)
+    _, fresh_up, _, _ = run_lbsgd(dev, make, np.float32, reuse=False, steps=2)
+    shared = pickle.loads(gpu_up.get_states(dump_optimizer=True))[1].cumgrads[3]["cum_grad"]
+    fresh = pickle.loads(fresh_up.get_states(dump_optimizer=True))[1].cumgrads[3]["cum_grad"]
+    g2 = data(SHAPES, np.float32, 101)[3]
+    np.testing.assert_array_equal(shared, g2 + g2)
+    assert not np.array_equal(fresh, shared)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["f32", "f16_mp"])
+def test_lbsgd_checkpoints_mid_accumulation(dev, dtype):
+    """Saved part-way through a batch of 3 (the sums travel in the pickled optimizer):
+    the CPU resumes the GPU's run and the GPU the CPU's, with the same numbers."""
+    make = LBSGD_CASES["momentum_linear"]
+    mp = dtype == np.float16
+    cpu_up, gpu_up, host, weights = run_lbsgd(dev, make, dtype, reuse=False, steps=4)
+    from_gpu = optimizer.Updater(make(multi_precision=mp))
+    from_gpu.set_states(gpu_up.get_states(dump_optimizer=True), safe=True)
+    from_cpu = gpu.Updater(make(multi_precision=mp))
+    from_cpu.set_states(cpu_up.get_states(dump_optimizer=True))
+    cpu_host = [w.asnumpy() for w in weights]
+    gpu_weights = [dev.array(h) for h in host]
+    indices = list(range(len(SHAPES)))
+    for t in range(4, 7):
+        g = data(SHAPES, dtype, 100 + t)
+        from_gpu(indices, g, cpu_host)
+        from_cpu(indices, [dev.array(x) for x in g], gpu_weights)
+        for i, (h, w) in enumerate(zip(cpu_host, gpu_weights)):
+            assert_close(f"resumed weight {i} after update {t + 1}", w.asnumpy(), h)
+
+
+@pytest.mark.parametrize(
+    "setting, value, match",
+    [
+        ("batch_scale", 0, "batch_scale must be positive"),
+        ("batch_scale", 2.5, "whole number"),
+        ("batch_scale", 2**70, r"below 2\*\*63"),
+        ("momentum", float("nan"), "momentum"),
+        ("rescale_grad", float("inf"), "rescale_grad"),
+    ],
+)
+def test_lbsgd_bad_settings_change_nothing(dev, setting, value, match):
+    up, weights, grads = _updater_and_arrays(dev, LBSGD_CASES["momentum_linear"])
+    before = [w.asnumpy() for w in weights]
+    setattr(up.optimizer, setting, value)
+    with pytest.raises(ValueError, match=match):
+        up([0, 1], grads, weights)
+    _unchanged(up, weights, before)
+    assert not up.optimizer.cumgrads
+
+
+def test_lbsgd_native_checks(dev):
+    w = [dev.array(np.ones(3, np.float32))]
+    g = [dev.array(np.ones(3, np.float32))]
+    kw = dict(momentum=0.9, rescale_grad=1.0, batch_scale=2, lars_warmup=False)
+    args = (dev, w, g)
+    one_state = [dev.zeros((3,))]
+    with pytest.raises(ValueError, match="2 state array"):
+        mxopt._core.gpu_lbsgd(*args, one_state, [0.1], [0.0], [1], [True], [False], [1.0], **kw)
+    states = [dev.zeros((3,)), dev.zeros((3,))]
+    with pytest.raises(ValueError, match="finishes: expected one value per weight"):
+        mxopt._core.gpu_lbsgd(*args, states, [0.1], [0.0], [1], [True], [], [1.0], **kw)
+    with pytest.raises(ValueError):
+        mxopt._core.gpu_lbsgd(*args, states, [1e38], [0.0], [1], [True], [True], [100.0], **kw)
+    np.testing.assert_array_equal(w[0].asnumpy(), np.ones(3, np.float32))
+
+
+def test_lbsgd_sum_of_another_shape_is_refused_before_counting(dev):
+    opt = optimizer.LBSGD(batch_scale=3)
+    opt.cumgrads = {0: {"cum_grad": np.ones(4, np.float32), "num_cums": 1}}
+    up = gpu.Updater(opt)
+    w, g = dev.array(np.ones(5, np.float32)), dev.array(np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="does not fit the gradients accumulated"):
+        up(0, g, w)
+    _unchanged(up, [w], [np.ones(5, np.float32)])
+
+
+@pytest.mark.parametrize("name", [*sorted(set(CASES) - ROW_WISE), "lbsgd"])
+def test_scalar_weights(dev, name):
+    """0-d weights (their states stay 0-d on the way to the device) in a list with others."""
+    shapes = [(), (3,)]
+    if name == "lbsgd":
+        make = LBSGD_CASES["momentum_linear"]
+        _, gpu_up, host, weights = run_lbsgd(dev, make, np.float32, True, 4, shapes)
+    else:
+        _, gpu_up, host, weights = run_both(dev, CASES[name], np.float32, shapes, steps=4)
+    for i, (h, w) in enumerate(zip(host, weights)):
+        assert w.shape == h.shape
+        assert_close(f"{name} weight {i}", w.asnumpy(), h)
+    assert all(a.shape == () for a in leaves(pickle.loads(gpu_up.get_states())[0]))

@@ -14,6 +14,7 @@ GPU_NAMES = (
     "gpu_group_adagrad",
     "gpu_lamb",
     "gpu_lars",
+    "gpu_lbsgd",
     "gpu_step",
     "gpu_step_noisy",
     "gpu_test",

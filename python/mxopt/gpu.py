@@ -31,17 +31,24 @@ Present in every build; without the ``wgpu`` cargo feature, :class:`Device` rais
 
 from __future__ import annotations
 
+import copy
 import pickle
 from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import _core, random
-from .optimizer import LAMB, LARS, NAG, SGD, SGLD, Optimizer, Test
+from .optimizer import LAMB, LARS, LBSGD, NAG, SGD, SGLD, Optimizer, Test
 from .optimizer import Updater as CpuUpdater
-from .optimizer._kernel import AdaptiveKernelOptimizer, MomentumKernelOptimizer
-from .optimizer._layerwise import _F32_MAX
+from .optimizer._kernel import (
+    AdaptiveKernelOptimizer,
+    MomentumKernelOptimizer,
+    is_row_sparse,
+    kernel_clip,
+)
+from .optimizer._layerwise import _F32_MAX, check_kernel_params
 from .optimizer.contrib import GroupAdaGrad
+from .optimizer.lbsgd import _shaped
 from .optimizer.sgld import _noise_scale
 
 __all__ = ["AVAILABLE", "Device", "GpuArray", "Updater", "supported"]
@@ -88,10 +95,11 @@ class _Plan:
     for every scalar: hyper-parameter checks, the preamble of a chunk (counts, lrs, wds),
     and the native call of a group of indices sharing a key."""
 
-    def __init__(self, optimizer: Any) -> None:
+    def __init__(self, optimizer: Any, updater: Updater) -> None:
         self.opt = optimizer
+        self.updater = updater
 
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         """Refuses bad hyper-parameters (and weights the device path cannot take) before
         anything is counted, as on the CPU."""
         self.kernel = self.opt._kernel(self.opt.kernel, self.opt._hyper())
@@ -107,7 +115,7 @@ class _Plan:
 
 
 class _SgdPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.kernel, self.reads_momentum = self.opt._dense_kernel(self.opt._hyper())
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -121,7 +129,7 @@ class _SgdPlan(_Plan):
 
 
 class _NagPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.hyper = self.opt._hyper()
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -135,7 +143,7 @@ class _NagPlan(_Plan):
 
 
 class _LarsPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.opt._check_params()
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -150,7 +158,7 @@ class _LarsPlan(_Plan):
 
 
 class _LambPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.opt._check_params()
         self.hyper = self.opt._kernel_kwargs()
 
@@ -163,7 +171,7 @@ class _LambPlan(_Plan):
 
 
 class _GroupAdaGradPlan(_Plan):
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         # Float16 weights come with multi_precision (Updater._check): float32 masters.
         for i, w in enumerate(weights):
             at = f"[{i}]" if len(weights) > 1 else ""
@@ -215,7 +223,7 @@ class _NoisySgldPlan(_Plan):
 class _TestOptimizerPlan(_Plan):
     """MXNet's ``Test`` optimizer: no count, no learning rate, only ``rescale_grad``."""
 
-    def check(self, weights: List[Any]) -> None:
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
         """Nothing to build on the host: ``gpu_test`` refuses a bad ``rescale_grad``."""
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
@@ -233,7 +241,110 @@ class _TestOptimizerPlan(_Plan):
         )
 
 
+class _LbsgdPlan(_Plan):
+    """LBSGD: the optimizer's own counts, accumulation counts and warm-up multipliers;
+    each weight's accumulator lives on the device next to its momentum. ``cumgrads``
+    holds, as on the CPU, ``0`` after a reset, the caller's gradient after a first
+    accumulation of a float32 weight (MXNet keeps it by reference: overwriting that
+    array changes the sum), else the device accumulator."""
+
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
+        opt = self.opt
+        check_kernel_params(opt, "momentum", "rescale_grad", "clip_gradient", "batch_scale")
+        if not opt.batch_scale > 0:
+            raise ValueError(f"batch_scale must be positive, got {opt.batch_scale!r}")
+        if not (opt.batch_scale == int(opt.batch_scale) and opt.batch_scale < 2**63):
+            raise ValueError(
+                f"batch_scale must be a whole number below 2**63 on the GPU, got "
+                f"{opt.batch_scale!r}"
+            )
+        # A sum loaded from a CPU checkpoint must fit its weight (before anything counts).
+        for index, weight in zip(indices, weights):
+            cgrad = opt.cumgrads.get(index)
+            if cgrad and cgrad["num_cums"] > 0 and not isinstance(cgrad["cum_grad"], int):
+                _shaped(cgrad["cum_grad"], weight)
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        opt = self.opt
+        lrs, wds, ts, extra = [], [], [], []
+        for index in indices:
+            cgrad = opt.cumgrads.get(index)
+            running = bool(cgrad) and cgrad["num_cums"] > 0
+            # As the CPU: the rate is read before the update is counted.
+            lrs.append(opt._get_lr(index))
+            wds.append(opt._get_wd(index))
+            opt._update_count(index)
+            ts.append(opt._index_update_count[index])
+            count = cgrad["num_cums"] + 1 if running else opt.init_updates + 1
+            finishes = count % opt.batch_scale == 0
+            lars = opt.warmup_strategy == "lars"
+            multiplier = opt._get_lbmult(count) if finishes and not lars else 1.0
+            held = cgrad["cum_grad"] if running else None
+            extra.append((index, held, count, finishes, multiplier))
+        return lrs, wds, ts, extra, [None] * len(indices)
+
+    def _accumulator(self, index: Hashable, weight: GpuArray, held: Any) -> Tuple[Any, bool]:
+        """``index``'s device accumulator holding ``held`` (``None``: nothing yet; ``0``:
+        reset; the caller's gradient, a host array of a CPU checkpoint, or the
+        accumulator itself), and whether it is fresh."""
+        accumulators = self.updater._accumulators
+        acc = accumulators.get(index)
+        if acc is None:
+            assert self.updater.device is not None
+            acc = accumulators[index] = self.updater.device.zeros(weight.shape)
+        if held is None or isinstance(held, int):
+            return acc, True
+        if held is not acc:
+            if isinstance(held, GpuArray):
+                host = held.asnumpy().astype(np.float32)
+            else:
+                host = _shaped(held, weight)
+                host = host.todense() if is_row_sparse(host) else np.asarray(host)
+            acc.copy_from(np.asarray(host, dtype=np.float32, order="C"))
+        return acc, False
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        opt = self.opt
+        accumulates = opt.batch_scale > 1
+        per_weight = 1 if opt.momentum != 0.0 else 0
+        states: List[Any] = []
+        fresh: List[bool] = []
+        accumulators: List[Any] = []
+        for i, (index, held, _, _, _) in enumerate(extra):
+            states.extend(args["states"][i * per_weight : (i + 1) * per_weight])
+            if accumulates:
+                acc, is_fresh = self._accumulator(index, args["weights"][i], held)
+                states.append(acc)
+                accumulators.append(acc)
+                fresh.append(is_fresh)
+            else:
+                fresh.append(True)
+        args["states"] = states
+        _core.gpu_lbsgd(
+            fresh=fresh,
+            finishes=[e[3] for e in extra],
+            multipliers=[e[4] for e in extra],
+            momentum=opt.momentum,
+            rescale_grad=opt.rescale_grad,
+            batch_scale=int(opt.batch_scale),
+            lars_warmup=opt.warmup_strategy == "lars",
+            clip_gradient=kernel_clip(opt.clip_gradient),
+            **args,
+        )
+        mixed = args["masters"] is not None
+        for i, (index, held, count, finishes, _) in enumerate(extra):
+            if finishes:
+                cum: Any = 0
+            elif held is None and not mixed:
+                cum = args["grads"][i]  # MXNet keeps a first gradient by reference
+            else:
+                cum = accumulators[i]
+            opt.cumgrads[index] = {"cum_grad": cum, "num_cums": count}
+
+
 def _plan_class(optimizer: Optimizer) -> Optional[type]:
+    if isinstance(optimizer, LBSGD):
+        return _LbsgdPlan
     if isinstance(optimizer, LARS):
         return _LarsPlan
     if isinstance(optimizer, LAMB):
@@ -257,8 +368,8 @@ def _unsupported(optimizer: Optimizer) -> TypeError:
     name = type(optimizer).__name__
     return TypeError(
         f"optimizer: {name} has no GPU path (use mxopt.optimizer.Updater on the host); "
-        "supported: SGD, ccSGD, NAG, LARS, LAMB, Adam, Adamax, Nadam, AdaGrad, AdaDelta, "
-        "RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad, SGLD and Test"
+        "supported: SGD, ccSGD, NAG, LARS, LAMB, LBSGD, Adam, Adamax, Nadam, AdaGrad, "
+        "AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad, SGLD and Test"
     )
 
 
@@ -282,8 +393,8 @@ def _map_leaves(state: Any, f: Any) -> Any:
 
 def _master_first(optimizer: Optimizer) -> bool:
     """Where ``create_state_multi_precision`` puts the float32 master: ``(master, state)``
-    generally, ``(momentum, master)`` for the SGD family (MXNet's layouts)."""
-    return not isinstance(optimizer, MomentumKernelOptimizer)
+    generally (LBSGD too), ``(momentum, master)`` for the SGD family (MXNet's layouts)."""
+    return isinstance(optimizer, LBSGD) or not isinstance(optimizer, MomentumKernelOptimizer)
 
 
 class Updater:
@@ -298,8 +409,8 @@ class Updater:
     Parameters
     ----------
     optimizer : Optimizer
-        SGD, ccSGD, NAG, LARS, LAMB, Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp,
-        FTML, Ftrl, Signum, DCASGD, GroupAdaGrad, SGLD or Test (``TypeError``
+        SGD, ccSGD, NAG, LARS, LAMB, LBSGD, Adam, Adamax, Nadam, AdaGrad, AdaDelta,
+        RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad, SGLD or Test (``TypeError``
         otherwise).
 
     Attributes
@@ -335,6 +446,8 @@ class Updater:
         self.device: Optional[Device] = None
         #: States loaded by :meth:`set_states`, uploaded when their index is next seen.
         self._loaded: Dict[Hashable, Any] = {}
+        #: LBSGD's accumulator of each index (float32, the weight's shape).
+        self._accumulators: Dict[Hashable, GpuArray] = {}
         self.aggregate_updates = optimizer.aggregate_num > 0
 
     # ------------------------------------------------------------------ checks
@@ -384,7 +497,7 @@ class Updater:
         device = self.device
 
         def upload(leaf: Any) -> GpuArray:
-            array = np.ascontiguousarray(leaf)
+            array = np.asarray(leaf, order="C")  # keeps 0-d arrays 0-d
             if array.dtype != np.float32:
                 raise TypeError(f"{where}: GPU states are float32, got {array.dtype}")
             return device.array(array)
@@ -422,7 +535,24 @@ class Updater:
         arrays in the CPU optimizer's layout): a CPU updater loads them, and so does
         :meth:`set_states`. Waits for submitted updates."""
         states = {index: self._host_state(index) for index in self.states}
-        return pickle.dumps((states, self.optimizer) if dump_optimizer else states)
+        return pickle.dumps((states, self._host_optimizer()) if dump_optimizer else states)
+
+    def _host_optimizer(self) -> Optimizer:
+        """The optimizer as the CPU pickles it: LBSGD's accumulated sums downloaded."""
+        cumgrads = getattr(self.optimizer, "cumgrads", None)
+        if not cumgrads:
+            return self.optimizer
+        host = copy.copy(self.optimizer)
+        host.cumgrads = {  # type: ignore[attr-defined]
+            index: {
+                **c,
+                "cum_grad": c["cum_grad"].asnumpy()
+                if isinstance(c["cum_grad"], GpuArray)
+                else c["cum_grad"],
+            }
+            for index, c in cumgrads.items()
+        }
+        return host
 
     def set_states(self, states: bytes, safe: bool = False) -> None:
         """Loads a blob of :meth:`get_states` or of the CPU updater (``safe``: its
@@ -436,6 +566,7 @@ class Updater:
         self._loaded = dict(cpu.states)
         self.states.clear()
         self.masters.clear()
+        self._accumulators.clear()
 
     # ------------------------------------------------------------------ update
 
@@ -516,8 +647,8 @@ class Updater:
         key): normally one for the whole list."""
         plan_class = _plan_class(self.optimizer)
         assert plan_class is not None
-        plan = plan_class(self.optimizer)
-        plan.check(weights)
+        plan = plan_class(self.optimizer, self)
+        plan.check(indices, weights)
         n = len(weights)
         lrs: List[float] = [0.0] * n
         wds: List[float] = [0.0] * n

@@ -166,7 +166,12 @@ impl Context {
     }
 
     /// A reducing pass, the per-tensor sums, and a pass reading them: one submission.
-    fn two_passes(&self, set: &mut ParamSet, reduce: &Pass, update: &Pass) -> Result<()> {
+    pub(super) fn two_passes(
+        &self,
+        set: &mut ParamSet,
+        reduce: &Pass,
+        update: &Pass,
+    ) -> Result<()> {
         if reduce.chunks == 0 {
             return Ok(());
         }

@@ -8,10 +8,11 @@
 //!   (tensor `i` at [`ParamSet::offsets`]); from host slices or the application's buffers.
 //! * [`Context::step`] — one dispatch updates every tensor of a set with the CPU rule of
 //!   each ([`Kernel`]: the rule's constants are computed by the CPU constructor, so the
-//!   scalars have the CPU's bits); [`Context::lars_step`] and [`Context::lamb_step`] add
-//!   the per-tensor norms (a fixed-order reduction) in the same command buffer.
-//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s algorithms (all
-//!   but LBSGD), config and step semantics, with the states on the device; SGLD's noise
+//!   scalars have the CPU's bits); [`Context::lars_step`], [`Context::lamb_step`] and
+//!   [`Context::lbsgd_step`] (its `lars` warm-up) add the per-tensor norms (a fixed-order
+//!   reduction) in the same command buffer.
+//! * [`GpuOptimizer`] — the high-level [`crate::optimizer::Optimizer`]'s algorithms,
+//!   config and step semantics, with the states on the device; SGLD's noise
 //!   drawn on the device ([`NORMAL_WGSL`]); checkpoints through the CPU optimizer
 //!   ([`GpuOptimizer::to_optimizer`], [`GpuOptimizer::from_optimizer`]).
 //!
@@ -41,6 +42,7 @@
 
 mod kernel;
 mod layerwise;
+mod lbsgd;
 mod optimizer;
 mod rows;
 
@@ -376,9 +378,21 @@ impl Context {
         set: &mut ParamSet,
         rules: &[K],
     ) -> Result<()> {
-        check("optimizer states", N, set.states.len())?;
         let hyper: Vec<Vec<f32>> = rules.iter().map(Kernel::hyper).collect();
-        let pass = Pass::new(set, K::SOURCE, N, &hyper, true)?;
+        self.step_with(set, K::SOURCE, N, &hyper)
+    }
+
+    /// One dispatch of `source` over a set holding `states` states, with tensor `i`'s
+    /// scalars `hyper[i]`.
+    fn step_with(
+        &self,
+        set: &mut ParamSet,
+        source: Source,
+        states: usize,
+        hyper: &[Vec<f32>],
+    ) -> Result<()> {
+        check("optimizer states", states, set.states.len())?;
+        let pass = Pass::new(set, source, states, hyper, true)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         self.encode(&mut encoder, set, &pass)?;
         self.scoped(|| {

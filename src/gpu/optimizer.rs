@@ -1,14 +1,15 @@
 //! The high-level optimizer on the device: [`crate::optimizer::Optimizer`]'s algorithms,
 //! config and step semantics (counts, schedule, multipliers, Nadam's momentum product,
-//! LARS's momentum correction, SGLD's noise streams), with weights, gradients and states
-//! in a [`ParamSet`]; checkpoints go through the CPU optimizer
+//! LARS's momentum correction, SGLD's noise streams, LBSGD's accumulation), with weights,
+//! gradients and states in a [`ParamSet`]; checkpoints go through the CPU optimizer
 //! ([`GpuOptimizer::to_optimizer`], [`GpuOptimizer::from_optimizer`]).
 
 use super::{Context, ParamSet, Precision};
 use crate::optim::lars::{is_scaled, Lars};
+use crate::optim::lbsgd::Phase;
 use crate::optim::sgld::{DeviceNoisySgld, Sgld};
 use crate::optim::{nag::Nag, sgd::Sgd};
-use crate::optimizer::drivers::no_weight_decay;
+use crate::optimizer::drivers::{no_weight_decay, Accumulation, Held};
 use crate::optimizer::{Algorithm, Config, Optimizer};
 use crate::rule::Step;
 use crate::{Error, Result};
@@ -45,6 +46,9 @@ pub struct GpuOptimizer {
     params: ParamSet,
     /// GroupAdaGrad's row count of each tensor (its state is one value per row).
     rows: Option<Vec<usize>>,
+    /// LBSGD's accumulation of each tensor (its buffer is the last state; on the device
+    /// it holds nothing or a dense sum).
+    accumulations: Vec<Accumulation>,
     /// Whether the states exist, as the CPU optimizer's after a first update (DCASGD's
     /// state then starts as a copy of the weight).
     started: bool,
@@ -60,8 +64,8 @@ impl GpuOptimizer {
     /// # Errors
     /// As [`Optimizer::new`]; [`Error::Duplicate`] for a repeated name,
     /// [`Error::Length`] when `names` and `lens` differ in length,
-    /// [`Error::Unsupported`] for `f16` without multi-precision, for LBSGD (its gradient
-    /// accumulation has no GPU form); [`Error::Gpu`] for a device error.
+    /// [`Error::Unsupported`] for `f16` without multi-precision; [`Error::Gpu`] for a
+    /// device error.
     pub fn new(
         ctx: &Context,
         algorithm: Algorithm,
@@ -102,9 +106,6 @@ impl GpuOptimizer {
             });
         }
         let algorithm = *host.algorithm();
-        if let Algorithm::Lbsgd(_) = algorithm {
-            return Err(lbsgd_unsupported());
-        }
         let params = ParamSet::new(ctx, precision, lens, algorithm.num_states())?;
         Ok(GpuOptimizer {
             counts: vec![host.config().begin_num_update; names.len()],
@@ -113,13 +114,15 @@ impl GpuOptimizer {
             names: names.iter().map(|&n| n.to_owned()).collect(),
             params,
             rows: None,
+            accumulations: vec![Accumulation::default(); names.len()],
             started: false,
         })
     }
 
     /// The GPU form of a CPU optimizer (one restored from a checkpoint): its progress
     /// (counts, schedule, Nadam's product, LARS's rates, SGLD's generator) and, when it
-    /// has updated the parameters `names`, their states and master copies, uploaded.
+    /// has updated the parameters `names`, their states, master copies and LBSGD
+    /// accumulations, uploaded (an accumulator of row-sparse sums becomes the dense sum).
     /// Upload the weights afterwards: `f32` ones with [`ParamSet::write_weight_f32`],
     /// `f16` ones with [`ParamSet::write_weight_f16_keeping_master`]. States of names
     /// outside `names` are not carried.
@@ -182,12 +185,19 @@ impl GpuOptimizer {
             if let Some(master) = state.master {
                 gpu.params.write_master(ctx, i, master)?;
             }
+            let mut accumulation = state.accumulation.clone();
+            let last = state.states.len().wrapping_sub(1);
             for (k, s) in state.states.iter().enumerate() {
                 let mut full = s.clone();
                 full.resize(len, 0.0);
+                if let (true, Held::Rows { rows, indices }) = (k == last, &accumulation.held) {
+                    densify_rows(&mut full, *rows, indices);
+                    accumulation.held = Held::Dense;
+                }
                 gpu.params.write_state(ctx, k, i, &full)?;
             }
             gpu.counts[i] = state.count;
+            gpu.accumulations[i] = accumulation;
         }
         if let Algorithm::GroupAdaGrad(_) = gpu.algorithm {
             gpu.rows = Some(rows);
@@ -219,7 +229,8 @@ impl GpuOptimizer {
                 Precision::F32 => None,
                 Precision::F16Master => Some(self.params.read_master(ctx, i)?),
             };
-            cpu.set_f32_state(name, self.counts[i], master, states);
+            let accumulation = self.accumulations[i].clone();
+            cpu.set_f32_state(name, self.counts[i], master, states, accumulation);
         }
         Ok(cpu)
     }
@@ -288,8 +299,9 @@ impl GpuOptimizer {
             .map(|i| self.counts[i])
     }
 
-    /// Updates every parameter with its current gradient: one dispatch (LARS and LAMB:
-    /// one submission of a reducing pass, the norms and the update).
+    /// Updates every parameter with its current gradient: one dispatch (LARS, LAMB and
+    /// LBSGD's `lars` warm-up: one submission of a reducing pass, the norms and the
+    /// update).
     ///
     /// # Errors
     /// [`Error::NotFinite`] for a learning rate or weight decay that is not finite (or
@@ -418,7 +430,45 @@ impl GpuOptimizer {
                 }
                 ctx.group_adagrad_step(set, &hyper, steps, rows)
             }
-            Algorithm::Lbsgd(_) => Err(lbsgd_unsupported()),
+            Algorithm::Lbsgd(hyper) => {
+                let next: Vec<Accumulation> = self
+                    .accumulations
+                    .iter()
+                    .map(|acc| {
+                        let count = hyper.next_count(acc.count);
+                        let held = if hyper.finishes(count) {
+                            Held::Zero
+                        } else {
+                            Held::Dense
+                        };
+                        Accumulation { count, held }
+                    })
+                    .collect();
+                let phases: Vec<Phase> = self
+                    .accumulations
+                    .iter()
+                    .zip(&next)
+                    .map(|(before, after)| Phase {
+                        fresh: before.held == Held::Zero,
+                        finishes: hyper.finishes(after.count),
+                        multiplier: hyper.multiplier(after.count),
+                    })
+                    .collect();
+                ctx.lbsgd_step(set, &hyper, steps, &phases)?;
+                self.accumulations = next;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Zeros the rows of a row-sparse sum's buffer that the sum does not hold: the dense
+/// sum it stands for (adding a dense gradient to either gives the same numbers).
+fn densify_rows(buffer: &mut [f32], rows: usize, held: &[i64]) {
+    let width = buffer.len().checked_div(rows).unwrap_or(0).max(1);
+    for (r, row) in buffer.chunks_mut(width).enumerate() {
+        if held.binary_search(&(r as i64)).is_err() {
+            row.fill(0.0);
         }
     }
 }
@@ -427,13 +477,4 @@ impl GpuOptimizer {
 fn check_rows(len: usize, rows: usize) -> Result<()> {
     let row_len = len.checked_div(rows).unwrap_or(0);
     super::check("weight (rows × row length)", len, rows * row_len)
-}
-
-fn lbsgd_unsupported() -> Error {
-    Error::Unsupported {
-        kernel: "GpuOptimizer",
-        name: "lbsgd",
-        value: 0.0,
-        why: "LBSGD's gradient accumulation has no GPU form: use the CPU optimizer",
-    }
 }

@@ -7,6 +7,8 @@
 //! [`crate::optimizer`].
 
 use crate::optim::sgd::Sgd;
+#[cfg(feature = "wgpu")]
+use crate::rule::Step;
 use crate::{Error, Result};
 
 /// How LBSGD's learning-rate multiplier warms up (`warmup_strategy`).
@@ -160,6 +162,23 @@ impl Lbsgd {
         ratio.clamp(0.01, 100.0)
     }
 
+    /// The accumulation count after one more gradient, from `count` so far (`0`: a
+    /// fresh accumulator, which starts past [`Lbsgd::init_updates`]).
+    #[must_use]
+    pub fn next_count(&self, count: u64) -> u64 {
+        match count {
+            0 => self.init_updates().saturating_add(1),
+            n => n.saturating_add(1),
+        }
+    }
+
+    /// Whether the gradient that brings the count to `count` completes a batch: the mean
+    /// gradient then updates the weight (other calls run MXNet's placeholder update).
+    #[must_use]
+    pub fn finishes(&self, count: u64) -> bool {
+        count.is_multiple_of(self.batch_scale.max(1))
+    }
+
     /// The SGD hyper-parameters of the update (MXNet passes a momentum only when
     /// positive and a clip bound only when truthy).
     #[must_use]
@@ -170,6 +189,187 @@ impl Lbsgd {
             clip_gradient: self.clip_gradient.filter(|&c| c != 0.0),
         }
     }
+}
+
+/// Where one tensor's accumulation stands in a call (the GPU path's per-tensor input;
+/// the CPU optimizer derives the same from its accumulator).
+#[cfg(feature = "wgpu")]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Phase {
+    /// The accumulator holds nothing (a fresh one, or reset by the last update): it takes
+    /// `0 + g` instead of adding `g`.
+    pub fresh: bool,
+    /// The call completes a batch ([`Lbsgd::finishes`]): the mean gradient updates the
+    /// weight.
+    pub finishes: bool,
+    /// The learning-rate multiplier of a finishing call ([`Lbsgd::multiplier`]); unused
+    /// for [`WarmupStrategy::Lars`], whose multiplier comes from the device's norms.
+    pub multiplier: f64,
+}
+
+/// The accumulator (the last state when `batch_scale > 1`): `0 + g` when fresh, else
+/// `a + g`, divided by `batch_scale` in place by a finishing call, whose gradient is then
+/// the mean.
+#[cfg(feature = "wgpu")]
+pub(crate) const MEAN_WGSL: &str = r"
+fn lbsgd_mean(g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    if (!(h.scale > 1.0)) { return g; }
+    var a = (*s)[NS - 1u];
+    if (h.fresh != 0.0) { a = 0.0 + g; } else { a = a + g; }
+    if (h.finishes != 0.0) { a = a / h.scale; }
+    (*s)[NS - 1u] = a;
+    if (h.finishes != 0.0) { return a; }
+    return g;
+}
+";
+
+/// SGD with momentum (the first state) for a finishing call with momentum, else
+/// `sgd_update` (a finishing call without momentum, or MXNet's placeholder at rate 0).
+#[cfg(feature = "wgpu")]
+pub(crate) const APPLY_WGSL: &str = r"
+fn lbsgd_apply(w: f32, grad: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    if (h.with_momentum != 0.0) {
+        let m = velocity(w, grad, (*s)[0]);
+        (*s)[0] = m;
+        return w + m;
+    }
+    return w * h.decay - lr_grad(grad);
+}
+";
+
+/// One pass: accumulate, then update.
+#[cfg(feature = "wgpu")]
+pub(crate) const RULE_WGSL: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    return lbsgd_apply(w, lbsgd_mean(g, s), s);
+}
+";
+
+/// The `lars` warm-up's first pass: accumulate, and the squares of the weight and of the
+/// mean gradient for the norms; the weight is left as it is.
+#[cfg(feature = "wgpu")]
+pub(crate) const NORMS_WGSL: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    let mean = lbsgd_mean(g, s);
+    sq = vec2<f32>(w * w, mean * mean);
+    return w;
+}
+";
+
+/// The `lars` warm-up's second pass: the update, from the mean the first pass left in
+/// the accumulator.
+#[cfg(feature = "wgpu")]
+pub(crate) const AFTER_NORMS_WGSL: &str = r"
+fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
+    var grad = g;
+    if (h.finishes != 0.0 && h.scale > 1.0) { grad = (*s)[NS - 1u]; }
+    return lbsgd_apply(w, grad, s);
+}
+";
+
+/// [`Lbsgd::lars_multiplier`] in `f32` from the sums of squares, then the rates SGD's
+/// scalars derive from the learning rate (as `Sgd::multi_mom_at` and `Sgd::single_at`
+/// compute them from an `f32` rate).
+#[cfg(feature = "wgpu")]
+pub(crate) const LARS_PREPARE: &str = "
+    if (h.lars != 0.0) {
+        let sums = norms[tensor];
+        var mult = sqrt(sums.x / ((sums.y + h.wd * sums.x) + 1e-18));
+        if (mult < 0.01) { mult = 0.01; }
+        if (mult > 100.0) { mult = 100.0; }
+        h.lr = h.base_lr * mult;
+        h.lr_wd = h.lr * h.wd;
+        h.lr_rs = h.lr * h.rs;
+        h.decay = 1.0 - h.lr * h.wd;
+    }
+";
+
+/// The scalars of every LBSGD pass: SGD's velocity fields, `sgd_update`'s decay, then
+/// the call's phase and the `lars` warm-up's inputs.
+#[cfg(feature = "wgpu")]
+pub(crate) const FIELDS: &[&str] = &[
+    "momentum",
+    "lr_wd",
+    "lr",
+    "lr_rs",
+    "rs",
+    "clip_on",
+    "clip",
+    "decay",
+    "with_momentum",
+    "scale",
+    "fresh",
+    "finishes",
+    "lars",
+    "base_lr",
+    "wd",
+];
+
+#[cfg(feature = "wgpu")]
+impl Lbsgd {
+    /// One tensor's scalars ([`FIELDS`]) for a call in `phase` at `step` (before the
+    /// warm-up multiplier), built by the CPU's constructors: MXNet's placeholder
+    /// (`sgd_update` at rate 0, no rescale or clip) while accumulating, SGD at
+    /// `lr·multiplier` when finishing.
+    ///
+    /// # Errors
+    /// What those constructors refuse ([`crate::Error::NotFinite`] for a rate that
+    /// overflows `f32`, ...).
+    pub(crate) fn gpu_hyper(&self, step: Step, phase: Phase) -> Result<Vec<f32>> {
+        use crate::gpu::Kernel;
+        let lars = phase.finishes && self.warmup_strategy == WarmupStrategy::Lars;
+        let rates = |lr: f64| -> Result<Vec<f32>> {
+            let at = Step { lr, ..step };
+            Ok(if !phase.finishes {
+                let placeholder = Sgd {
+                    momentum: 0.0,
+                    rescale_grad: 1.0,
+                    clip_gradient: None,
+                };
+                sgd_update_fields(&placeholder.single_at::<f32>(at)?.hyper())
+            } else if self.momentum != 0.0 {
+                let mut h = self.sgd().multi_mom_at::<f32>(at)?.hyper();
+                h.push(0.0);
+                h
+            } else {
+                sgd_update_fields(&self.sgd().single_at::<f32>(at)?.hyper())
+            })
+        };
+        let mut h = if !phase.finishes {
+            rates(0.0)?
+        } else if lars {
+            // The device picks the multiplier in [0.01, 100]: both ends must be valid
+            // rates; the rates derived from `lr` are rewritten by the prepare step.
+            rates(step.lr * 100.0)?;
+            rates(step.lr * 0.01)?;
+            rates(step.lr)?
+        } else {
+            rates(step.lr * phase.multiplier)?
+        };
+        let flag = |b: bool| f32::from(u8::from(b));
+        let (base_lr, wd): (f32, f32) = (step.lr()?, step.wd()?);
+        h.extend_from_slice(&[
+            flag(phase.finishes && self.momentum != 0.0),
+            // As the CPU's divisor, `from_f64` of the count.
+            (self.batch_scale as f64) as f32,
+            flag(phase.fresh),
+            flag(phase.finishes),
+            flag(lars),
+            base_lr,
+            wd,
+        ]);
+        Ok(h)
+    }
+}
+
+/// `sgd_update`'s scalars `[decay, lr, lr_rs, rs, clip_on, clip]` in [`FIELDS`]' first
+/// eight places (no momentum, no `lr·wd`).
+#[cfg(feature = "wgpu")]
+fn sgd_update_fields(h: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0, 0.0];
+    out.extend_from_slice(&h[1..]);
+    out.push(h[0]);
+    out
 }
 
 #[cfg(test)]

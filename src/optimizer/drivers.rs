@@ -21,19 +21,19 @@ use crate::{Error, Result};
 /// LBSGD's gradient accumulation for one parameter (in checkpoints: `{"count": n,
 /// "held": "zero"}`, `"dense"`, or `"rows"` with `"rows"` and `"indices"`).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(super) struct Accumulation {
+pub(crate) struct Accumulation {
     /// Gradients accumulated so far, counted from `begin_epoch·updates_per_epoch`
     /// (MXNet's `num_cums`); 0 before the first.
-    pub(super) count: u64,
+    pub(crate) count: u64,
     /// What the accumulator buffer holds.
     #[serde(flatten)]
-    pub(super) held: Held,
+    pub(crate) held: Held,
 }
 
 /// The content of LBSGD's accumulator buffer.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "held", rename_all = "lowercase")]
-pub(super) enum Held {
+pub(crate) enum Held {
     /// Nothing: a fresh accumulator, or one reset by an update (MXNet's `cum_grad = 0`).
     #[default]
     Zero,
@@ -514,15 +514,12 @@ impl LbsgdCall {
         let with_momentum = hyper.momentum != 0.0;
         let (momentum, accumulator) = slot.states.split_at_mut(usize::from(with_momentum));
         let acc = &mut *slot.accumulation;
-        acc.count = match acc.count {
-            0 => hyper.init_updates() + 1,
-            n => n + 1,
-        };
+        acc.count = hyper.next_count(acc.count);
         if let Some(buffer) = accumulator.first_mut() {
             accumulate(buffer, &mut acc.held, slot.g)?;
         }
         let step = slot.step;
-        if !acc.count.is_multiple_of(hyper.batch_scale) {
+        if !hyper.finishes(acc.count) {
             let step = Step { lr: 0.0, ..step };
             return sgd_step(placeholder(), step, slot.w, None, slot.g);
         }

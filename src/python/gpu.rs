@@ -10,6 +10,7 @@
 use super::arrays::{readonly, slice, Dtype as HostDtype};
 use super::kernels::{hyper_from_kwargs, per_tensor, steps_of, AnyRule, Kernel};
 use crate::gpu::{Context, Kernel as GpuKernel, ParamSet, Precision};
+use crate::optim::lbsgd::{Lbsgd, Phase, WarmupStrategy};
 use crate::optim::sgld::DeviceNoisySgld;
 use crate::optim::{group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars, test_opt::Test};
 use crate::rule::Step;
@@ -978,6 +979,91 @@ fn gpu_group_adagrad(
     })
 }
 
+/// LBSGD over lists of device arrays, in one dispatch (the `lars` warm-up: norms and
+/// update in one submission). Each weight's states are its momentum (when
+/// `momentum != 0`), then its accumulator (when `batch_scale > 1`); `fresh[i]`,
+/// `finishes[i]` and `multipliers[i]` place weight `i` in its accumulation.
+#[pyfunction]
+#[pyo3(signature = (
+    device, weights, grads, states, lrs, wds, ts, fresh, finishes, multipliers,
+    masters = None, *, momentum, rescale_grad, batch_scale, lars_warmup,
+    clip_gradient = None,
+))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_lbsgd(
+    py: Python<'_>,
+    device: &GpuDevice,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<i64>,
+    fresh: Vec<bool>,
+    finishes: Vec<bool>,
+    multipliers: Vec<f64>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+    momentum: f64,
+    rescale_grad: f64,
+    batch_scale: u64,
+    lars_warmup: bool,
+    clip_gradient: Option<f64>,
+) -> PyResult<()> {
+    let hyper = Lbsgd {
+        momentum,
+        rescale_grad,
+        clip_gradient,
+        batch_scale,
+        // The other strategies' multipliers come from the caller.
+        warmup_strategy: if lars_warmup {
+            WarmupStrategy::Lars
+        } else {
+            WarmupStrategy::Constant
+        },
+        ..Lbsgd::default()
+    };
+    let n = weights.len();
+    let fresh = per_tensor("fresh", fresh, n)?;
+    let finishes = per_tensor("finishes", finishes, n)?;
+    let multipliers = per_tensor("multipliers", multipliers, n)?;
+    let steps = steps_of(n, lrs, wds, ts, None)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
+    let per = usize::from(momentum != 0.0) + usize::from(batch_scale > 1);
+    if call.states.len() != per * n {
+        return Err(PyValueError::new_err(format!(
+            "states: LBSGD keeps {per} state array(s) per weight (a momentum when momentum \
+             != 0, an accumulator when batch_scale > 1); expected {}, got {}",
+            per * n,
+            call.states.len()
+        )));
+    }
+    hyper.check()?;
+    let phases: Vec<Phase> = (0..n)
+        .map(|i| Phase {
+            fresh: fresh[i],
+            finishes: finishes[i],
+            multiplier: multipliers[i],
+        })
+        .collect();
+    // What the kernels refuse is refused before anything moves on the device.
+    for (&step, &phase) in call.steps.iter().zip(&phases) {
+        hyper.gpu_hyper(step, phase)?;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let ctx = &device.ctx;
+    call.with_set(py, |set| ctx.lbsgd_step(set, &hyper, &call.steps, &phases))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GpuDevice>()?;
     m.add_class::<GpuArray>()?;
@@ -987,5 +1073,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_lars, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_lamb, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_group_adagrad, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_lbsgd, m)?)?;
     Ok(())
 }

@@ -478,9 +478,9 @@ def save(updater: Updater, path: Any) -> None:
             )
             accumulation[names[key]] = entry
             arrays = arrays if buffer is None else [*arrays, buffer]
-        arrays = [np.ascontiguousarray(a) for a in arrays]
+        arrays = [np.asarray(a, order="C") for a in arrays]
         if master is not None:
-            master = np.ascontiguousarray(master)
+            master = np.asarray(master, order="C")
         params[names[key]] = (count, dtype, master, arrays)
     algorithm: Dict[str, Any] = {"name": file_name}
     for json_key, attr in fields:

@@ -238,6 +238,17 @@ class MomentumKernelOptimizer(KernelOptimizer):
         )
 
 
+def check_momentum_states(moms: Sequence[Any]) -> None:
+    """A momentum state is an array, or ``None`` without momentum (a state the kernel
+    ignores must still be one ``create_state`` could have made)."""
+    for i, mom in enumerate(moms):
+        if not (mom is None or isinstance(mom, np.ndarray)):
+            where = f" at position {i}" if len(moms) > 1 else ""
+            raise TypeError(
+                f"state: expected a momentum array or None, got {_describe(mom)}{where}"
+            )
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"a {value.dtype} array of shape {value.shape}"

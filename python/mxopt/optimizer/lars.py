@@ -133,6 +133,10 @@ class LARS(MomentumKernelOptimizer):
                 mom, master = state
             else:
                 mom, master = state, None
+            if not (mom is None or isinstance(mom, np.ndarray)):
+                raise TypeError(
+                    f"state: expected a momentum array or None, got {describe(mom)}{where}"
+                )
             if self.momentum > 0 and not isinstance(mom, np.ndarray):
                 raise TypeError(
                     f"state: expected a momentum array (momentum > 0), got {describe(mom)}{where}"

@@ -54,7 +54,7 @@ def _accumulate(cum: Any, grad: Any) -> Any:
         zero = grad.dtype.type(cum)
         if is_row_sparse(grad):
             return RowSparseNDArray(grad.data + zero, grad.indices, grad.shape)
-        return grad + zero
+        return np.asarray(grad + zero)  # NumPy gives a scalar for 0-d operands
     if is_row_sparse(cum) and is_row_sparse(grad):
         rows = np.union1d(cum.indices, grad.indices)
         data = np.empty((rows.size, *cum.shape[1:]), dtype=cum.dtype)
@@ -65,7 +65,7 @@ def _accumulate(cum: Any, grad: Any) -> Any:
         data[at[shared]] += grad.data[shared]
         return RowSparseNDArray(data, rows, cum.shape)
     dense = [x.todense() if is_row_sparse(x) else x for x in (cum, grad)]
-    return dense[0] + dense[1]
+    return np.asarray(dense[0] + dense[1])
 
 
 def _mean(cum: Any, count: Any) -> Any:
@@ -75,7 +75,7 @@ def _mean(cum: Any, count: Any) -> Any:
         return cum
     if is_row_sparse(cum):
         return RowSparseNDArray(cum.data / cum.dtype.type(count), cum.indices, cum.shape)
-    return cum / cum.dtype.type(count)
+    return np.asarray(cum / cum.dtype.type(count))
 
 
 def _squared_norm(v: Any) -> float:

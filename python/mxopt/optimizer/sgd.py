@@ -12,6 +12,7 @@ from ._kernel import (
     Steps,
     _states_tuple,
     as_lists,
+    check_momentum_states,
     is_row_sparse,
     precheck,
     restored_on_error,
@@ -88,8 +89,6 @@ class SGD(MomentumKernelOptimizer):
         multi_precision: bool,
     ) -> None:
         indices, weights, grads, states = as_lists(indices, weights, grads, states)
-        steps = self._preamble(indices)
-        hyper = self._hyper()
         moms: Sequence[Any]
         masters: Optional[List[Any]]
         if multi_precision:
@@ -97,6 +96,9 @@ class SGD(MomentumKernelOptimizer):
             moms, masters = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
             moms, masters = states, None
+        check_momentum_states(moms)
+        steps = self._preamble(indices)
+        hyper = self._hyper()
 
         if not any(map(is_row_sparse, grads)):
             kernel, reads_momentum = self._dense_kernel(hyper)

@@ -7,7 +7,7 @@ from typing import Any, Hashable
 import numpy as np
 
 from ._kernel import is_row_sparse
-from .base import Optimizer, register
+from .base import Optimizer, check_real, register
 
 __all__ = ["Test"]
 
@@ -69,6 +69,7 @@ class Test(Optimizer):
     def update(self, index: Hashable, weight: np.ndarray, grad: Any, state: np.ndarray) -> None:
         """``weight ← weight + grad·rescale_grad``; ``state ← weight``."""
         _check_arguments(weight, grad, state)
+        check_real("rescale_grad", self.rescale_grad)
         if is_row_sparse(grad):
             grad = grad.todense()
         new_weight = weight + grad * weight.dtype.type(self.rescale_grad)
