@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import mxopt
-from mxopt import gpu, optimizer
+from mxopt import gpu, optimizer, random
 from mxopt.lr_scheduler import FactorScheduler
 
 if not gpu.AVAILABLE:
@@ -115,10 +115,12 @@ CASES = {
     "group_adagrad": lambda **k: optimizer.contrib.GroupAdaGrad(
         learning_rate=0.05, clip_gradient=0.7, **k
     ),
+    # Ignores lr, wd and the scheduler: only rescale_grad acts.
+    "test": lambda **k: optimizer.Test(rescale_grad=0.5, **scheduled(**k)),
 }
 
-#: Float32 only on the device (its row walk); 2-d weights.
-FLOAT32_ONLY = {"group_adagrad"}
+#: Row-wise optimizers take 2-d weights.
+ROW_WISE = {"group_adagrad"}
 SHAPES_2D = [(1, 1), (3, 7), (257, 2), (5, 33)]
 
 
@@ -157,12 +159,10 @@ def run_both(dev, make, dtype, shapes=SHAPES, steps=STEPS):
         pytest.param(name, dtype, id=f"{name}-{label}")
         for name in sorted(CASES)
         for dtype, label in ((np.float32, "f32"), (np.float16, "f16_mp"))
-        # float16 GroupAdaGrad is refused: test_float32_only_optimizers.
-        if not (name in FLOAT32_ONLY and dtype == np.float16)
     ],
 )
 def test_gpu_matches_cpu(dev, name, dtype):
-    shapes = SHAPES_2D if name in FLOAT32_ONLY else SHAPES
+    shapes = SHAPES_2D if name in ROW_WISE else SHAPES
     cpu_up, gpu_up, host, weights = run_both(dev, CASES[name], dtype, shapes)
     for i, (h, w) in enumerate(zip(host, weights)):
         assert_close(f"{name} weight {i}", w.asnumpy(), h)
@@ -364,30 +364,36 @@ def test_bad_hyper_parameters_are_refused_before_counting(dev):
     _unchanged(up, weights, before)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        optimizer.Test,
-        optimizer.SGLD,  # with its host-drawn noise
-    ],
-)
-def test_optimizers_without_a_gpu_path(make):
-    opt = make()
+class _HostOnly(optimizer.Optimizer):
+    """A custom optimizer: it has no GPU path."""
+
+    def update(self, index, weight, grad, state):
+        weight -= grad
+
+
+def test_optimizers_without_a_gpu_path():
+    opt = _HostOnly()
     assert not gpu.supported(opt)
-    with pytest.raises(TypeError, match="no GPU path"):
+    with pytest.raises(TypeError, match="_HostOnly has no GPU path"):
         gpu.Updater(opt)
+    for opt in (optimizer.SGLD(), _no_noise(optimizer.SGLD()), optimizer.Test(), optimizer.LBSGD()):
+        assert gpu.supported(opt)
 
 
-def test_float32_only_optimizers(dev):
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_row_wise_optimizers_need_2d_weights(dev, dtype):
     up = gpu.Updater(CASES["group_adagrad"](multi_precision=True))
-    half = [dev.array(np.ones((2, 3), np.float16))]
-    with pytest.raises(TypeError, match="float32 weights"):
-        up([0], [dev.array(np.ones((2, 3), np.float16))], half)
-    up = gpu.Updater(CASES["group_adagrad"]())
-    flat = dev.array(np.ones(6, np.float32))
+    flat = dev.array(np.ones(6, dtype))
     with pytest.raises(ValueError, match="2-d weight"):
-        up(0, dev.array(np.ones(6, np.float32)), flat)
-    assert not up.states and up.optimizer.num_update == 0
+        up(0, dev.array(np.ones(6, dtype)), flat)
+    assert not up.states and not up.masters and up.optimizer.num_update == 0
+    np.testing.assert_array_equal(flat.asnumpy(), np.ones(6, dtype))
+    # Float16 still needs the master copies of multi_precision.
+    up = gpu.Updater(CASES["group_adagrad"]())
+    half = dev.array(np.ones((2, 3), np.float16))
+    with pytest.raises(TypeError, match="multi_precision=True"):
+        up(0, dev.array(np.ones((2, 3), np.float16)), half)
+    assert not up.states
 
 
 def test_native_checks(dev):
@@ -443,6 +449,217 @@ def test_without_the_feature_device_says_how_to_build(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(gpu)
+
+
+# ---------------------------------------------------------------- SGLD's device noise
+
+NOISE_LR = 0.01
+
+
+def sgld(add_noise=True, **k):
+    opt = optimizer.SGLD(learning_rate=NOISE_LR, wd=0.01, rescale_grad=0.5, **k)
+    opt.add_noise = add_noise
+    return opt
+
+
+def noisy_gpu_run(dev, seed, host, steps=2):
+    """GPU SGLD with noise after ``mxopt.random.seed(seed)``: each step's weights (and
+    master copies) downloaded, and the generator's position at the end."""
+    random.seed(seed)
+    up = gpu.Updater(sgld(multi_precision=True))
+    weights = [dev.array(h) for h in host]
+    indices = list(range(len(host)))
+    snapshots = []
+    for t in range(steps):
+        grads = [dev.array(g.astype(h.dtype)) for g, h in zip(data(SHAPES, np.float32, t), host)]
+        up(indices, grads, weights)
+        masters = [up.masters[i].asnumpy() for i in sorted(up.masters)]
+        snapshots.append([w.asnumpy() for w in weights] + masters)
+    return snapshots, random._position()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_sgld_noise_follows_the_seed(dev, dtype):
+    """The same seed replays a GPU run bit for bit; another seed gives other noise; the
+    generator ends where the CPU Updater's does (one stream per weight per step)."""
+    host = data(SHAPES, dtype, 0)
+    first, position = noisy_gpu_run(dev, 3, host)
+    again, _ = noisy_gpu_run(dev, 3, host)
+    other, _ = noisy_gpu_run(dev, 4, host)
+    for step, (a, b, c) in enumerate(zip(first, again, other)):
+        for k, (x, y, z) in enumerate(zip(a, b, c)):
+            assert x.tobytes() == y.tobytes(), f"step {step} array {k}: same seed differs"
+            if x.size >= 30:
+                assert not np.array_equal(x, z), f"step {step} array {k}: seed ignored"
+    random.seed(3)
+    cpu_up = optimizer.Updater(sgld(multi_precision=True))
+    for t in range(2):
+        cpu_up(list(range(len(SHAPES))), data(SHAPES, dtype, t), [h.copy() for h in host])
+    assert position == random._position() == (3, 2 * len(SHAPES))
+
+
+def device_noise(dev, seed, stream, shape):
+    """The device's noise of the keystream ``(seed, stream)``: SGLD on zeros."""
+    w = dev.zeros(shape)
+    scale = float(np.sqrt(NOISE_LR))
+    mxopt._core.gpu_step_noisy(
+        dev,
+        mxopt._core.Kernel("sgld"),
+        [w],
+        [dev.zeros(shape)],
+        [],
+        [NOISE_LR],
+        [0.0],
+        [1],
+        [scale],
+        [seed],
+        [stream],
+    )
+    return w.asnumpy()
+
+
+def test_sgld_noise_streams_follow_the_cpu_order(dev):
+    """Each weight of a mixed-precision list, chunked by ``aggregate_num``, takes the
+    stream the CPU Updater gives it: from zero weights and gradients, the CPU's weight is
+    its stream's host noise and the GPU's that stream's device noise."""
+    layout = [((5,), np.float32), ((7,), np.float16), ((300,), np.float32)]
+    layout += [((3,), np.float16), ((4, 4), np.float32)]
+    ups = []
+    for updater in (optimizer.Updater, gpu.Updater):
+        opt = sgld(multi_precision=True)
+        opt.wd = 0.0
+        opt.aggregate_num = 2
+        ups.append(updater(opt))
+    cpu_up, gpu_up = ups
+    indices = list(range(len(layout)))
+    cpu_w = [np.zeros(s, d) for s, d in layout]
+    gpu_w = [dev.zeros(s, d) for s, d in layout]
+    random.seed(11)
+    cpu_up(indices, [np.zeros(s, d) for s, d in layout], cpu_w)
+    cpu_position = random._position()
+    random.seed(11)
+    gpu_up(indices, [dev.zeros(s, d) for s, d in layout], gpu_w)
+    assert random._position() == cpu_position == (11, len(layout))
+    scale = float(np.sqrt(NOISE_LR))
+    streams = []
+    for i, (shape, dtype) in enumerate(layout):
+        cpu_noise = cpu_up.states[i][0] if dtype == np.float16 else cpu_w[i]
+        host_noise = [np.empty(shape, np.float32) for _ in layout]
+        for k, out in enumerate(host_noise):
+            mxopt._core.fill_normal(out, 0.0, scale, 11, k)
+        (stream,) = [k for k, n in enumerate(host_noise) if np.array_equal(n, cpu_noise)]
+        streams.append(stream)
+        expected = device_noise(dev, 11, stream, shape)
+        got = gpu_up.masters[i].asnumpy() if dtype == np.float16 else gpu_w[i].asnumpy()
+        assert got.tobytes() == expected.tobytes(), f"weight {i}: not stream {stream}"
+        np.testing.assert_array_equal(gpu_w[i].asnumpy(), got.astype(dtype))
+    assert sorted(streams) == indices
+
+
+def moments_check(what, r, variance):
+    """Mean 0, the given variance and a normal's mass within one standard deviation, each
+    within 5 standard errors over the sample ``r``."""
+    n = r.size
+    mean, var = float(r.mean()), float(r.var())
+    assert abs(mean) < 5 * np.sqrt(variance / n), f"{what}: mean {mean}"
+    assert abs(var - variance) < 5 * variance * np.sqrt(2 / (n - 1)), f"{what}: var {var}"
+    p = 0.6826894921370859  # P(|z| < 1)
+    inside = float((np.abs(r) < np.sqrt(variance)).mean())
+    assert abs(inside - p) < 5 * np.sqrt(p * (1 - p) / n), f"{what}: {inside} within 1 sd"
+
+
+def uncorrelated(what, a, b):
+    corr = float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    assert abs(corr) < 5 / np.sqrt(a.size), f"{what}: correlation {corr}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_sgld_noise_statistics(dev, dtype):
+    """GPU SGLD minus the CPU's deterministic half step (the same optimizer without
+    noise, from the GPU's weights and master copies) is N(0, lr) noise, independent
+    between the tensors of one list and between steps."""
+    mp = dtype == np.float16
+    shapes = [(100_000,), (400, 250)]
+    gpu_up = gpu.Updater(sgld(multi_precision=mp))
+    cpu_up = optimizer.Updater(sgld(add_noise=False, multi_precision=mp))
+    host = data(shapes, dtype, 5)
+    weights = [dev.array(h) for h in host]
+    residuals = []
+    random.seed(21)
+    for t in range(2):
+        g = data(shapes, dtype, 30 + t)
+        if t:
+            cpu_up.set_states(gpu_up.get_states())
+        expected = [w.asnumpy() for w in weights]
+        cpu_up([0, 1], g, expected)
+        gpu_up([0, 1], [dev.array(x) for x in g], weights)
+        if mp:
+            got = [gpu_up.masters[i].asnumpy() for i in range(2)]
+            expected = [cpu_up.states[i][0] for i in range(2)]
+            for i in range(2):
+                np.testing.assert_array_equal(weights[i].asnumpy(), got[i].astype(dtype))
+        else:
+            got = [w.asnumpy() for w in weights]
+        r = [(a.astype(np.float64) - b).ravel() for a, b in zip(got, expected)]
+        moments_check(f"step {t}", np.concatenate(r), NOISE_LR)
+        uncorrelated(f"step {t}: tensors 0 and 1", r[0], r[1])
+        residuals.append(np.concatenate(r))
+    uncorrelated("steps 0 and 1", residuals[0], residuals[1])
+    assert gpu_up.optimizer.num_update == cpu_up.optimizer.num_update == 2
+
+
+def test_sgld_noise_refuses_a_negative_lr_before_drawing(dev):
+    up, weights, grads = _updater_and_arrays(dev, lambda: optimizer.SGLD(learning_rate=-0.1))
+    before = [w.asnumpy() for w in weights]
+    random.seed(5)
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        up([0, 1], grads, weights)
+    assert random._position() == (5, 0)
+    assert not up.states and not up.masters
+    for w, b in zip(weights, before):
+        np.testing.assert_array_equal(w.asnumpy(), b)
+
+
+def test_new_native_checks(dev):
+    """gpu_step_noisy, gpu_test and gpu_group_adagrad's master copies name what they
+    refuse, before anything is written."""
+    core = mxopt._core
+    w = [dev.array(np.ones(3, np.float32))]
+    g = [dev.array(np.ones(3, np.float32))]
+    s = [dev.zeros((3,))]
+    sgld_kernel = core.Kernel("sgld")
+    noisy = dict(lrs=[0.1], wds=[0.0], ts=[1], scales=[0.3], seeds=[1], streams=[2])
+    with pytest.raises(ValueError, match="kernel: only sgld"):
+        core.gpu_step_noisy(dev, core.Kernel("sgd"), w, g, [], **noisy)
+    with pytest.raises(ValueError, match="seeds"):
+        core.gpu_step_noisy(dev, sgld_kernel, w, g, [], **{**noisy, "seeds": []})
+    with pytest.raises(ValueError, match="noise scale"):
+        core.gpu_step_noisy(dev, sgld_kernel, w, g, [], **{**noisy, "scales": [-1.0]})
+    with pytest.raises(ValueError, match="0 state array"):
+        core.gpu_step_noisy(dev, sgld_kernel, w, g, s, **noisy)
+    with pytest.raises(ValueError, match="rescale_grad"):
+        core.gpu_test(dev, w, g, s, float("nan"))
+    with pytest.raises(ValueError, match="1 state array"):
+        core.gpu_test(dev, w, g, [], 1.0)
+    h = [dev.array(np.ones((3, 1), np.float16))]
+    history = [dev.zeros((3, 1))]
+    with pytest.raises(TypeError, match=r"weights\[0\]: this call takes float32"):
+        core.gpu_group_adagrad(
+            dev, h, [dev.array(np.ones((3, 1), np.float16))], history, [0.1], 1e-5, 1.0
+        )
+    with pytest.raises(ValueError, match=r"masters\[0\]: expected shape"):
+        core.gpu_group_adagrad(
+            dev,
+            h,
+            [dev.array(np.ones((3, 1), np.float16))],
+            history,
+            [0.1],
+            1e-5,
+            1.0,
+            masters=[dev.zeros((3,))],
+        )
+    np.testing.assert_array_equal(w[0].asnumpy(), np.ones(3, np.float32))
+    np.testing.assert_array_equal(h[0].asnumpy(), np.ones((3, 1), np.float16))
 
 
 # ---------------------------------------------------------------------------- LBSGD
@@ -600,7 +817,7 @@ def test_lbsgd_sum_of_another_shape_is_refused_before_counting(dev):
     _unchanged(up, [w], [np.ones(5, np.float32)])
 
 
-@pytest.mark.parametrize("name", [*sorted(set(CASES) - FLOAT32_ONLY), "lbsgd"])
+@pytest.mark.parametrize("name", [*sorted(set(CASES) - ROW_WISE), "lbsgd"])
 def test_scalar_weights(dev, name):
     """0-d weights (their states stay 0-d on the way to the device) in a list with others."""
     shapes = [(), (3,)]

@@ -8,7 +8,17 @@ import pytest
 from mxopt import _core
 
 #: Stubbed names that a module built without the ``wgpu`` feature lacks.
-GPU_NAMES = ("GpuArray", "GpuDevice", "gpu_group_adagrad", "gpu_lamb", "gpu_lars", "gpu_step")
+GPU_NAMES = (
+    "GpuArray",
+    "GpuDevice",
+    "gpu_group_adagrad",
+    "gpu_lamb",
+    "gpu_lars",
+    "gpu_lbsgd",
+    "gpu_step",
+    "gpu_step_noisy",
+    "gpu_test",
+)
 
 
 def test_core_stub_matches_the_native_module(tmp_path):

@@ -23,6 +23,8 @@ __all__ = [
     "gpu_lars",
     "gpu_lbsgd",
     "gpu_step",
+    "gpu_step_noisy",
+    "gpu_test",
     "lamb_many",
     "lars_many",
     "norm",
@@ -298,6 +300,29 @@ def gpu_group_adagrad(
     epsilon: float,
     rescale_grad: float,
     clip_gradient: Optional[float] = None,
+    masters: Optional[Sequence[GpuArray]] = None,
+) -> None: ...
+def gpu_step_noisy(
+    device: GpuDevice,
+    kernel: Kernel,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    lrs: Sequence[float],
+    wds: Sequence[float],
+    ts: Sequence[int],
+    scales: Sequence[float],
+    seeds: Sequence[int],
+    streams: Sequence[int],
+    masters: Optional[Sequence[GpuArray]] = None,
+) -> None: ...
+def gpu_test(
+    device: GpuDevice,
+    weights: Sequence[GpuArray],
+    grads: Sequence[GpuArray],
+    states: Sequence[GpuArray],
+    rescale_grad: float,
+    masters: Optional[Sequence[GpuArray]] = None,
 ) -> None: ...
 def gpu_lbsgd(
     device: GpuDevice,

@@ -22,6 +22,8 @@ The :class:`Updater` runs the optimizer's own Python logic (update counts, learn
 schedulers, ``lr_mult``/``wd_mult``, ``rescale_grad``, ``clip_gradient``, bias
 corrections, multi-precision) and only the per-element maths on the device. Float16
 weights need ``multi_precision=True`` (float32 master copies and states on the device).
+SGLD draws its noise on the device from mxopt's seed (see :class:`Updater`): the same
+seed replays a GPU run exactly, with other noise values than the CPU's.
 
 Present in every build; without the ``wgpu`` cargo feature, :class:`Device` raises a
 ``RuntimeError`` saying how to build a wheel with it.
@@ -35,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence,
 
 import numpy as np
 
-from . import _core
-from .optimizer import LAMB, LARS, LBSGD, NAG, SGD, SGLD, Optimizer
+from . import _core, random
+from .optimizer import LAMB, LARS, LBSGD, NAG, SGD, SGLD, Optimizer, Test
 from .optimizer import Updater as CpuUpdater
 from .optimizer._kernel import (
     AdaptiveKernelOptimizer,
@@ -47,6 +49,7 @@ from .optimizer._kernel import (
 from .optimizer._layerwise import _F32_MAX, check_kernel_params
 from .optimizer.contrib import GroupAdaGrad
 from .optimizer.lbsgd import _shaped
+from .optimizer.sgld import _noise_scale
 
 __all__ = ["AVAILABLE", "Device", "GpuArray", "Updater", "supported"]
 
@@ -169,12 +172,9 @@ class _LambPlan(_Plan):
 
 class _GroupAdaGradPlan(_Plan):
     def check(self, indices: List[Any], weights: List[Any]) -> None:
+        # Float16 weights come with multi_precision (Updater._check): float32 masters.
         for i, w in enumerate(weights):
             at = f"[{i}]" if len(weights) > 1 else ""
-            if w.dtype != np.float32:
-                raise TypeError(
-                    f"weight{at}: GroupAdaGrad on the GPU takes float32 weights, got {w.dtype}"
-                )
             if w.ndim != 2:
                 raise ValueError(
                     f"weight{at}: GroupAdaGrad needs a 2-d weight (rows, columns), got "
@@ -197,6 +197,47 @@ class _GroupAdaGradPlan(_Plan):
             epsilon=opt.float_stable_eps,
             rescale_grad=opt.rescale_grad,
             clip_gradient=opt.clip_gradient,
+            masters=args["masters"],
+        )
+
+
+class _NoisySgldPlan(_Plan):
+    """SGLD with its Langevin noise drawn on the device (Threefry keyed by mxopt's
+    generator): each weight of a chunk takes the next stream of :mod:`mxopt.random` in
+    list order, as the CPU optimizer does, so the generator ends where the CPU's would."""
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        lrs, wds, ts, _ = self.opt._steps(indices)
+        # A negative lr (no noise scale) is refused before a stream is taken.
+        scales = [_noise_scale(lr) for lr in lrs]
+        keys = [(scale, *random.next_stream()) for scale in scales]
+        return lrs, wds, ts, keys, [None] * len(indices)
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        scales, seeds, streams = (list(column) for column in zip(*extra))
+        _core.gpu_step_noisy(
+            kernel=self.kernel, scales=scales, seeds=seeds, streams=streams, **args
+        )
+
+
+class _TestOptimizerPlan(_Plan):
+    """MXNet's ``Test`` optimizer: no count, no learning rate, only ``rescale_grad``."""
+
+    def check(self, indices: List[Any], weights: List[Any]) -> None:
+        """Nothing to build on the host: ``gpu_test`` refuses a bad ``rescale_grad``."""
+
+    def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
+        n = len(indices)
+        return [0.0] * n, [0.0] * n, [0] * n, [None] * n, [None] * n
+
+    def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
+        _core.gpu_test(
+            args["device"],
+            args["weights"],
+            args["grads"],
+            args["states"],
+            self.opt.rescale_grad,
+            masters=args["masters"],
         )
 
 
@@ -313,28 +354,22 @@ def _plan_class(optimizer: Optimizer) -> Optional[type]:
     if isinstance(optimizer, NAG):
         return _NagPlan
     if isinstance(optimizer, SGLD):
-        # The Langevin noise is drawn on the host: only the deterministic half step runs
-        # on the device.
-        return None if optimizer.add_noise else _Plan
+        return _NoisySgldPlan if optimizer.add_noise else _Plan
     if isinstance(optimizer, AdaptiveKernelOptimizer):
         return _Plan
     if isinstance(optimizer, GroupAdaGrad):
         return _GroupAdaGradPlan
+    if isinstance(optimizer, Test):
+        return _TestOptimizerPlan
     return None
 
 
 def _unsupported(optimizer: Optimizer) -> TypeError:
     name = type(optimizer).__name__
-    why = (
-        " with add_noise (its noise is drawn on the host; set add_noise = False for the "
-        "deterministic half step)"
-        if isinstance(optimizer, SGLD)
-        else ""
-    )
     return TypeError(
-        f"optimizer: {name}{why} has no GPU path; supported: SGD, ccSGD, NAG, LARS, LAMB, LBSGD, "
-        "Adam, Adamax, Nadam, AdaGrad, AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, "
-        "GroupAdaGrad (float32), and SGLD without noise"
+        f"optimizer: {name} has no GPU path (use mxopt.optimizer.Updater on the host); "
+        "supported: SGD, ccSGD, NAG, LARS, LAMB, LBSGD, Adam, Adamax, Nadam, AdaGrad, "
+        "AdaDelta, RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad, SGLD and Test"
     )
 
 
@@ -375,8 +410,8 @@ class Updater:
     ----------
     optimizer : Optimizer
         SGD, ccSGD, NAG, LARS, LAMB, LBSGD, Adam, Adamax, Nadam, AdaGrad, AdaDelta,
-        RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad (float32 weights), or SGLD with
-        ``add_noise = False`` (``TypeError`` otherwise).
+        RMSProp, FTML, Ftrl, Signum, DCASGD, GroupAdaGrad, SGLD or Test (``TypeError``
+        otherwise).
 
     Attributes
     ----------
@@ -390,6 +425,12 @@ class Updater:
 
     Notes
     -----
+    SGLD's noise is drawn on the device (Threefry): each update of each weight takes the
+    next stream of :mod:`mxopt.random`, in the CPU optimizer's order, so
+    ``mxopt.random.seed(n)`` replays a GPU run bit for bit and leaves the generator where
+    the CPU would — but the noise values are not the CPU's (another normal generator);
+    its distribution, ``N(0, sqrt(lr))``, is the same.
+
     Updates are asynchronous: a call returns once the work is submitted;
     :meth:`GpuArray.asnumpy` and :meth:`Device.synchronize` wait for it. States are
     created from the optimizer's ``create_state_multi_precision`` on a host copy of the

@@ -11,7 +11,8 @@ use super::arrays::{readonly, slice, Dtype as HostDtype};
 use super::kernels::{hyper_from_kwargs, per_tensor, steps_of, AnyRule, Kernel};
 use crate::gpu::{Context, Kernel as GpuKernel, ParamSet, Precision};
 use crate::optim::lbsgd::{Lbsgd, Phase, WarmupStrategy};
-use crate::optim::{group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars};
+use crate::optim::sgld::DeviceNoisySgld;
+use crate::optim::{group_adagrad::GroupAdaGrad, lamb::Lamb, lars::Lars, test_opt::Test};
 use crate::rule::Step;
 use half::f16;
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
@@ -653,6 +654,19 @@ impl<'a, 'py> Call<'a, 'py> {
     where
         K: GpuKernel<N> + Send + Sync,
     {
+        self.step_each::<K, N>(py, |_, s| at(s))
+    }
+
+    /// [`Call::step`] with rules that also depend on the tensor's position in the list
+    /// (SGLD's noise keys).
+    fn step_each<K, const N: usize>(
+        &self,
+        py: Python<'_>,
+        at: impl Fn(usize, Step) -> crate::Result<K>,
+    ) -> PyResult<()>
+    where
+        K: GpuKernel<N> + Send + Sync,
+    {
         let n = self.weights.len();
         if self.states.len() != n * N {
             return Err(PyValueError::new_err(format!(
@@ -665,7 +679,8 @@ impl<'a, 'py> Call<'a, 'py> {
         let rules = self
             .steps
             .iter()
-            .map(|&s| at(s))
+            .enumerate()
+            .map(|(i, &s)| at(i, s))
             .collect::<crate::Result<Vec<K>>>()?;
         if n == 0 {
             return Ok(());
@@ -730,6 +745,81 @@ fn gpu_step(
             )))
         }
     }
+}
+
+/// SGLD with its Langevin noise drawn on the device (the GPU twin of `step_noisy`): tensor
+/// `i` receives `N(0, scales[i]²)` from the keystream `(seeds[i], streams[i])` through
+/// Threefry on the device — deterministic in the key, but not the values `fill_normal`
+/// draws on the host. `kernel` must be `sgld`, which keeps no state.
+#[pyfunction]
+#[pyo3(signature = (device, kernel, weights, grads, states, lrs, wds, ts, scales, seeds, streams, masters = None))]
+#[allow(clippy::too_many_arguments)]
+fn gpu_step_noisy(
+    py: Python<'_>,
+    device: &GpuDevice,
+    kernel: &Kernel,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    ts: Vec<i64>,
+    scales: Vec<f64>,
+    seeds: Vec<u64>,
+    streams: Vec<u64>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+) -> PyResult<()> {
+    let AnyRule::Sgld(sgld) = kernel.rule else {
+        return Err(PyValueError::new_err(format!(
+            "kernel: only sgld draws its noise on the device, got {:?}",
+            kernel.rule
+        )));
+    };
+    let n = weights.len();
+    let scales = per_tensor("scales", scales, n)?;
+    let seeds = per_tensor("seeds", seeds, n)?;
+    let streams = per_tensor("streams", streams, n)?;
+    let steps = steps_of(n, lrs, wds, ts, None)?;
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
+    call.step_each::<_, 0>(py, |i, s| {
+        DeviceNoisySgld::new(sgld.at::<f32>(s)?, seeds[i], streams[i], scales[i])
+    })
+}
+
+/// MXNet's `Test` optimizer over lists of device arrays: `w ← w + rescale_grad·g`, and the
+/// one state per weight becomes the new weight (the new master copy with `masters`).
+#[pyfunction]
+#[pyo3(signature = (device, weights, grads, states, rescale_grad, masters = None))]
+fn gpu_test(
+    py: Python<'_>,
+    device: &GpuDevice,
+    weights: Vec<Bound<'_, PyAny>>,
+    grads: Vec<Bound<'_, PyAny>>,
+    states: Vec<Bound<'_, PyAny>>,
+    rescale_grad: f64,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
+) -> PyResult<()> {
+    let rule = Test { rescale_grad }.at::<f32>()?;
+    // Test takes no step: its rule reads neither learning rate nor count.
+    let steps = vec![Step::new(0.0, 0.0, 1); weights.len()];
+    let call = Call::new(
+        device,
+        weights,
+        grads,
+        states,
+        masters,
+        steps,
+        StateShape::Weight,
+    )?;
+    call.step::<_, 1>(py, |_| Ok(rule))
 }
 
 /// LARS over lists of device arrays (norms, trust ratios and the SGD update in one
@@ -833,10 +923,11 @@ fn gpu_lamb(
     })
 }
 
-/// GroupAdaGrad over lists of float32 2-d device arrays (one row per thread, the CPU's
-/// Kahan order): `states` holds each weight's `(rows, 1)` history.
+/// GroupAdaGrad over lists of 2-d device arrays (one row per thread, the CPU's Kahan
+/// order): `states` holds each weight's `(rows, 1)` history; float16 weights take float32
+/// `masters`, which the update runs on before rounding them into the weights.
 #[pyfunction]
-#[pyo3(signature = (device, weights, grads, states, lrs, epsilon, rescale_grad, clip_gradient = None))]
+#[pyo3(signature = (device, weights, grads, states, lrs, epsilon, rescale_grad, clip_gradient = None, masters = None))]
 #[allow(clippy::too_many_arguments)]
 fn gpu_group_adagrad(
     py: Python<'_>,
@@ -848,6 +939,7 @@ fn gpu_group_adagrad(
     epsilon: f64,
     rescale_grad: f64,
     clip_gradient: Option<f64>,
+    masters: Option<Vec<Bound<'_, PyAny>>>,
 ) -> PyResult<()> {
     let hyper = GroupAdaGrad {
         epsilon,
@@ -864,7 +956,7 @@ fn gpu_group_adagrad(
         weights,
         grads,
         states,
-        None,
+        masters,
         steps,
         StateShape::Rows,
     )?;
@@ -976,6 +1068,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<GpuDevice>()?;
     m.add_class::<GpuArray>()?;
     m.add_function(wrap_pyfunction!(gpu_step, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_step_noisy, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_test, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_lars, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_lamb, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_group_adagrad, m)?)?;

@@ -31,6 +31,10 @@ class SGLD(AdaptiveKernelOptimizer):
     weight's dtype and size with the same stream. Set ``add_noise = False`` for the
     deterministic part only. There is no state (``None``).
 
+    :class:`mxopt.gpu.Updater` draws the noise on the device from the same streams (taken
+    in the same order, so the same seed replays a GPU run too), with another normal
+    generator: the GPU noise has the same distribution, not the CPU's values.
+
     Parameters
     ----------
     **kwargs
