@@ -146,6 +146,37 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every name [`Algorithm::from_name`] accepts: MXNet 1.6's optimizer registry
+    /// (`ccsgd` is its deprecated alias of `sgd`).
+    ///
+    /// ```
+    /// use mxopt::optimizer::Algorithm;
+    /// for name in Algorithm::NAMES {
+    ///     assert!(Algorithm::from_name(name).is_ok());
+    /// }
+    /// ```
+    pub const NAMES: [&'static str; 19] = [
+        "sgd",
+        "ccsgd",
+        "nag",
+        "adam",
+        "adagrad",
+        "rmsprop",
+        "adamax",
+        "nadam",
+        "adadelta",
+        "ftml",
+        "ftrl",
+        "signum",
+        "lars",
+        "lamb",
+        "lbsgd",
+        "dcasgd",
+        "sgld",
+        "groupadagrad",
+        "test",
+    ];
+
     /// The algorithm registered under MXNet's name (case-insensitive), with its defaults.
     ///
     /// Known names: `sgd` (and `ccsgd`), `nag`, `adam`, `adagrad`, `rmsprop`, `adamax`,

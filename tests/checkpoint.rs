@@ -15,29 +15,10 @@ use mxopt::Error;
 use std::collections::HashMap;
 
 fn algorithms() -> Vec<Algorithm> {
-    let mut all: Vec<Algorithm> = [
-        "sgd",
-        "nag",
-        "adam",
-        "adagrad",
-        "rmsprop",
-        "adamax",
-        "nadam",
-        "adadelta",
-        "ftml",
-        "ftrl",
-        "signum",
-        "lars",
-        "lamb",
-        "lbsgd",
-        "dcasgd",
-        "sgld",
-        "groupadagrad",
-        "test",
-    ]
-    .iter()
-    .map(|n| Algorithm::from_name(n).unwrap())
-    .collect();
+    let mut all: Vec<Algorithm> = Algorithm::NAMES
+        .iter()
+        .map(|n| Algorithm::from_name(n).unwrap())
+        .collect();
     all.push(Algorithm::Sgd(Sgd {
         momentum: 0.9,
         clip_gradient: Some(0.5),

@@ -648,32 +648,9 @@ fn multi_precision_keeps_an_f32_master() {
     assert!(w[0] < f16::ONE);
 }
 
-/// Every algorithm of the high-level API, by MXNet name.
-const NAMES: [&str; 19] = [
-    "sgd",
-    "ccsgd",
-    "nag",
-    "adam",
-    "adagrad",
-    "rmsprop",
-    "adamax",
-    "nadam",
-    "adadelta",
-    "ftml",
-    "ftrl",
-    "signum",
-    "lars",
-    "lamb",
-    "lbsgd",
-    "dcasgd",
-    "sgld",
-    "groupadagrad",
-    "test",
-];
-
 #[test]
 fn every_registered_name_builds_and_updates() {
-    for name in NAMES {
+    for name in Algorithm::NAMES {
         let algorithm = Algorithm::from_name(name).expect(name);
         let canonical = if name == "ccsgd" { "sgd" } else { name };
         assert_eq!(algorithm.name(), canonical);
@@ -759,7 +736,7 @@ fn bad_hyper_parameters_are_refused_at_construction() {
 /// generator as they were, for every algorithm.
 #[test]
 fn refused_lists_write_nothing() {
-    for name in NAMES {
+    for name in Algorithm::NAMES {
         let mut opt =
             Optimizer::new(Algorithm::from_name(name).expect(name), Config::default()).expect(name);
         let g = vec![0.25_f32; 6];
