@@ -32,6 +32,19 @@ pub struct Source {
     pub writes_weight: bool,
 }
 
+impl Source {
+    /// The common kind of pass, to complete with `..Source::ELEMENTWISE`: an update of
+    /// each element on its own (no per-tensor preparation, no reduction).
+    pub const ELEMENTWISE: Source = Source {
+        name: "",
+        fields: &[],
+        rule: &[],
+        prepare: None,
+        reduces: false,
+        writes_weight: true,
+    };
+}
+
 /// A per-tensor, per-step rule runnable on the GPU, with `N` `f32` state buffers.
 pub trait Kernel<const N: usize> {
     /// The WGSL side.

@@ -18,9 +18,7 @@ const ONE_PASS: Source = Source {
         lbsgd::APPLY_WGSL,
         lbsgd::RULE_WGSL,
     ],
-    prepare: None,
-    reduces: false,
-    writes_weight: true,
+    ..Source::ELEMENTWISE
 };
 
 const NORMS: Source = Source {

@@ -98,9 +98,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
     return w;
 }
 "],
-    prepare: None,
-    reduces: false,
-    writes_weight: true,
+    ..Source::ELEMENTWISE
 };
 
 fn shader(precision: Precision) -> String {

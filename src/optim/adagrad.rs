@@ -141,9 +141,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
     return w + (div + w * h.wd) * h.neg_lr;
 }
 "],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         let [on, c] = crate::gpu::flag(self.clip.bound());

@@ -221,9 +221,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
 }
 ",
         ],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         self.0.hyper()
@@ -262,9 +260,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
 }
 ",
         ],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         let mut h = self.common.hyper();

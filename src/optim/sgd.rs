@@ -340,9 +340,7 @@ impl crate::gpu::Kernel<0> for MultiSgd<f32> {
         name: "multi_sgd",
         fields: VELOCITY_FIELDS,
         rule: &[VELOCITY_WGSL[0], VELOCITY_WGSL[1], MULTI_SGD_RULE],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         self.0.hyper()
@@ -355,9 +353,7 @@ impl crate::gpu::Kernel<1> for MultiSgdMom<f32> {
         name: "multi_sgd_mom",
         fields: VELOCITY_FIELDS,
         rule: &[VELOCITY_WGSL[0], VELOCITY_WGSL[1], MULTI_SGD_MOM_RULE],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         self.0.hyper()
@@ -377,9 +373,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
 }
 ",
         ],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         let g = &self.grad;

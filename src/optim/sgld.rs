@@ -163,9 +163,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
 }
 ",
         ],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         let mut h = <SgldRule<f32> as crate::gpu::Kernel<0>>::hyper(&self.rule);
@@ -192,9 +190,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
 }
 ",
         ],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         let [on, c] = crate::gpu::flag(self.clip);

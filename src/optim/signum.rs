@@ -156,9 +156,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
     return h.shrink * w + h.lr * sgn(m);
 }
 "],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         let [on, c] = crate::gpu::flag(self.rescale.clip);
@@ -185,9 +183,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
     return h.shrink * w - h.lr * sgn(g);
 }
 "],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         vec![self.lr, self.shrink]

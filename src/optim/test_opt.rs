@@ -70,9 +70,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
     return w_new;
 }
 "],
-        prepare: None,
-        reduces: false,
-        writes_weight: true,
+        ..crate::gpu::Source::ELEMENTWISE
     };
     fn hyper(&self) -> Vec<f32> {
         vec![self.rs]
