@@ -17,7 +17,7 @@
 //! * `norms/16M` — `engine::reduce::norm` of one tensor, MXNet's exact sequential recipe
 //!   against the fast blocked one (4 B/param).
 //! * `resnet50` — one `engine::run_many` call over ResNet-50's 161 parameter tensors
-//!   (25,557,032 parameters; see [`resnet50`]), as an aggregated update would issue it.
+//!   (25,557,032 parameters; see `benches/common/resnet50.rs`), as an aggregated update would issue it.
 //!
 //! Sizes are powers of two: 1M = 2^20, 16M = 2^24 parameters. Run with
 //! `cargo bench --bench kernels`; the whole run takes about two minutes on two cores.
@@ -35,6 +35,10 @@ use mxopt::optim::{
 use mxopt::rule::{Rule, Step};
 use rayon::prelude::*;
 use std::time::Duration;
+
+#[path = "common/resnet50.rs"]
+mod shapes;
+use shapes::resnet50;
 
 type BenchResult = Result<(), Box<dyn std::error::Error>>;
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
@@ -267,37 +271,6 @@ fn mp16(c: &mut Criterion, n: usize, label: &str) -> BenchResult {
     kernels!(mixed_step, &mut g, &mut t);
     g.finish();
     Ok(())
-}
-
-/// Element counts of ResNet-50's 161 parameter tensors (torchvision / MXNet `resnet50_v1`
-/// layout), 25,557,032 parameters in all:
-/// * stem: conv 7×7 3→64 (9,408), BN gamma + beta (64 each);
-/// * 16 bottleneck blocks in stages of 3, 4, 6, 3 with widths 64, 128, 256, 512: conv 1×1
-///   in→w, conv 3×3 w→w, conv 1×1 w→4w, each followed by a BN gamma + beta (no conv bias);
-/// * the first block of each stage has a 1×1 projection in→4w with its BN;
-/// * fc: weight 1000×2048 and bias 1000.
-///
-/// That is 53 convs + 53 × 2 BN vectors + 2 fc tensors = 161 tensors.
-fn resnet50() -> Vec<usize> {
-    let mut sizes = vec![];
-    let conv_bn = |sizes: &mut Vec<usize>, cin: usize, cout: usize, k: usize| {
-        sizes.extend([cout * cin * k * k, cout, cout]);
-    };
-    conv_bn(&mut sizes, 3, 64, 7);
-    let mut cin = 64;
-    for (blocks, width) in [(3, 64), (4, 128), (6, 256), (3, 512)] {
-        for block in 0..blocks {
-            conv_bn(&mut sizes, cin, width, 1);
-            conv_bn(&mut sizes, width, width, 3);
-            conv_bn(&mut sizes, width, 4 * width, 1);
-            if block == 0 {
-                conv_bn(&mut sizes, cin, 4 * width, 1);
-            }
-            cin = 4 * width;
-        }
-    }
-    sizes.extend([1000 * 2048, 1000]);
-    sizes
 }
 
 /// One aggregated `run_many` call over ResNet-50's parameter list.

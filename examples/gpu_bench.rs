@@ -15,29 +15,9 @@ use mxopt::optim::{nadam::Nadam, nag::Nag, rmsprop::RmsProp, sgd::Sgd, sgld::Sgl
 use mxopt::rule::Step;
 use std::time::Instant;
 
-/// ResNet-50's parameter tensors (as `benches/kernels.rs`): 161 tensors, 25,557,032
-/// parameters.
-fn resnet50() -> Vec<usize> {
-    let mut sizes = vec![];
-    let conv_bn = |sizes: &mut Vec<usize>, cin: usize, cout: usize, k: usize| {
-        sizes.extend([cout * cin * k * k, cout, cout]);
-    };
-    conv_bn(&mut sizes, 3, 64, 7);
-    let mut cin = 64;
-    for (blocks, width) in [(3, 64), (4, 128), (6, 256), (3, 512)] {
-        for block in 0..blocks {
-            conv_bn(&mut sizes, cin, width, 1);
-            conv_bn(&mut sizes, width, width, 3);
-            conv_bn(&mut sizes, width, 4 * width, 1);
-            if block == 0 {
-                conv_bn(&mut sizes, cin, 4 * width, 1);
-            }
-            cin = 4 * width;
-        }
-    }
-    sizes.extend([1000 * 2048, 1000]);
-    sizes
-}
+#[path = "../benches/common/resnet50.rs"]
+mod shapes;
+use shapes::resnet50;
 
 /// Median seconds of `reps` runs of `f` (each waited for), after one warm-up run.
 fn seconds(ctx: &Context, reps: usize, mut f: impl FnMut()) -> mxopt::Result<f64> {
