@@ -552,7 +552,7 @@ def test_factor_float_step_with_a_huge_num_update_returns():
     negative = FactorScheduler(step=1.5, factor=-0.5, base_lr=1.0, stop_factor_lr=-1.0)
     negative(4e6)
     plain = FactorScheduler(step=1.5, factor=-0.5, base_lr=1.0, stop_factor_lr=-1.0)
-    while 4e6 > plain.count + plain.step:  # the exact loop, for the final sign
+    while plain.count + plain.step < 4e6:  # the exact loop, for the final sign
         plain.count += plain.step
         plain.base_lr = max(plain.base_lr * plain.factor, plain.stop_factor_lr)
     assert math.copysign(1.0, negative.base_lr) == math.copysign(1.0, plain.base_lr)
