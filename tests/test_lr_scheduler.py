@@ -534,12 +534,12 @@ def test_numpy_num_updates_still_work():
     ],
 )
 def test_factor_type_errors_name_the_argument(kwargs, name):
-    with pytest.raises(TypeError, match=f"^{name} must be a real number"):
+    with pytest.raises(TypeError, match=rf"^{name} must be a real number"):
         FactorScheduler(**kwargs)
 
 
 def test_multifactor_factor_type_error_names_it():
-    with pytest.raises(TypeError, match="^factor must be a real number"):
+    with pytest.raises(TypeError, match=r"^factor must be a real number"):
         MultiFactorScheduler(step=[1], factor=None)
 
 
