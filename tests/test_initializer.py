@@ -760,9 +760,9 @@ def test_init_desc_falsy_attrs_become_a_fresh_dict(falsy):
 )
 @pytest.mark.parametrize("arr", [None, [1.0, 2.0]], ids=["None", "list"])
 def test_non_array_targets_are_named(init, arr):
-    with pytest.raises(TypeError, match="arr: expected a numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"arr: expected a numpy\.ndarray"):
         init(ini.InitDesc("fc_weight"), arr)
-    with pytest.raises(TypeError, match="arr: expected a numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"arr: expected a numpy\.ndarray"):
         ini.Load({"fc_weight": np.ones(2)})("fc_weight", arr)
 
 
