@@ -708,3 +708,107 @@ print(len(results), all(results))
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["3", "True"]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (("nonexistent",), {}, "nonexistent is not a registered initializer"),
+        ((5,), {}, "initializer must be a str, got int"),
+        (('{"initializer": 5}',), {}, "initializer must be a str"),
+        (('["constant"]',), {}, r"JSON list spec must be \[name, \{arguments\}\]"),
+        (("[1, 2]",), {}, "JSON list spec"),
+        ((ini.One(), 1), {}, "no further arguments"),
+    ],
+)
+def test_create_errors_are_value_errors_that_survive_asserts(args, kwargs, match):
+    # Still AssertionErrors (MXNet's asserts), now also ValueErrors, and kept under -O.
+    with pytest.raises(ValueError, match=match) as info:
+        ini.create(*args, **kwargs)
+    assert isinstance(info.value, AssertionError)
+
+
+@pytest.mark.parametrize("spec", [(), ({},), ('{"scale": 1}',)])
+def test_create_without_a_name_is_a_type_error(spec):
+    with pytest.raises(TypeError, match="create needs the initializer") as info:
+        ini.create(*spec)
+    assert isinstance(info.value, KeyError)  # what MXNet raised
+
+
+def test_unknown_init_attribute_names_itself():
+    arr = np.full(3, 7.0, dtype=np.float32)
+    with pytest.raises(ValueError, match="nope is not a registered"):
+        ini.Uniform()(ini.InitDesc("x", {"__init__": "nope"}), arr)
+    assert (arr == 7).all()
+
+
+@pytest.mark.parametrize("attrs", [["__init__"], "zero", 5])
+def test_init_desc_attrs_must_be_a_dict(attrs):
+    with pytest.raises(TypeError, match="attrs: expected a dict"):
+        ini.InitDesc("fc_weight", attrs)
+
+
+@pytest.mark.parametrize("falsy", [None, {}, "", []])
+def test_init_desc_falsy_attrs_become_a_fresh_dict(falsy):
+    assert ini.InitDesc("fc_weight", falsy).attrs == {}
+
+
+@pytest.mark.parametrize(
+    "init",
+    [ini.Xavier(), ini.Orthogonal(), ini.Bilinear(), ini.LSTMBias(), ini.Uniform(), ini.Zero()],
+    ids=lambda init: type(init).__name__,
+)
+@pytest.mark.parametrize("arr", [None, [1.0, 2.0]], ids=["None", "list"])
+def test_non_array_targets_are_named(init, arr):
+    with pytest.raises(TypeError, match=r"arr: expected a numpy\.ndarray"):
+        init(ini.InitDesc("fc_weight"), arr)
+    with pytest.raises(TypeError, match=r"arr: expected a numpy\.ndarray"):
+        ini.Load({"fc_weight": np.ones(2)})("fc_weight", arr)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda v: ini.Uniform(v), "Uniform: scale"),
+        (lambda v: ini.Normal(v), "Normal: sigma"),
+        (lambda v: ini.Orthogonal(v), "Orthogonal: scale"),
+        (lambda v: ini.Xavier(magnitude=v), "Xavier: magnitude"),
+        (lambda v: ini.MSRAPrelu(slope=v), "MSRAPrelu: slope"),
+        (lambda v: ini.LSTMBias(v), "LSTMBias: forget_bias"),
+    ],
+)
+@pytest.mark.parametrize("value", ["a", None])
+def test_numeric_arguments_are_type_checked(make, match, value):
+    with pytest.raises(TypeError, match=match):
+        make(value)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((5, 2, 1, "lstm"), TypeError, "init must be an Initializer"),
+        (([1], 2, 1, "lstm"), TypeError, "init must be an Initializer"),
+        ((None, 0, 1, "lstm"), ValueError, "num_hidden must be at least 1"),
+        ((None, 2, 0, "lstm"), ValueError, "num_layers must be at least 1"),
+        ((None, 2.0, 1, "lstm"), TypeError, "num_hidden must be an int"),
+        ((None, 2, 1, "lstm", False, "a"), TypeError, "forget_bias"),
+    ],
+)
+def test_fused_rnn_arguments(args, error, match):
+    # MXNet: AttributeError / ZeroDivisionError on the first call.
+    with pytest.raises(error, match=match):
+        ini.FusedRNN(*args)
+
+
+def test_load_and_mixed_argument_errors():
+    with pytest.raises(TypeError, match="param: names must be str"):
+        ini.Load({1: np.ones(3)})
+    with pytest.raises(ValueError, match="param must be a dict") as info:
+        ini.Load([np.ones(3)])
+    assert isinstance(info.value, AssertionError)
+    with pytest.raises(ValueError, match="no default_init"):
+        ini.Load({})("w", np.ones(2))
+    with pytest.raises(ValueError, match="patterns: '\\(' is not a regular expression"):
+        ini.Mixed(["("], [ini.One()])
+    with pytest.raises(ValueError, match="1 patterns but 0 initializers"):
+        ini.Mixed([".*"], [])

@@ -469,3 +469,31 @@ def test_aggregation_size_from_env(monkeypatch):
     monkeypatch.setenv("MXNET_OPTIMIZER_AGGREGATION_SIZE", "four")
     with pytest.raises(ValueError):
         _aggregation_size_from_env()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"lr_scheduler": 5}, TypeError, "lr_scheduler: expected an LRScheduler"),
+        ({"lr_scheduler": 5, "learning_rate": 0.1}, TypeError, "lr_scheduler: expected"),
+        ({"param_idx2name": {0: 5}}, TypeError, r"param_idx2name\[0\]: expected a parameter name"),
+        ({"param_idx2name": {1: None}}, TypeError, r"param_idx2name\[1\]"),
+        ({"sym": 5}, TypeError, "sym: expected a Symbol"),
+        ({"sym": {"fc_weight": 1.0}}, TypeError, r"sym\['fc_weight'\]: expected a dict"),
+        ({"begin_num_update": 2**70}, ValueError, "begin_num_update must lie within"),
+        ({"begin_num_update": -(2**70)}, ValueError, "begin_num_update must lie within"),
+    ],
+)
+def test_constructor_misuse_is_named(kwargs, error, match):
+    # MXNet: AttributeError (or, for huge counts, an OverflowError at the first update).
+    with pytest.raises(error, match=match):
+        Optimizer(**kwargs)
+
+
+def test_a_plain_callable_schedule_still_works():
+    assert Optimizer(lr_scheduler=lambda n: 0.25).learning_rate == 0.25
+
+
+def test_create_with_a_non_string_name():
+    with pytest.raises(TypeError, match="expected an optimizer name"):
+        create(5)

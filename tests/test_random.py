@@ -91,3 +91,24 @@ def test_direct_core_fill_matches_module_fill():
     short = np.empty(100, dtype=np.float64)
     mxopt._core.fill_normal(short, 1.0, 2.0, s, k + 1)
     np.testing.assert_array_equal(short, direct[:100])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "error", "match"),
+    [
+        (0, float("inf"), ValueError, "high must be finite"),
+        (float("nan"), 1, ValueError, "low must be finite"),
+        ("a", 3, TypeError, "low must be a number"),
+        (0, None, TypeError, "high must be a number"),
+    ],
+)
+def test_randint_bad_bounds(low, high, error, match):
+    # MXNet-style [low, high) bounds; infinity used to raise OverflowError.
+    with pytest.raises(error, match=match):
+        R.randint(low, high)
+
+
+def test_randint_huge_int_bounds():
+    assert 0 <= R.randint(0, 2**100) < 2**100
+    with pytest.raises(ValueError, match="float-sized range"):
+        R.randint(0, 10**400)

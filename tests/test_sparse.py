@@ -1,8 +1,12 @@
 """RowSparseNDArray and row_sparse_array: layout, defaults, validation."""
 
+import warnings
+
 import numpy as np
 import pytest
 
+import mxopt
+from mxopt.optimizer import Optimizer, Updater, create
 from mxopt.sparse import RowSparseNDArray, row_sparse_array
 
 
@@ -106,3 +110,27 @@ def test_row_sparse_array_needs_a_pair():
 
 def test_integer_shape_is_accepted():
     assert row_sparse_array(([1.0], [0]), shape=4).shape == (4,)
+
+
+@pytest.mark.parametrize("name", sorted(Optimizer.opt_registry))
+@pytest.mark.parametrize("attribute", ["indices", "data"])
+def test_row_sparse_grad_with_a_list_put_in_after_construction(name, attribute):
+    # Attributes replaced by lists after the constructor validated them: the update either
+    # reads them as the arrays they hold or raises a TypeError naming them with the weight
+    # untouched (it raised AttributeError from deep inside).
+    def update(tamper):
+        grad = RowSparseNDArray(np.full((2, 3), 0.5, dtype=np.float32), [1, 3], (5, 3))
+        if tamper:
+            setattr(grad, attribute, getattr(grad, attribute).tolist())
+        weight = np.ones((5, 3), dtype=np.float32)
+        mxopt.random.seed(3)  # SGLD's noise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Updater(create(name, learning_rate=0.1))(0, grad, weight)
+        return weight
+
+    expected = update(tamper=False)
+    try:
+        np.testing.assert_array_equal(update(tamper=True), expected)
+    except TypeError as error:
+        assert attribute in str(error) or (attribute == "data" and "values" in str(error))

@@ -493,3 +493,41 @@ def test_test_optimizer_through_updater_recovers_after_a_bad_call():
     assert weight.tolist() == [1.0] * 3 and 0 not in updater.states
     updater(0, np.ones(3, np.float32), weight)
     assert weight.tolist() == [2.0] * 3
+
+
+@pytest.mark.parametrize("optimizer", [None, 5, "sgd"])
+def test_updater_needs_an_optimizer(optimizer):
+    with pytest.raises(TypeError, match="optimizer: expected an Optimizer"):
+        Updater(optimizer)
+
+
+@pytest.mark.parametrize(
+    ("aggregate_num", "error"),
+    [(2.5, TypeError), ("4", TypeError), (None, TypeError), (0, ValueError)],
+)
+def test_aggregate_num_of_the_wrong_kind_is_named(aggregate_num, error):
+    from mxopt.optimizer import SGD
+
+    optimizer = SGD(momentum=0.9)
+    updater = Updater(optimizer)
+    optimizer.aggregate_num = aggregate_num
+    weights = [np.ones(3, np.float32) for _ in range(5)]
+    with pytest.raises(error, match="aggregate_num"):
+        updater(list(range(5)), [np.ones(3, np.float32)] * 5, weights)
+    assert all((w == 1).all() for w in weights) and not updater.states
+
+
+def test_more_than_sixty_tensors_in_one_aggregated_call_match_single_updates():
+    from mxopt.optimizer import SGD
+
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(4).astype(np.float32) for _ in range(75)]
+    results = []
+    for chunk in (100, 1):
+        optimizer = SGD(momentum=0.9, learning_rate=0.1)
+        optimizer.aggregate_num = chunk
+        weights = [np.ones(4, np.float32) for _ in range(75)]
+        Updater(optimizer)(list(range(75)), grads, weights)
+        results.append(weights)
+    for aggregated, single in zip(*results):
+        np.testing.assert_array_equal(aggregated, single)

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _core
 from . import random as _random
-from .lr_scheduler import _CheckError
+from .lr_scheduler import _check, _CheckError
 
 __all__ = [
     "Bilinear",
@@ -85,6 +85,25 @@ class _UnknownRandType(ValueError, UnboundLocalError):
     """
 
 
+class _MissingName(TypeError, KeyError):
+    """:func:`create` without an initializer name; MXNet failed with a ``KeyError``.
+
+    A ``TypeError`` with a clear message; still caught by ``except KeyError``.
+    """
+
+
+def _check_number(owner: str, name: str, value: Any) -> None:
+    """``TypeError`` naming the argument unless ``value`` is a real number (its range is
+    checked where it is used)."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
+
+
+def _check_array(arr: Any) -> None:
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"arr: expected a numpy.ndarray, got {type(arr).__name__}")
+
+
 class InitDesc(str):
     """A parameter name with the attributes that steer its initialization.
 
@@ -111,6 +130,8 @@ class InitDesc(str):
         attrs: Optional[Dict[str, Any]] = None,
         global_init: Optional[Initializer] = None,
     ) -> InitDesc:
+        if attrs and not isinstance(attrs, dict):
+            raise TypeError(f"attrs: expected a dict of attributes, got {type(attrs).__name__}")
         desc = super().__new__(cls, name)
         desc.attrs = attrs or {}
         desc.global_init = global_init
@@ -178,6 +199,7 @@ class Initializer:
         if not isinstance(desc, InitDesc):
             self._legacy_init(desc, arr)
             return
+        _check_array(arr)
         if desc.global_init is None:
             desc.global_init = self
         init = desc.attrs.get("__init__", "")
@@ -210,8 +232,7 @@ class Initializer:
         )
         if not isinstance(name, str):
             raise TypeError(f"name: the parameter name must be a str, got {type(name).__name__}")
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"arr: expected a numpy.ndarray, got {type(arr).__name__}")
+        _check_array(arr)
         if name.startswith("upsampling"):
             self._init_bilinear(name, arr)
         elif name.startswith("stn_loc") and name.endswith("weight"):
@@ -336,31 +357,40 @@ def create(*args: Any, **kwargs: Any) -> Initializer:
     ``create("xavier", magnitude=2)``, ``create('["normal", {"sigma": 0.5}]')``,
     ``create('{"initializer": "uniform", "scale": 0.2}')``, ``create({"initializer":
     "one"})``, ``create(initializer="constant", value=3)``; an instance is returned as is
-    (no extra arguments allowed). Unknown names and non-string specs raise
-    ``AssertionError`` and a missing ``initializer`` keyword raises ``KeyError``, as MXNet.
+    (no extra arguments allowed). Unknown names, non-string specs and malformed JSON
+    specs raise ``ValueError`` (also an ``AssertionError``, as MXNet's asserts); a missing
+    ``initializer`` keyword raises ``TypeError`` (also a ``KeyError``, as MXNet).
     """
     if args:
         name, args = args[0], args[1:]
-    else:
+    elif "initializer" in kwargs:
         name = kwargs.pop("initializer")
+    else:
+        raise _MissingName(
+            "create needs the initializer: a name, a dumps() string, a dict or an "
+            "instance, first or as initializer=..."
+        )
     if isinstance(name, Initializer):
-        assert not args and not kwargs, (
-            "an Initializer instance was given: no further arguments are accepted"
+        _check(
+            not args and not kwargs,
+            "an Initializer instance was given: no further arguments are accepted",
         )
         return name
     if isinstance(name, dict):
         return create(**name)
-    assert isinstance(name, str), f"initializer must be a str, got {type(name).__name__}"
-    if name.startswith("["):
-        assert not args and not kwargs, "a JSON list spec takes no further arguments"
-        name, kwargs = json.loads(name)
-        return create(name, **kwargs)
-    if name.startswith("{"):
-        assert not args and not kwargs, "a JSON object spec takes no further arguments"
-        spec: Dict[str, Any] = json.loads(name)
+    _check(isinstance(name, str), f"initializer must be a str, got {type(name).__name__}")
+    if name.startswith(("[", "{")):
+        _check(not args and not kwargs, "a JSON spec takes no further arguments")
+        spec = json.loads(name)
+        if name.startswith("["):
+            _check(
+                isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], dict),
+                f"a JSON list spec must be [name, {{arguments}}], got {name!r}",
+            )
+            return create(spec[0], **spec[1])
         return create(**spec)
     key = name.lower()
-    assert key in _REGISTRY, f"{key} is not a registered initializer; see register()"
+    _check(key in _REGISTRY, f"{key} is not a registered initializer; see register()")
     made: Initializer = _REGISTRY[key](*args, **kwargs)
     return made
 
@@ -501,15 +531,18 @@ class Load:
     ) -> None:
         if isinstance(param, (str, os.PathLike)):
             param = _load_param_file(os.fspath(param))
-        assert isinstance(param, dict), f"param must be a dict or a file, got {type(param)}"
+        _check(isinstance(param, dict), f"param must be a dict or a file, got {type(param)}")
         self.param: Dict[str, np.ndarray] = {}
         for name, arr in param.items():
+            if not isinstance(name, str):
+                raise TypeError(f"param: names must be str, got {type(name).__name__} {name!r}")
             key = name[4:] if name.startswith(("arg:", "aux:")) else name
             self.param[key] = np.asarray(arr)
         self.default_init = default_init
         self.verbose = verbose
 
     def __call__(self, name: str, arr: np.ndarray) -> None:
+        _check_array(arr)
         if name in self.param:
             src = self.param[name]
             if arr.shape != src.shape:
@@ -523,13 +556,21 @@ class Load:
             if self.verbose:
                 logging.info("Initialized %s by loading", name)
         else:
-            assert self.default_init is not None, (
-                f"cannot initialize {name}: it is not among the loaded parameters and no "
-                "default_init was given"
-            )
+            if self.default_init is None:
+                raise _CheckError(
+                    f"cannot initialize {name}: it is not among the loaded parameters and no "
+                    "default_init was given"
+                )
             self.default_init(name, arr)
             if self.verbose:
                 logging.info("Initialized %s by default", name)
+
+
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"patterns: {pattern!r} is not a regular expression ({error})") from None
 
 
 class Mixed:
@@ -542,10 +583,11 @@ class Mixed:
     """
 
     def __init__(self, patterns: Sequence[str], initializers: Sequence[Callable[..., None]]):
-        assert len(patterns) == len(initializers), (
-            f"got {len(patterns)} patterns but {len(initializers)} initializers"
+        _check(
+            len(patterns) == len(initializers),
+            f"got {len(patterns)} patterns but {len(initializers)} initializers",
         )
-        self.map = list(zip([re.compile(p) for p in patterns], initializers))
+        self.map = list(zip([_compile_pattern(p) for p in patterns], initializers))
 
     def __call__(self, name: str, arr: np.ndarray) -> None:
         for prog, init in self.map:
@@ -614,6 +656,7 @@ class Uniform(Initializer):
     """I.i.d. draws from U[-scale, scale) (default ``scale=0.07``)."""
 
     def __init__(self, scale: float = 0.07) -> None:
+        _check_number("Uniform", "scale", scale)
         super().__init__(scale=scale)
         self.scale = scale
 
@@ -626,6 +669,7 @@ class Normal(Initializer):
     """I.i.d. draws from N(0, sigma²); ``sigma`` is the standard deviation (default 0.01)."""
 
     def __init__(self, sigma: float = 0.01) -> None:
+        _check_number("Normal", "sigma", sigma)
         super().__init__(sigma=sigma)
         self.sigma = sigma
 
@@ -652,6 +696,7 @@ class Orthogonal(Initializer):
     """
 
     def __init__(self, scale: float = 1.414, rand_type: str = "uniform") -> None:
+        _check_number("Orthogonal", "scale", scale)
         super().__init__(scale=scale, rand_type=rand_type)
         self.scale = scale
         self.rand_type = rand_type
@@ -700,6 +745,7 @@ class Xavier(Initializer):
     def __init__(
         self, rnd_type: str = "uniform", factor_type: str = "avg", magnitude: float = 3
     ) -> None:
+        _check_number(type(self).__name__, "magnitude", magnitude)
         super().__init__(rnd_type=rnd_type, factor_type=factor_type, magnitude=magnitude)
         self.rnd_type = rnd_type
         self.factor_type = factor_type
@@ -747,6 +793,7 @@ class MSRAPrelu(Xavier):
     ``magnitude = 2 / (1 + slope²)``. ``dumps()`` records ``factor_type`` and ``slope``."""
 
     def __init__(self, factor_type: str = "avg", slope: float = 0.25) -> None:
+        _check_number("MSRAPrelu", "slope", slope)
         super().__init__("gaussian", factor_type, 2.0 / (1 + slope**2))
         self._kwargs = {"factor_type": factor_type, "slope": slope}
 
@@ -792,6 +839,7 @@ class LSTMBias(Initializer):
     """
 
     def __init__(self, forget_bias: float = 1.0) -> None:
+        _check_number("LSTMBias", "forget_bias", forget_bias)
         super().__init__(forget_bias=forget_bias)
         self.forget_bias = forget_bias
 
@@ -883,6 +931,17 @@ class FusedRNN(Initializer):
     ) -> None:
         if isinstance(init, str):
             init = create(init)
+        if init is not None and not isinstance(init, Initializer):
+            raise TypeError(
+                "FusedRNN: init must be an Initializer, a registry name or dumps() string, or "
+                f"None, got {type(init).__name__}"
+            )
+        for name, value in (("num_hidden", num_hidden), ("num_layers", num_layers)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise TypeError(f"FusedRNN: {name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"FusedRNN: {name} must be at least 1, got {value}")
+        _check_number("FusedRNN", "forget_bias", forget_bias)
         super().__init__(
             init=init.dumps() if init is not None else None,
             num_hidden=num_hidden,

@@ -26,6 +26,9 @@ _WARMUP_MODES = ("linear", "constant")
 # Beyond this, float sums of integers may round, so the closed form for Factor's counter
 # would stop matching MXNet's repeated ``count += step``.
 _EXACT_FLOAT_INT = 2**53
+# A Factor decay loop over float counters longer than this is shortened once the rate is
+# stable.
+_LONG_FLOAT_LOOP = 2**20
 
 
 class _CheckError(AssertionError, ValueError):
@@ -48,6 +51,16 @@ def _check_real(name: str, value: Any, finite: bool = True) -> None:
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     if math.isnan(value) or (finite and math.isinf(value)):
         raise ValueError(f"{name} must be a finite number, got {value}")
+
+
+def _check_num_update(num_update: Any) -> None:
+    """Reject a ``num_update`` that is no number (NumPy scalars and arrays of numbers pass,
+    as in MXNet) with a ``TypeError`` naming it, instead of a failed comparison."""
+    dtype = getattr(num_update, "dtype", None)
+    if not (
+        isinstance(num_update, numbers.Real) or getattr(dtype, "kind", "") in ("b", "i", "u", "f")
+    ):
+        raise TypeError(f"num_update must be a number, got {type(num_update).__name__}")
 
 
 def _as_exact_int(value: Any) -> Optional[int]:
@@ -110,8 +123,18 @@ class LRScheduler:
             raise ValueError(f"warmup_mode must be 'linear' or 'constant', got {warmup_mode!r}")
         self.warmup_mode = warmup_mode
 
+    def _in_warmup(self, num_update: Any) -> bool:
+        """Whether ``num_update`` gets the warmup rate (after checking it is a number).
+
+        Without warmup a negative ``num_update`` is not in it: MXNet divided by the zero
+        ``warmup_steps`` there; it gets the rate of the schedule's start instead.
+        """
+        _check_num_update(num_update)
+        return bool(self.warmup_steps > 0 and num_update < self.warmup_steps)
+
     def get_warmup_lr(self, num_update: int) -> float:
         """Learning rate at warmup step ``num_update`` (which must be below ``warmup_steps``)."""
+        _check_num_update(num_update)
         _check(num_update < self.warmup_steps, "num_update is past the warmup.")
         if self.warmup_mode == "linear":
             increase = (
@@ -170,13 +193,13 @@ class FactorScheduler(LRScheduler):
         warmup_mode: str = "linear",
     ) -> None:
         super().__init__(base_lr, warmup_steps, warmup_begin_lr, warmup_mode)
+        _check_real("step", step)
+        _check_real("factor", factor)
+        _check_real("stop_factor_lr", stop_factor_lr)
         if step < 1:
             raise ValueError(f"step must be at least 1, got {step}")
         if factor > 1.0:
             raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
-        _check_real("step", step)
-        _check_real("factor", factor)
-        _check_real("stop_factor_lr", stop_factor_lr)
         self.step = step
         self.factor = factor
         self.stop_factor_lr = stop_factor_lr
@@ -184,7 +207,7 @@ class FactorScheduler(LRScheduler):
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates, applying any decays now due."""
-        if num_update < self.warmup_steps:
+        if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
         if isinstance(num_update, float) and math.isinf(num_update):
             # MXNet's loop would never end.
@@ -194,7 +217,10 @@ class FactorScheduler(LRScheduler):
             # Non-integral steps or counters: MXNet's loop, float sums and all.
             while num_update > self.count + self.step:
                 self.count += self.step
+                before = self.base_lr
                 self._decay(num_update)
+                if self.base_lr == before or before != before:
+                    self._skip_stable_decays(num_update)
             return self.base_lr
         if decays:
             step, count = _as_exact_int(self.step), _as_exact_int(self.count)
@@ -224,6 +250,18 @@ class FactorScheduler(LRScheduler):
             return None
         # The number of i >= 1 with count + i*step <= bound.
         return max(0, (bound - count) // step)
+
+    def _skip_stable_decays(self, num_update: Any) -> None:
+        """Advance the float counter past all but the last iterations of a decay loop that
+        can no longer change the rate, when more than ``_LONG_FLOAT_LOOP`` remain (MXNet
+        would spin for hours; the counter may then differ from MXNet's sums in the last
+        bits). A zero's sign still alternates under a negative factor."""
+        skip = math.floor((num_update - self.count) / self.step) - 2
+        if skip <= _LONG_FLOAT_LOOP:
+            return
+        self.count += skip * self.step
+        if self.base_lr == 0 and skip % 2 == 1 and math.copysign(1.0, self.factor) < 0:
+            self.base_lr *= self.factor
 
     def _decay(self, num_update: Any) -> None:
         """One iteration of MXNet's decay loop: multiply, clamp, log."""
@@ -309,9 +347,9 @@ class MultiFactorScheduler(LRScheduler):
                 raise ValueError(f"step must be strictly increasing, got {step}")
             if milestone < 1:
                 raise ValueError(f"every step must be at least 1, got {milestone}")
+        _check_real("factor", factor)
         if factor > 1.0:
             raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
-        _check_real("factor", factor)
         self.step = step
         self.cur_step_ind = 0
         self.factor = factor
@@ -319,7 +357,7 @@ class MultiFactorScheduler(LRScheduler):
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates, applying any milestones now passed."""
-        if num_update < self.warmup_steps:
+        if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
         while self.cur_step_ind < len(self.step) and num_update > self.step[self.cur_step_ind]:
             self.count = self.step[self.cur_step_ind]
@@ -358,16 +396,20 @@ class _DecayToFinalScheduler(LRScheduler):
         self.base_lr_orig = self.base_lr
         self.max_update = max_update
         self.final_lr = final_lr
-        # warmup_steps == max_update (a span of 0) divides by zero at n == max_update, as
-        # in MXNet.
+        # May be 0 (warmup_steps == max_update): the rate then jumps to final_lr at
+        # max_update, where MXNet divided by zero.
         self.max_steps = max_update - self.warmup_steps
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates; past ``max_update`` the last value."""
-        if num_update < self.warmup_steps:
+        if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
         if num_update <= self.max_update:
-            self.base_lr = self._decayed(num_update - self.warmup_steps)
+            if self.max_steps == 0:
+                self.base_lr = self.final_lr
+            else:
+                # Only a negative count without warmup is below 0: the schedule's start.
+                self.base_lr = self._decayed(max(num_update - self.warmup_steps, 0))
         return self.base_lr
 
     def _decayed(self, done: int) -> float:
@@ -380,8 +422,8 @@ class PolyScheduler(_DecayToFinalScheduler):
 
     After warmup, ``base_lr = final_lr + (base_lr_orig - final_lr) *
     (1 - (n - warmup_steps) / max_steps) ** pwr`` for ``n <= max_update``; later calls return
-    the last value computed. ``warmup_steps == max_update`` makes ``n == max_update`` raise
-    ``ZeroDivisionError``.
+    the last value computed. With ``warmup_steps == max_update`` the rate is ``final_lr``
+    from ``max_update`` on (MXNet raised ``ZeroDivisionError`` there).
 
     Parameters
     ----------

@@ -23,6 +23,8 @@ True
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 import threading
 from typing import Any, Tuple
 
@@ -132,7 +134,14 @@ def normal(loc: float, scale: float, out: np.ndarray) -> np.ndarray:
 
 def randint(low: int, high: int) -> int:
     """One integer drawn uniformly from ``[low, high)`` (``high`` excluded, as MXNet)."""
+    for name, bound in (("low", low), ("high", high)):
+        if not isinstance(bound, numbers.Real):
+            raise TypeError(f"randint: {name} must be a number, got {type(bound).__name__}")
+        if not isinstance(bound, numbers.Integral) and not math.isfinite(bound):
+            raise ValueError(f"randint: {name} must be finite, got {bound}")
     if high <= low:
         raise ValueError(f"randint needs low < high, got low={low} and high={high}")
+    if high - low > sys.float_info.max:
+        raise ValueError("randint: high - low must be a float-sized range (below 2**1024)")
     u = uniform(0.0, 1.0, np.empty(1, dtype=np.float64))[0]
     return int(min(low + math.floor(u * (high - low)), high - 1))

@@ -112,27 +112,30 @@ class RowSparseNDArray:
             )
         self._check_indices()
 
-    def _check_indices(self) -> None:
-        """Raises ``ValueError`` naming ``indices`` unless they are strictly increasing rows
-        of ``shape`` (checked again when densifying: ``indices`` may be replaced after
-        construction, and NumPy would wrap a negative row silently)."""
-        if self.indices.size:
-            low, high = int(self.indices.min()), int(self.indices.max())
+    def _check_indices(self) -> np.ndarray:
+        """``indices`` as int64, after raising ``TypeError`` / ``ValueError`` naming them
+        unless they are strictly increasing rows of ``shape`` (checked again when
+        densifying: ``indices`` may be replaced after construction, and NumPy would wrap a
+        negative row silently)."""
+        indices = _as_indices(self.indices)
+        if indices.size:
+            low, high = int(indices.min()), int(indices.max())
             if low < 0 or high >= self.shape[0]:
                 raise ValueError(
                     f"indices must lie in [0, {self.shape[0]}), got values from {low} to {high}"
                 )
-            if np.any(np.diff(self.indices) <= 0):
+            if np.any(np.diff(indices) <= 0):
                 raise ValueError(
                     "indices must be strictly increasing (sorted, without duplicates), "
-                    f"got {self.indices.tolist()}"
+                    f"got {indices.tolist()}"
                 )
+        return indices
 
     def todense(self) -> np.ndarray:
         """Return a new dense array with the stored rows in place and zeros elsewhere."""
-        self._check_indices()
+        indices = self._check_indices()
         dense = np.zeros(self.shape, dtype=self.dtype)
-        dense[self.indices] = self.data
+        dense[indices] = self.data
         return dense
 
     def astype(self, dtype: Any) -> RowSparseNDArray:

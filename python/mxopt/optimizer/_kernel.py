@@ -549,6 +549,10 @@ def precheck(
                 raise ValueError(f"grad[{i}]: expected shape {weight.shape}, got {grad.shape}")
             array(f"grad[{i}].data", grad.data, False, weight.dtype)
             indices = grad.indices
+            if not isinstance(indices, np.ndarray):
+                raise TypeError(
+                    f"grad[{i}].indices: expected a numpy.ndarray, got {_describe(indices)}"
+                )
             rows = weight.shape[0] if weight.ndim else 0
             if indices.size and (
                 indices.min() < 0 or indices.max() >= rows or np.any(np.diff(indices) <= 0)

@@ -54,6 +54,8 @@ __all__ = ["NDabs", "Optimizer", "create", "register"]
 NDabs = np.abs
 
 _AGGREGATION_ENV = "MXNET_OPTIMIZER_AGGREGATION_SIZE"
+# Leaves room for the count to grow; the kernels take it as an int64.
+_MAX_BEGIN_NUM_UPDATE = 2**62
 
 
 def _aggregation_size_from_env() -> int:
@@ -85,7 +87,19 @@ def check_real(name: str, value: Any, optional: bool = False) -> Any:
 def _symbol_info(sym: Any) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
     """Return ``(attribute dict, argument names)`` for a symbol-like object or a plain dict."""
     if isinstance(sym, Mapping):
+        for name, attrs in sym.items():
+            if not isinstance(attrs, Mapping):
+                raise TypeError(
+                    f"sym[{name!r}]: expected a dict of attributes, got {type(attrs).__name__}"
+                )
         return {name: dict(attrs) for name, attrs in sym.items()}, list(sym)
+    if not (
+        callable(getattr(sym, "attr_dict", None)) and callable(getattr(sym, "list_arguments", None))
+    ):
+        raise TypeError(
+            "sym: expected a Symbol (with attr_dict() and list_arguments()) or a dict of "
+            f"attribute dicts, got {type(sym).__name__}"
+        )
     return sym.attr_dict(), sym.list_arguments()
 
 
@@ -194,6 +208,13 @@ class Optimizer:
         check_real("learning_rate", learning_rate, optional=True)
         if not isinstance(begin_num_update, numbers.Integral):
             raise TypeError(f"begin_num_update: expected an int, got {begin_num_update!r}")
+        if abs(begin_num_update) >= _MAX_BEGIN_NUM_UPDATE:
+            # The kernels count updates in int64.
+            raise ValueError(f"begin_num_update must lie within ±2**62, got {begin_num_update}")
+        if lr_scheduler is not None and not callable(lr_scheduler):
+            raise TypeError(
+                f"lr_scheduler: expected an LRScheduler, got {type(lr_scheduler).__name__}"
+            )
         self.rescale_grad = rescale_grad
         self.lr_scheduler = lr_scheduler
         if lr_scheduler is None and learning_rate is None:
@@ -202,7 +223,7 @@ class Optimizer:
         if (
             lr_scheduler is not None
             and learning_rate is not None
-            and lr_scheduler.base_lr != learning_rate
+            and getattr(lr_scheduler, "base_lr", None) != learning_rate
         ):
             # MXNet prints this notice (a UserWarning object) rather than warning.
             print(
@@ -228,6 +249,12 @@ class Optimizer:
             param_idx2name = {}
         if not isinstance(param_idx2name, dict):  # an assert in MXNet; kept under -O
             raise _CheckError("param_idx2name must be a dict mapping parameter indices to names.")
+        for index, name in param_idx2name.items():
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"param_idx2name[{index!r}]: expected a parameter name (str), got "
+                    f"{type(name).__name__}"
+                )
         self.idx2name = param_idx2name.copy()
         self.sym_info = _symbol_info(sym) if sym is not None else ()
         self.param_dict = param_dict if param_dict else {}
@@ -266,6 +293,8 @@ class Optimizer:
         ValueError
             If no optimizer is registered under ``name``.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"name: expected an optimizer name (str), got {type(name).__name__}")
         klass = Optimizer.opt_registry.get(name.lower())
         if klass is None:
             raise ValueError(f"no optimizer is registered under the name {name!r}")

@@ -259,7 +259,9 @@ class LARS(MomentumKernelOptimizer):
         exact = self.exact_norms
         (w_norm,) = _core.norm([np.ascontiguousarray(weight, dtype=np.float32)], exact=exact)
         sparse = is_row_sparse(grad)
-        values = (grad.data if sparse else grad).astype(np.float32) * np.float32(self.rescale_grad)
+        # asarray: a malformed grad reaches the kernel, which names what is wrong with it.
+        values = np.asarray(grad.data if sparse else grad, dtype=np.float32)
+        values = values * np.float32(self.rescale_grad)
         # MXNet's norm of a row-sparse array follows another recipe than a dense one's.
         (g_norm,) = _core.norm([values], exact=exact, row_sparse=sparse)
         if w_norm > 0.0 and g_norm > 0.0:

@@ -11,6 +11,7 @@ import collections
 import importlib
 import io
 import math
+import numbers
 import os
 import pickle
 import re
@@ -489,6 +490,8 @@ class Updater:
     """
 
     def __init__(self, optimizer: Optimizer) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer: expected an Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.states: Dict[Hashable, Any] = {}
         self.states_synced: Dict[Hashable, bool] = {}
@@ -587,6 +590,10 @@ class Updater:
             while start < len(group):
                 # Re-read per chunk, as MXNet does; a non-positive size would never advance.
                 chunk = self.optimizer.aggregate_num
+                if not isinstance(chunk, numbers.Integral):
+                    raise TypeError(
+                        f"optimizer.aggregate_num must be an int, got {type(chunk).__name__}"
+                    )
                 if chunk < 1:
                     raise ValueError(
                         f"optimizer.aggregate_num must be at least 1 while the updater "
