@@ -456,6 +456,21 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(call)
     }
 
+    /// Checks that the call holds `per` states per weight (`layout` says which, for the
+    /// message).
+    fn expect_states(&self, per: usize, layout: &str) -> PyResult<()> {
+        let n = self.weights.len();
+        if self.states.len() == per * n {
+            return Ok(());
+        }
+        Err(PyValueError::new_err(format!(
+            "states: {layout}: {per} state array(s) per weight, expected {} for {n} weights, \
+             got {}",
+            per * n,
+            self.states.len()
+        )))
+    }
+
     fn precision(&self) -> Precision {
         if self.masters.is_some() {
             Precision::F16Master
@@ -667,15 +682,8 @@ impl<'a, 'py> Call<'a, 'py> {
     where
         K: GpuKernel<N> + Send + Sync,
     {
+        self.expect_states(N, "this kernel keeps")?;
         let n = self.weights.len();
-        if self.states.len() != n * N {
-            return Err(PyValueError::new_err(format!(
-                "states: this kernel keeps {N} state array(s) per weight, expected {} for \
-                 {n} weights, got {}",
-                n * N,
-                self.states.len()
-            )));
-        }
         let rules = self
             .steps
             .iter()
@@ -853,11 +861,8 @@ fn gpu_lars(
         steps,
         StateShape::Weight,
     )?;
-    if !call.states.is_empty() && call.states.len() != n {
-        return Err(PyValueError::new_err(format!(
-            "states: LARS keeps one momentum per weight or none; expected {n} or 0, got {}",
-            call.states.len()
-        )));
+    if !call.states.is_empty() {
+        call.expect_states(1, "LARS keeps its momentum (or no state)")?;
     }
     // Scalars the kernels refuse are refused before anything moves on the device.
     lars.trust()?;
@@ -902,13 +907,7 @@ fn gpu_lamb(
         steps,
         StateShape::Weight,
     )?;
-    if call.states.len() != 2 * n {
-        return Err(PyValueError::new_err(format!(
-            "states: LAMB keeps two states (mean, var) per weight; expected {}, got {}",
-            2 * n,
-            call.states.len()
-        )));
-    }
+    call.expect_states(2, "LAMB keeps (mean, var)")?;
     let mixed = call.masters.is_some();
     for &s in &call.steps {
         let direction = lamb.direction_at(s, mixed)?;
@@ -960,12 +959,7 @@ fn gpu_group_adagrad(
         steps,
         StateShape::Rows,
     )?;
-    if call.states.len() != n {
-        return Err(PyValueError::new_err(format!(
-            "states: GroupAdaGrad keeps one history per weight; expected {n}, got {}",
-            call.states.len()
-        )));
-    }
+    call.expect_states(1, "GroupAdaGrad keeps one history")?;
     for &s in &call.steps {
         hyper.dense_at::<f32>(s)?;
     }
@@ -1037,14 +1031,10 @@ fn gpu_lbsgd(
         StateShape::Weight,
     )?;
     let per = usize::from(momentum != 0.0) + usize::from(batch_scale > 1);
-    if call.states.len() != per * n {
-        return Err(PyValueError::new_err(format!(
-            "states: LBSGD keeps {per} state array(s) per weight (a momentum when momentum \
-             != 0, an accumulator when batch_scale > 1); expected {}, got {}",
-            per * n,
-            call.states.len()
-        )));
-    }
+    call.expect_states(
+        per,
+        "LBSGD keeps a momentum when momentum != 0, then an accumulator when batch_scale > 1",
+    )?;
     hyper.check()?;
     let phases: Vec<Phase> = (0..n)
         .map(|i| Phase {
