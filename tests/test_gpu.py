@@ -830,3 +830,56 @@ def test_scalar_weights(dev, name):
         assert w.shape == h.shape
         assert_close(f"{name} weight {i}", w.asnumpy(), h)
     assert all(a.shape == () for a in leaves(pickle.loads(gpu_up.get_states())[0]))
+
+
+def _cpu_blob(make, shape):
+    cpu = optimizer.Updater(make())
+    w, g = data([shape], np.float32, 0)[0], data([shape], np.float32, 1)[0]
+    cpu(0, g, w)
+    return cpu.get_states()
+
+
+@pytest.mark.parametrize(
+    "blob_of, match",
+    [
+        (lambda: _cpu_blob(CASES["adam"], (7,)), r"state of index 0: expected float32 .* \(4,\)"),
+        (lambda: _cpu_blob(lambda: optimizer.SGD(momentum=0.9), (4,)), "Adam reads 2 state"),
+    ],
+    ids=["other_shape", "other_optimizer"],
+)
+def test_loaded_states_that_do_not_fit_are_refused_before_counting(dev, blob_of, match):
+    up, weights, grads = _updater_and_arrays(dev)
+    up.set_states(blob_of())
+    before = [w.asnumpy() for w in weights]
+    with pytest.raises(ValueError, match=match):
+        up([0, 1], grads, weights)
+    _unchanged(up, weights, before)
+
+
+@pytest.mark.parametrize("make", [optimizer.SGD, optimizer.LARS], ids=["sgd", "lars"])
+def test_momentum_turned_on_without_a_state_is_refused_before_counting(dev, make):
+    up, weights, grads = _updater_and_arrays(dev, lambda: make(learning_rate=0.1, momentum=0.0))
+    up([0, 1], grads, weights)
+    before = [w.asnumpy() for w in weights]
+    up.optimizer.momentum = 0.9
+    with pytest.raises(ValueError, match="reads 1 state array"):
+        up([0, 1], grads, weights)
+    assert up.optimizer._index_update_count == {0: 1, 1: 1}
+    for w, b in zip(weights, before):
+        np.testing.assert_array_equal(w.asnumpy(), b)
+
+
+def test_lbsgd_momentum_turned_on_follows_the_state_as_on_the_cpu(dev):
+    make = LBSGD_CASES["momentum_linear"]
+    gpu_opt, cpu_opt = make(), make()
+    gpu_opt.momentum = cpu_opt.momentum = 0.0
+    up, cpu = gpu.Updater(gpu_opt), optimizer.Updater(cpu_opt)
+    hw, hg = data([(4,), (5,)], np.float32, 0), data([(4,), (5,)], np.float32, 1)
+    weights, grads = [dev.array(w) for w in hw], [dev.array(g) for g in hg]
+    for step in range(4):
+        if step == 1:
+            gpu_opt.momentum = cpu_opt.momentum = 0.9
+        up([0, 1], grads, weights)
+        cpu([0, 1], hg, hw)
+    for w, expected in zip(weights, hw):
+        assert_close("weight", w.asnumpy(), expected)

@@ -95,6 +95,12 @@ class _Plan:
     for every scalar: hyper-parameter checks, the preamble of a chunk (counts, lrs, wds),
     and the native call of a group of indices sharing a key."""
 
+    #: The state arrays per weight the kernel reads (set by :meth:`check`); ``None``:
+    #: the state picks the kernel, or is ignored.
+    reads: Optional[int] = None
+    #: The shape of each state array: the weight's, or ``(rows, 1)`` of a 2-d weight.
+    row_states = False
+
     def __init__(self, optimizer: Any, updater: Updater) -> None:
         self.opt = optimizer
         self.updater = updater
@@ -103,6 +109,7 @@ class _Plan:
         """Refuses bad hyper-parameters (and weights the device path cannot take) before
         anything is counted, as on the CPU."""
         self.kernel = self.opt._kernel(self.opt.kernel, self.opt._hyper())
+        self.reads = self.kernel.num_states
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
         lrs, wds, ts, schedules = self.opt._steps(indices)
@@ -117,6 +124,7 @@ class _Plan:
 class _SgdPlan(_Plan):
     def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.kernel, self.reads_momentum = self.opt._dense_kernel(self.opt._hyper())
+        self.reads = 1 if self.reads_momentum else None
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
         lrs, wds, ts, _ = self.opt._preamble(indices)
@@ -145,6 +153,7 @@ class _NagPlan(_Plan):
 class _LarsPlan(_Plan):
     def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.opt._check_params()
+        self.reads = 1 if self.opt.momentum > 0 else None
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
         # The momentum (corrected by the scheduler's lr ratio) may change between chunks.
@@ -161,6 +170,7 @@ class _LambPlan(_Plan):
     def check(self, indices: List[Any], weights: List[Any]) -> None:
         self.opt._check_params()
         self.hyper = self.opt._kernel_kwargs()
+        self.reads = 2
 
     def chunk(self, indices: List[Any], states: List[Any]) -> _Scalars:
         lrs, wds, ts, _ = self.opt._sequential_preamble(indices)
@@ -171,6 +181,9 @@ class _LambPlan(_Plan):
 
 
 class _GroupAdaGradPlan(_Plan):
+    reads = 1
+    row_states = True
+
     def check(self, indices: List[Any], weights: List[Any]) -> None:
         # Float16 weights come with multi_precision (Updater._check): float32 masters.
         for i, w in enumerate(weights):
@@ -222,6 +235,8 @@ class _NoisySgldPlan(_Plan):
 
 class _TestOptimizerPlan(_Plan):
     """MXNet's ``Test`` optimizer: no count, no learning rate, only ``rescale_grad``."""
+
+    reads = 1
 
     def check(self, indices: List[Any], weights: List[Any]) -> None:
         """Nothing to build on the host: ``gpu_test`` refuses a bad ``rescale_grad``."""
@@ -281,7 +296,10 @@ class _LbsgdPlan(_Plan):
             multiplier = opt._get_lbmult(count) if finishes and not lars else 1.0
             held = cgrad["cum_grad"] if running else None
             extra.append((index, held, count, finishes, multiplier))
-        return lrs, wds, ts, extra, [None] * len(indices)
+        # As on the CPU, the kernel follows the state: a weight whose state has no
+        # momentum (created while momentum was 0) takes plain SGD steps.
+        keys = [bool(_leaves(s)) and opt.momentum != 0.0 for s in states]
+        return lrs, wds, ts, extra, keys
 
     def _accumulator(self, index: Hashable, weight: GpuArray, held: Any) -> Tuple[Any, bool]:
         """``index``'s device accumulator holding ``held`` (``None``: nothing yet; ``0``:
@@ -306,7 +324,7 @@ class _LbsgdPlan(_Plan):
     def run(self, key: Any, args: Dict[str, Any], extra: List[Any]) -> None:
         opt = self.opt
         accumulates = opt.batch_scale > 1
-        per_weight = 1 if opt.momentum != 0.0 else 0
+        per_weight = 1 if key else 0
         states: List[Any] = []
         fresh: List[bool] = []
         accumulators: List[Any] = []
@@ -324,7 +342,7 @@ class _LbsgdPlan(_Plan):
             fresh=fresh,
             finishes=[e[3] for e in extra],
             multipliers=[e[4] for e in extra],
-            momentum=opt.momentum,
+            momentum=opt.momentum if key else 0.0,
             rescale_grad=opt.rescale_grad,
             batch_scale=int(opt.batch_scale),
             lars_warmup=opt.warmup_strategy == "lars",
@@ -629,6 +647,29 @@ class Updater:
                     )
         return device
 
+    def _check_states(self, plan: _Plan, indices: List[Any], weights: List[Any]) -> None:
+        """Refuses, before anything is counted, states the kernel cannot take: a state
+        loaded by :meth:`set_states` from another optimizer or weight, or one created
+        before a hyper-parameter change (momentum 0 -> 0.9) that needs another layout."""
+        for index, w in zip(indices, weights):
+            leaves = _leaves(self.states[index])
+            where = f"state of index {index!r}"
+            if plan.reads is not None and len(leaves) != plan.reads:
+                raise ValueError(
+                    f"{where}: {type(self.optimizer).__name__} reads {plan.reads} state "
+                    f"array(s) per weight with these settings, got {len(leaves)}"
+                )
+            shape = (w.shape[0], 1) if plan.row_states and w.ndim == 2 else w.shape
+            master = self.masters.get(index)
+            expected = [(a, shape) for a in leaves] + (
+                [(master, w.shape)] if master is not None else []
+            )
+            for a, want in expected:
+                if a.shape != want or a.dtype != np.float32:
+                    raise ValueError(
+                        f"{where}: expected float32 arrays of shape {want}, got {a.dtype} {a.shape}"
+                    )
+
     def _order(self, weights: Sequence[GpuArray]) -> List[List[int]]:
         """Positions in the chunks the CPU Updater would hand the optimizer: grouped by
         dtype (optimizers that aggregate by dtype), then ``aggregate_num`` at a time."""
@@ -655,6 +696,7 @@ class Updater:
         assert plan_class is not None
         plan = plan_class(self.optimizer, self)
         plan.check(indices, weights)
+        self._check_states(plan, indices, weights)
         n = len(weights)
         lrs: List[float] = [0.0] * n
         wds: List[float] = [0.0] * n
