@@ -883,3 +883,29 @@ def test_lbsgd_momentum_turned_on_follows_the_state_as_on_the_cpu(dev):
         cpu([0, 1], hg, hw)
     for w, expected in zip(weights, hw):
         assert_close("weight", w.asnumpy(), expected)
+
+
+def test_zeros_takes_numpy_shapes_and_names_bad_ones(dev):
+    assert dev.zeros(3).shape == (3,)
+    assert dev.zeros((np.int64(2), 0)).asnumpy().shape == (2, 0)
+    with pytest.raises(ValueError, match=r"shape: dimensions must be non-negative, got \[2, -1\]"):
+        dev.zeros((2, -1))
+    with pytest.raises(TypeError, match="shape: expected an int or a sequence of ints"):
+        dev.zeros((3.0,))
+    with pytest.raises(TypeError, match="dtype: "):
+        dev.zeros((3,), "not-a-dtype")
+    # 2**62 float32 elements: the byte count must not wrap around to a small buffer.
+    with pytest.raises(ValueError, match=r"exceed the device's largest storage buffer"):
+        dev.zeros((2**62,))
+
+
+def test_lbsgd_state_of_a_mixed_precision_weight_on_a_float32_one_is_refused(dev):
+    make = lambda: optimizer.LBSGD(momentum=0.9, batch_scale=2, multi_precision=True)  # noqa: E731
+    cpu = optimizer.Updater(make())
+    cpu(0, np.ones(4, np.float16), np.ones(4, np.float16))
+    up, weights, grads = _updater_and_arrays(dev, make)
+    up.set_states(cpu.get_states())  # index 0: (momentum, float32 master)
+    before = [w.asnumpy() for w in weights]
+    with pytest.raises(ValueError, match="LBSGD keeps a momentum array or no state, got 2"):
+        up([0, 1], grads, weights)
+    _unchanged(up, weights, before)

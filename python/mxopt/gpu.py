@@ -275,6 +275,12 @@ class _LbsgdPlan(_Plan):
             )
         # A sum loaded from a CPU checkpoint must fit its weight (before anything counts).
         for index, weight in zip(indices, weights):
+            kept = len(_leaves(self.updater.states[index]))
+            if kept > 1:
+                raise ValueError(
+                    f"state of index {index!r}: LBSGD keeps a momentum array or no state, "
+                    f"got {kept} arrays"
+                )
             cgrad = opt.cumgrads.get(index)
             if cgrad and cgrad["num_cums"] > 0 and not isinstance(cgrad["cum_grad"], int):
                 _shaped(cgrad["cum_grad"], weight)

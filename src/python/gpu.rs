@@ -47,18 +47,19 @@ impl Dtype {
     }
 
     /// Bytes from element `offset` on (an `f16` array starts on a 4-byte word).
+    /// Saturating, like [`Dtype::bytes`]: [`alloc`] refuses lengths that would overflow.
     fn byte_offset(self, offset: usize) -> u64 {
         match self {
-            Dtype::F32 => offset as u64 * 4,
-            Dtype::F16 => offset as u64 * 2,
+            Dtype::F32 => (offset as u64).saturating_mul(4),
+            Dtype::F16 => (offset as u64).saturating_mul(2),
         }
     }
 
     /// Bytes of `len` elements in whole 4-byte words (the unit of buffer copies).
     fn bytes(self, len: usize) -> u64 {
         match self {
-            Dtype::F32 => len as u64 * 4,
-            Dtype::F16 => len.div_ceil(2) as u64 * 4,
+            Dtype::F32 => (len as u64).saturating_mul(4),
+            Dtype::F16 => (len.div_ceil(2) as u64).saturating_mul(4),
         }
     }
 
@@ -92,6 +93,30 @@ fn alloc(ctx: &Context, dtype: Dtype, len: usize) -> PyResult<wgpu::Buffer> {
         )));
     }
     ctx.storage("mxopt array", bytes, USAGE).map_err(py_err)
+}
+
+/// The dimensions of a `shape` argument: an int, or a sequence of non-negative ints.
+fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    let dims: Vec<i64> = match shape.extract::<i64>() {
+        Ok(n) => vec![n],
+        Err(_) => shape.extract().map_err(|_| {
+            let got = shape
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string());
+            PyTypeError::new_err(format!(
+                "shape: expected an int or a sequence of ints (each below 2**63), got {got}"
+            ))
+        })?,
+    };
+    dims.iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            PyValueError::new_err(format!(
+                "shape: dimensions must be non-negative, got {dims:?}"
+            ))
+        })
 }
 
 /// A GPU (or a software Vulkan driver) with its queue and compiled pipelines.
@@ -181,20 +206,23 @@ impl GpuDevice {
         Ok(array)
     }
 
-    /// A zero-filled array of `shape` and `dtype` (float32 or float16).
+    /// A zero-filled array of `shape` (an int or a sequence of them, as NumPy takes) and
+    /// `dtype` (float32 or float16).
     #[pyo3(signature = (shape, dtype = None))]
     fn zeros(
         slf: &Bound<'_, Self>,
-        shape: Vec<usize>,
+        shape: &Bound<'_, PyAny>,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<GpuArray> {
+        let shape = shape_arg(shape)?;
         let dtype = match dtype {
             None => Dtype::F32,
             Some(d) => {
                 let np = d.py().import("numpy")?;
                 let name: String = np
                     .getattr("dtype")?
-                    .call1((d,))?
+                    .call1((d,))
+                    .map_err(|e| PyTypeError::new_err(format!("dtype: {e}")))?
                     .getattr("name")?
                     .extract()?;
                 match name.as_str() {
