@@ -99,6 +99,14 @@ def _check_number(owner: str, name: str, value: Any) -> None:
         raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
 
 
+def _fill(arr: np.ndarray, value: Any, what: str) -> None:
+    """MXNet's ``arr[:] = number``: its fill operator writes +0 for a zero of either sign
+    and fails on a bool (a ``TypeError`` naming ``what`` here, before anything is written)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be a number, got a bool (MXNet cannot fill with one)")
+    arr[...] = 0.0 if value == 0 else value
+
+
 def _check_array(arr: Any) -> None:
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"arr: expected a numpy.ndarray, got {type(arr).__name__}")
@@ -642,7 +650,10 @@ class Constant(Initializer):
         self.value = value
 
     def _init_weight(self, _: str, arr: np.ndarray) -> None:
-        arr[...] = self.value
+        if isinstance(self.value, (numbers.Number, np.generic)):
+            _fill(arr, self.value, "Constant: value")
+        else:
+            arr[...] = self.value
 
     def dumps(self) -> str:
         val = self._kwargs["value"]
@@ -975,7 +986,7 @@ class FusedRNN(Initializer):
             piece = flat[offset : offset + n].reshape(shape).copy()
             sub = InitDesc(name, global_init=global_init)
             if self._mode == "lstm" and name.endswith("_f_bias"):
-                piece[...] = self._forget_bias
+                _fill(piece, self._forget_bias, "FusedRNN: forget_bias")
             else:
                 init(sub, piece)
             flat[offset : offset + n] = piece.reshape(-1)

@@ -126,11 +126,14 @@ class LRScheduler:
     def _in_warmup(self, num_update: Any) -> bool:
         """Whether ``num_update`` gets the warmup rate (after checking it is a number).
 
-        Without warmup a negative ``num_update`` is not in it: MXNet divided by the zero
-        ``warmup_steps`` there; it gets the rate of the schedule's start instead.
+        Without warmup a negative ``num_update`` is in it only in ``'constant'`` mode (it
+        gets ``warmup_begin_lr``, as in MXNet); in ``'linear'`` mode MXNet divided by the
+        zero ``warmup_steps``, and it gets the rate of the schedule's start instead.
         """
         _check_num_update(num_update)
-        return bool(self.warmup_steps > 0 and num_update < self.warmup_steps)
+        if self.warmup_steps == 0 and self.warmup_mode == "linear":
+            return False
+        return bool(num_update < self.warmup_steps)
 
     def get_warmup_lr(self, num_update: int) -> float:
         """Learning rate at warmup step ``num_update`` (which must be below ``warmup_steps``)."""
@@ -386,9 +389,11 @@ class _DecayToFinalScheduler(LRScheduler):
         if max_update < 1:
             raise ValueError(f"max_update must be at least 1, got {max_update}")
         if max_update < self.warmup_steps:
+            # MXNet accepted it and never decayed (every update past the warmup is past
+            # max_update): surely a mistake, so it is refused.
             raise ValueError(
                 f"max_update ({max_update}) must not be lower than warmup_steps "
-                f"({self.warmup_steps}): the decay would run over a negative span"
+                f"({self.warmup_steps}): the decay would never run"
             )
         _check_real("final_lr", final_lr)
         # The decay always starts from the constructor value, even if an optimizer later
@@ -408,7 +413,7 @@ class _DecayToFinalScheduler(LRScheduler):
             if self.max_steps == 0:
                 self.base_lr = self.final_lr
             else:
-                # Only a negative count without warmup is below 0: the schedule's start.
+                # Only a negative count without warmup (linear mode) is below 0: the start.
                 self.base_lr = self._decayed(max(num_update - self.warmup_steps, 0))
         return self.base_lr
 
