@@ -76,6 +76,7 @@ def test_golden_case(name):
         assert got[key].dtype == ref.dtype, key
         assert got[key].shape == ref.shape, key
         np.testing.assert_array_equal(got[key], ref, err_msg=key)
+        assert got[key].tobytes() == ref.tobytes(), f"{key}: bits differ (the sign of a zero?)"
 
 
 @pytest.mark.parametrize("name", sorted(cases.DUMPS))
@@ -798,6 +799,26 @@ def test_fused_rnn_arguments(args, error, match):
     # MXNet: AttributeError / ZeroDivisionError on the first call.
     with pytest.raises(error, match=match):
         ini.FusedRNN(*args)
+
+
+@pytest.mark.parametrize(
+    "init, name",
+    [
+        (lambda: ini.Constant(True), "fc_weight"),
+        (lambda: ini.Constant(np.bool_(False)), "fc_weight"),
+        (lambda: ini.FusedRNN(ini.One(), 2, 1, "lstm", forget_bias=True), "rnn_weight"),
+    ],
+)
+def test_bool_fill_value_is_refused_before_writing(init, name):
+    # MXNet's fill operator cannot parse a bool (MXNetError); a slice fill takes float(bool).
+    size = cases.fused_size(3, 2, 1, 4, 1)
+    arr = np.full((size,), -9.0, np.float32)
+    with pytest.raises(TypeError, match="must be a number, got a bool"):
+        init()(ini.InitDesc(name), arr)
+    assert (arr == -9.0).all()
+    arr = np.zeros(8, np.float32)
+    ini.LSTMBias(forget_bias=True)(ini.InitDesc("lstm_weight"), arr)
+    assert arr.tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
 
 
 def test_load_and_mixed_argument_errors():

@@ -67,10 +67,10 @@ def encode(value):
     return ["obj", type(value).__name__]
 
 
-def attempt(fn):
-    """``fn()``'s result, or the exception it raised, encoded."""
+def attempt(fn, *args):
+    """``fn(*args)``'s result, or the exception it raised, encoded."""
     try:
-        return encode(fn())
+        return encode(fn(*args))
     except Exception as error:  # every exception is a result to compare
         return encode(error)
 
@@ -197,7 +197,9 @@ def draw_calls(rng, horizon):
 
 
 def draw_scheduler(rng):
-    kind = rng.choice(["FactorScheduler", "MultiFactorScheduler", "PolyScheduler", "CosineScheduler"])
+    kind = rng.choice(
+        ["FactorScheduler", "MultiFactorScheduler", "PolyScheduler", "CosineScheduler"]
+    )
     kwargs = {}
     base_lr = draw_lr(rng)
     if rng.random() < 0.85:
@@ -210,7 +212,7 @@ def draw_scheduler(rng):
     if kind == "FactorScheduler":
         kwargs["step"] = rng.choice([1, 1, 2, 3, 4, 7, 10, 100, 1.5, 2.5, 0.7 + 1])
         if rng.random() < 0.8:
-            kwargs["factor"] = rng.choice(FACTORS + [rng.uniform(0, 1)])
+            kwargs["factor"] = rng.choice([*FACTORS, rng.uniform(0, 1)])
         if rng.random() < 0.5:
             kwargs["stop_factor_lr"] = rng.choice([0, 0.0, 1e-3, 1e-8, base_lr / 10, -1.0])
         horizon = warmup + int(kwargs["step"] * rng.randint(1, 12))
@@ -221,7 +223,7 @@ def draw_scheduler(rng):
             steps.append(at)
         kwargs["step"] = steps
         if rng.random() < 0.8:
-            kwargs["factor"] = rng.choice(FACTORS + [rng.uniform(0, 1)])
+            kwargs["factor"] = rng.choice([*FACTORS, rng.uniform(0, 1)])
         horizon = warmup + steps[-1] + 3
     else:
         max_update = rng.choice([1, 2, 3, 4, 5, 7, 10, 20, 100, 99_991])
@@ -305,11 +307,28 @@ def draw_optimizer_case(rng):
     keys = list(range(n_indices + 1)) + names + ["nobody"]
 
     def mults():
-        return [[k, rng.choice([0.0, 0.5, 2.0, 1, 10.0, 1 / 3])] for k in rng.sample(keys, rng.randint(0, 4))]
+        return [
+            [k, rng.choice([0.0, 0.5, 2.0, 1, 10.0, 1 / 3])]
+            for k in rng.sample(keys, rng.randint(0, 4))
+        ]
 
     ops = []
     for _ in range(rng.randint(1, 30)):
-        op = rng.choice(["lr", "set_lr", "lr_mult", "wd_mult", "lrs", "wds", "count", "count", "count", "ctx", "state"])
+        op = rng.choice(
+            [
+                "lr",
+                "set_lr",
+                "lr_mult",
+                "wd_mult",
+                "lrs",
+                "wds",
+                "count",
+                "count",
+                "count",
+                "ctx",
+                "state",
+            ]
+        )
         if op == "set_lr":
             ops.append([op, draw_lr(rng)])
         elif op in ("lr_mult", "wd_mult"):
@@ -375,8 +394,13 @@ def draw_shape(rng, bilinear=False):
 
 def draw_init_case(rng):
     kinds = ["apply", "apply", "apply", "constant_array", "fused", "mixed", "load", "create"]
-    kind = rng.choice(kinds + ["random_dumps"])
-    case = {"kind": "init", "what": kind, "dtype": rng.choice(DTYPES), "fill": rng.choice([-9.0, 0.0, 5.5])}
+    kind = rng.choice([*kinds, "random_dumps"])
+    case = {
+        "kind": "init",
+        "what": kind,
+        "dtype": rng.choice(DTYPES),
+        "fill": rng.choice([-9.0, 0.0, 5.5]),
+    }
     case["name"] = draw_name(rng)
     case["legacy"] = rng.random() < 0.3
     if rng.random() < 0.25 and not case["legacy"]:
@@ -385,8 +409,12 @@ def draw_init_case(rng):
     if kind == "apply":
         case["init"] = draw_simple_init(rng)
         if rng.random() < 0.3:
-            case["name"] = rng.choice(["upsampling0_weight", "stn_loc_bias", "stn_loc_weight", "x_upsampling_weight"])
-        case["shape"] = draw_shape(rng, case["init"][0] == "Bilinear" or "upsampling" in case["name"])
+            case["name"] = rng.choice(
+                ["upsampling0_weight", "stn_loc_bias", "stn_loc_weight", "x_upsampling_weight"]
+            )
+        case["shape"] = draw_shape(
+            rng, case["init"][0] == "Bilinear" or "upsampling" in case["name"]
+        )
         if case["name"] == "stn_loc_bias" and rng.random() < 0.8:
             case["shape"] = [6]
     elif kind == "constant_array":
@@ -407,12 +435,21 @@ def draw_init_case(rng):
         inner = draw_simple_init(rng) if rng.random() < 0.6 else None
         if inner is not None and inner[0] in ("Bilinear", "LSTMBias"):
             inner = ["One", {}]
-        case["fused"] = [inner, hidden, layers, mode, bidir, rng.choice([1.0, 0.0, -0.0, 2.5, True])]
+        case["fused"] = [
+            inner,
+            hidden,
+            layers,
+            mode,
+            bidir,
+            rng.choice([1.0, 0.0, -0.0, 2.5, True]),
+        ]
         case["global"] = ["Constant", {"value": rng.choice(CONSTANTS[:6])}]
         case["shape"] = [size]
         case["dtype"] = "float32"
     elif kind == "mixed":
-        pats = rng.sample(["weight", ".*bias", "bn_", ".*", "fc", "conv.*_weight", "a"], rng.randint(1, 4))
+        pats = rng.sample(
+            ["weight", ".*bias", "bn_", ".*", "fc", "conv.*_weight", "a"], rng.randint(1, 4)
+        )
         case["mixed"] = [pats, [draw_simple_init(rng) for _ in pats]]
         case["shape"] = draw_shape(rng)
         case["names"] = [draw_name(rng) for _ in range(4)]
@@ -423,14 +460,14 @@ def draw_init_case(rng):
             params[key] = [draw_shape(rng), rng.choice(DTYPES), rng.randint(0, 1000)]
         case["params"] = params
         case["default"] = draw_simple_init(rng) if rng.random() < 0.5 else None
-        case["names"] = [k.split(":")[-1] for k in params][:2] + [draw_name(rng)]
+        case["names"] = [*[k.split(":")[-1] for k in params][:2], draw_name(rng)]
         case["shape"] = rng.choice([v[0] for v in params.values()] + [draw_shape(rng)])
     elif kind == "random_dumps":
         case["init"] = draw_random_init(rng)
     else:
         simple = draw_simple_init(rng) if rng.random() < 0.7 else draw_random_init(rng)
         forms = [
-            ["name", simple[0].lower()] + [[], simple[1]],
+            ["name", simple[0].lower(), [], simple[1]],
             ["json", json.dumps([simple[0].lower(), simple[1]])],
             ["dumps", simple],
             ["dict", dict(simple[1], initializer=simple[0].lower())],
@@ -469,7 +506,7 @@ def run_scheduler_case(lib, case):
     except Exception as error:
         return [["construct", encode(error)]]
     for num_update in case["calls"]:
-        out.append([num_update, attempt(lambda: scheduler(num_update))])
+        out.append([num_update, attempt(scheduler, num_update)])
     out.append(["attributes", encode(vars(scheduler))])
     return out
 
@@ -486,7 +523,11 @@ def run_optimizer_case(lib, case):
     try:
         if "scheduler" in case:
             kwargs["lr_scheduler"] = make_scheduler(lib, case["scheduler"])
-        opt = lib.Optimizer(**kwargs) if case["optimizer"] is None else lib.create(case["optimizer"], **kwargs)
+        opt = (
+            lib.Optimizer(**kwargs)
+            if case["optimizer"] is None
+            else lib.create(case["optimizer"], **kwargs)
+        )
     except Exception as error:
         return [["construct", encode(error)]]
 
@@ -507,19 +548,19 @@ def run_optimizer_case(lib, case):
         if name == "lr":
             result = attempt(lambda: opt.learning_rate)
         elif name == "set_lr":
-            result = attempt(lambda: opt.set_learning_rate(args[0]))
+            result = attempt(opt.set_learning_rate, args[0])
         elif name in ("lr_mult", "wd_mult"):
             setter = opt.set_lr_mult if name == "lr_mult" else opt.set_wd_mult
-            result = attempt(lambda: setter(dict((k, v) for k, v in args[0])))
+            result = attempt(setter, dict((k, v) for k, v in args[0]))
         elif name == "lrs":
-            result = attempt(lambda: opt._get_lrs(args[0]))
+            result = attempt(opt._get_lrs, args[0])
         elif name == "wds":
-            result = attempt(lambda: opt._get_wds(args[0]))
+            result = attempt(opt._get_wds, args[0])
         elif name == "count":
             index = tuple(args[0]) if isinstance(args[0], list) and args[1] else args[0]
-            result = attempt(lambda: opt._update_count(index))
+            result = attempt(opt._update_count, index)
         elif name == "ctx":
-            result = attempt(lambda: opt._set_current_context(args[0]))
+            result = attempt(opt._set_current_context, args[0])
         else:
             result = encode(state())
         out.append([op, result])
@@ -555,7 +596,9 @@ def run_init_case(lib, case):
         out.append(["dumps", attempt(init.dumps)])
         out.append(["arr", attempt(lambda: apply_init(lib, case, init, case["name"]))])
     elif what == "constant_array":
-        value = (np.arange(int(np.prod(case["value_shape"]))) * 0.37 - 1).reshape(case["value_shape"])
+        value = (np.arange(int(np.prod(case["value_shape"]))) * 0.37 - 1).reshape(
+            case["value_shape"]
+        )
         init = lib.ini.Constant(value.astype(case["value_dtype"]))
         out.append(["arr", attempt(lambda: apply_init(lib, case, init, case["name"]))])
     elif what == "fused":
@@ -574,7 +617,7 @@ def run_init_case(lib, case):
         except Exception as error:
             return [["construct", encode(error)]]
         for name in case["names"]:
-            out.append([name, attempt(lambda: apply_init(lib, case, mixed, name))])
+            out.append([name, attempt(apply_init, lib, case, mixed, name)])
     elif what == "load":
         params = {}
         for key, (shape, dtype, tag) in case["params"].items():
@@ -585,7 +628,7 @@ def run_init_case(lib, case):
         except Exception as error:
             return [["construct", encode(error)]]
         for name in case["names"]:
-            out.append([name, attempt(lambda: apply_init(lib, case, load, name))])
+            out.append([name, attempt(apply_init, lib, case, load, name)])
     elif what == "random_dumps":
         init = make_init(lib, case["init"])
         out.append(["dumps", attempt(init.dumps)])
@@ -651,7 +694,7 @@ def first_difference(mx_result, ours, path=()):
         and mx_result[:1] != ["raise"]
     ):
         for i, (a, b) in enumerate(zip(mx_result, ours)):
-            found = first_difference(a, b, path + (i,))
+            found = first_difference(a, b, (*path, i))
             if found:
                 return found
     return path, mx_result, ours
@@ -669,7 +712,7 @@ def negative_span(case):
 
 def documented_difference(case, mx_result, ours):
     """The README entry explaining a difference, or None when it is unexplained."""
-    where, mx_value, our_value = first_difference(mx_result, ours)
+    mx_value = first_difference(mx_result, ours)[1]
     if raised(mx_value, "ZeroDivisionError") and case["kind"] in ("scheduler", "optimizer"):
         return "schedulers never divide by zero"
     refused = ours[0][0] == "construct" and raised(ours[0][1], "ValueError")
@@ -695,7 +738,9 @@ def run_oracle(cases):
         path_in, path_out = os.path.join(tmp, "cases.json"), os.path.join(tmp, "results.json")
         with open(path_in, "w") as fh:
             json.dump(cases, fh)
-        subprocess.run([ORACLE, os.path.abspath(__file__), "--worker", path_in, path_out], check=True)
+        subprocess.run(
+            [ORACLE, os.path.abspath(__file__), "--worker", path_in, path_out], check=True
+        )
         with open(path_out) as fh:
             return json.load(fh)
 
@@ -723,7 +768,13 @@ def main():
             counts["cases"] += 1
             kinds[case["kind"]] = kinds.get(case["kind"], 0) + 1
             if args.verbose:
-                print(json.dumps(case), "\n  mxnet:", json.dumps(mx_result), "\n  mxopt:", json.dumps(ours))
+                print(
+                    json.dumps(case),
+                    "\n  mxnet:",
+                    json.dumps(mx_result),
+                    "\n  mxopt:",
+                    json.dumps(ours),
+                )
             if same(mx_result, ours):
                 continue
             reason = documented_difference(case, mx_result, ours)

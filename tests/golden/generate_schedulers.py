@@ -158,6 +158,23 @@ CASES = [
         "kwargs": {"max_update": 2, "warmup_steps": 2},
         "calls": [0, 1, 2, 3],
     },
+    # Constant-mode "warmup" without warmup_steps still catches a negative num_update.
+    {
+        "scheduler": "CosineScheduler",
+        "kwargs": {
+            "max_update": 3,
+            "base_lr": 0.5,
+            "final_lr": 0.05,
+            "warmup_begin_lr": 0.125,
+            "warmup_mode": "constant",
+        },
+        "calls": [-1, 0, 1, -0.5, 2, -3, 4],
+    },
+    {
+        "scheduler": "FactorScheduler",
+        "kwargs": {"step": 2, "factor": 0.5, "base_lr": 1.0, "warmup_mode": "constant"},
+        "calls": [-2, 3, -1, 5, -0.5, 6],
+    },
 ]
 
 

@@ -212,6 +212,16 @@ def fusedrnn(ini, A):
 
 
 @case
+def fill_signed_zero(ini, A):
+    """MXNet fills a whole array with +0 for a -0.0 value; a slice assignment keeps -0.0."""
+    out = _all_dtypes(ini, A, lambda: ini.Constant(-0.0), "fc_weight", (2, 3))
+    out["lstmbias"] = _apply(ini, A, ini.LSTMBias(forget_bias=-0.0), "lstm_weight", (8,))
+    size = fused_size(3, 2, 1, 4, 1)
+    out["fused"] = _fused(ini, A, ini.One(), size, 2, 1, "lstm", False, None, forget_bias=-0.0)
+    return out
+
+
+@case
 def fusedrnn_bad_size(ini, A):
     return {"a": _fused(ini, A, ini.One(), 50, 2, 1, "lstm", False, None)}
 
