@@ -150,3 +150,19 @@ fn xavier_of_an_empty_array_draws_nothing() {
     }
     assert_eq!(gen, Generator::new(3));
 }
+
+/// MXNet's fill operator writes +0 for `Constant(-0.0)` (tests/golden: `fill_signed_zero`).
+#[test]
+fn constant_negative_zero_fills_positive_zero() {
+    let mut gen = Generator::default();
+    let mut out = vec![f16::from_f64(-9.0); 3];
+    Initializer::Constant(-0.0)
+        .init(&mut gen, &[3], &mut out)
+        .unwrap();
+    assert!(out.iter().all(|x| x.to_bits() == 0));
+    let mut out = [-9.0_f64; 2];
+    Initializer::Constant(-0.0)
+        .init(&mut gen, &[2], &mut out)
+        .unwrap();
+    assert!(out.iter().all(|x| x.to_bits() == 0));
+}

@@ -128,7 +128,8 @@ pub enum Initializer {
     Zero,
     /// All ones (`One`).
     One,
-    /// Every element `value`, rounded once to the element type (`Constant` with a scalar).
+    /// Every element `value`, rounded once to the element type (`Constant` with a scalar);
+    /// `-0.0` fills `+0.0`, as MXNet's fill operator.
     Constant(f64),
     /// U[−scale, scale) (`Uniform`, default `scale = 0.07`).
     Uniform {
@@ -215,7 +216,10 @@ impl Initializer {
         match *self {
             Initializer::Zero => out.fill(T::from_f64(0.0)),
             Initializer::One => out.fill(T::from_f64(1.0)),
-            Initializer::Constant(value) => out.fill(T::from_f64(value)),
+            // MXNet's fill operator writes +0 for a zero of either sign.
+            Initializer::Constant(value) => {
+                out.fill(T::from_f64(if value == 0.0 { 0.0 } else { value }))
+            }
             Initializer::Uniform { scale } => gen.uniform(-scale, scale, out)?,
             Initializer::Normal { sigma } => gen.normal(0.0, sigma, out)?,
             Initializer::Xavier {
