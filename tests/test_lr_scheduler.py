@@ -556,3 +556,13 @@ def test_factor_float_step_with_a_huge_num_update_returns():
         plain.count += plain.step
         plain.base_lr = max(plain.base_lr * plain.factor, plain.stop_factor_lr)
     assert math.copysign(1.0, negative.base_lr) == math.copysign(1.0, plain.base_lr)
+
+
+def test_numpy_num_update_is_computed_as_under_numpy_1():
+    # MXNet 1.6 ran on NumPy 1, where pi * float32(n) is a float64; NumPy 2 would keep
+    # float32 (oracle values from MXNet 1.6.0, tests/fuzz/vs_mxnet_schedules.py).
+    cosine = CosineScheduler(max_update=100, final_lr=0.001)
+    assert cosine(np.float32(45)).hex() == "0x1.9695183a9a59fp-8"
+    assert cosine(np.int32(96)).hex() == "0x1.0f7224fbc82ccp-10"
+    poly = PolyScheduler(max_update=100, pwr=0.5, base_lr=0.3, warmup_steps=3)
+    assert poly(np.array(45.5, dtype=np.float32)).hex() == "0x1.cc8937bec0b97p-3"

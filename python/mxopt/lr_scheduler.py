@@ -14,6 +14,8 @@ import numbers
 from math import cos, pi
 from typing import Any, List, Optional
 
+import numpy as np
+
 __all__ = [
     "CosineScheduler",
     "FactorScheduler",
@@ -61,6 +63,20 @@ def _check_num_update(num_update: Any) -> None:
         isinstance(num_update, numbers.Real) or getattr(dtype, "kind", "") in ("b", "i", "u", "f")
     ):
         raise TypeError(f"num_update must be a number, got {type(num_update).__name__}")
+
+
+def _as_python_number(num_update: Any) -> Any:
+    """A NumPy scalar (or 0-d array) ``num_update`` as the Python number it holds.
+
+    MXNet 1.6 ran on NumPy 1, where arithmetic between a NumPy scalar and a Python number
+    is done in 64 bits (``pi * float32(n)`` is a float64); NumPy 2 keeps float32. The
+    Python number gives NumPy 1's result under either.
+    """
+    if isinstance(num_update, np.generic) or (
+        isinstance(num_update, np.ndarray) and num_update.ndim == 0
+    ):
+        return num_update.item()
+    return num_update
 
 
 def _as_exact_int(value: Any) -> Optional[int]:
@@ -210,6 +226,7 @@ class FactorScheduler(LRScheduler):
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates, applying any decays now due."""
+        num_update = _as_python_number(num_update)
         if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
         if isinstance(num_update, float) and math.isinf(num_update):
@@ -360,6 +377,7 @@ class MultiFactorScheduler(LRScheduler):
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates, applying any milestones now passed."""
+        num_update = _as_python_number(num_update)
         if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
         while self.cur_step_ind < len(self.step) and num_update > self.step[self.cur_step_ind]:
@@ -407,6 +425,7 @@ class _DecayToFinalScheduler(LRScheduler):
 
     def __call__(self, num_update: int) -> float:
         """Learning rate after ``num_update`` updates; past ``max_update`` the last value."""
+        num_update = _as_python_number(num_update)
         if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
         if num_update <= self.max_update:

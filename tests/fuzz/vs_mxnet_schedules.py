@@ -193,7 +193,16 @@ def draw_calls(rng, horizon):
         calls = [c - rng.randint(1, 3) for c in calls]
     if rng.random() < 0.25:
         calls = [c + rng.choice([0.0, 0.5, 0.25, -0.5, 1e-9]) for c in calls]
-    return [min(c, 200_000) for c in calls]
+    calls = [min(c, 200_000) for c in calls]
+    if rng.random() < 0.1:
+        # NumPy scalars, as a caller's own counter may be: [dtype name, value].
+        dtype = rng.choice(["int64", "int32", "float64", "float32"])
+        calls = [[dtype, c] for c in calls]
+    return calls
+
+
+def as_num_update(call):
+    return np.dtype(call[0]).type(call[1]) if isinstance(call, list) else call
 
 
 def draw_scheduler(rng):
@@ -506,7 +515,7 @@ def run_scheduler_case(lib, case):
     except Exception as error:
         return [["construct", encode(error)]]
     for num_update in case["calls"]:
-        out.append([num_update, attempt(scheduler, num_update)])
+        out.append([num_update, attempt(scheduler, as_num_update(num_update))])
     out.append(["attributes", encode(vars(scheduler))])
     return out
 
@@ -704,19 +713,29 @@ def raised(result, name):
     return isinstance(result, list) and result[:1] == ["raise"] and name in result[1]
 
 
-def negative_span(case):
-    """Whether the case's Poly/Cosine scheduler has ``warmup_steps > max_update``."""
+def decay_span(case):
+    """``max_update - warmup_steps`` of the case's Poly/Cosine scheduler (inf for others)."""
     kwargs = case.get("scheduler", {}).get("kwargs", {})
-    return kwargs.get("warmup_steps", 0) > kwargs.get("max_update", math.inf)
+    return kwargs.get("max_update", math.inf) - kwargs.get("warmup_steps", 0)
 
 
 def documented_difference(case, mx_result, ours):
     """The README entry explaining a difference, or None when it is unexplained."""
-    mx_value = first_difference(mx_result, ours)[1]
+    where, mx_value, _ = first_difference(mx_result, ours)
     if raised(mx_value, "ZeroDivisionError") and case["kind"] in ("scheduler", "optimizer"):
         return "schedulers never divide by zero"
+    if (
+        case["kind"] == "scheduler"
+        and decay_span(case) == 0
+        and where
+        and where[0] < len(case["calls"])
+    ):
+        # NumPy divides by the zero span, to NaN, where Python raised ZeroDivisionError.
+        n = as_num_update(case["calls"][where[0]])
+        if n >= case["scheduler"]["kwargs"]["max_update"]:
+            return "schedulers never divide by zero (a NumPy num_update gave NaN)"
     refused = ours[0][0] == "construct" and raised(ours[0][1], "ValueError")
-    if refused and not raised(mx_result[0][1], "ValueError") and negative_span(case):
+    if refused and not raised(mx_result[0][1], "ValueError") and decay_span(case) < 0:
         return "warmup_steps > max_update is refused"
     return None
 
