@@ -566,3 +566,25 @@ def test_numpy_num_update_is_computed_as_under_numpy_1():
     assert cosine(np.int32(96)).hex() == "0x1.0f7224fbc82ccp-10"
     poly = PolyScheduler(max_update=100, pwr=0.5, base_lr=0.3, warmup_steps=3)
     assert poly(np.array(45.5, dtype=np.float32)).hex() == "0x1.cc8937bec0b97p-3"
+
+
+def test_numpy_hyper_parameters_are_promoted_as_under_numpy_1():
+    # NumPy 1 computed a NumPy scalar and a Python number in 64 bits, comparisons included
+    # (oracle values from MXNet 1.6.0).
+    poly = PolyScheduler(
+        max_update=10, base_lr=np.float32(0.3), pwr=0.5, warmup_steps=2, warmup_begin_lr=0.1
+    )
+    assert [poly(1).hex(), poly(4).hex()] == ["0x1.99999a6666666p-3", "0x1.0a0b03017925dp-2"]
+    factor = FactorScheduler(
+        step=1, factor=0.9, base_lr=np.float32(0.1), stop_factor_lr=np.float16(0.07)
+    )
+    assert factor(3) == 0.08100000120699406
+    assert factor(5) == np.float16(0.07)
+    cosine = CosineScheduler(max_update=10, base_lr=np.float16(0.1), final_lr=0.01)
+    assert cosine(3).hex() == "0x1.4d8a8b535a7d7p-4"
+    # float16(0.1) is below 0.1 in 64 bits (NumPy 2 would round 0.1 to float16 first).
+    with pytest.raises(ValueError, match="warmup_begin_lr"):
+        FactorScheduler(step=2, base_lr=np.float16(0.1), warmup_begin_lr=0.1)
+    sched = PolyScheduler(max_update=10, base_lr=np.float32(0))
+    Optimizer(learning_rate=1e-300, lr_scheduler=sched)
+    assert sched.base_lr == 1e-300

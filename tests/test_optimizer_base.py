@@ -497,3 +497,14 @@ def test_a_plain_callable_schedule_still_works():
 def test_create_with_a_non_string_name():
     with pytest.raises(TypeError, match="expected an optimizer name"):
         create(5)
+
+
+def test_numpy_multipliers_are_promoted_as_under_numpy_1():
+    # Oracle values from MXNet 1.6.0 (NumPy 1): float32 * 0.5 is a float64 there.
+    opt = Optimizer(
+        learning_rate=np.float32(0.1), param_idx2name={0: "fc_weight"}, wd=np.float16(0.3)
+    )
+    opt.set_lr_mult({0: 0.5})
+    opt.set_wd_mult({"fc_weight": 1 / 3})
+    assert opt._get_lrs([0, 1]) == [0.05000000074505806, np.float32(0.1)]
+    assert opt._get_wds([0]) == [0.10001627604166666]

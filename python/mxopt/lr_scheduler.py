@@ -12,7 +12,8 @@ import logging
 import math
 import numbers
 from math import cos, pi
-from typing import Any, List, Optional
+from operator import add, gt, lt, mul, pow, sub, truediv
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -63,6 +64,29 @@ def _check_num_update(num_update: Any) -> None:
         isinstance(num_update, numbers.Real) or getattr(dtype, "kind", "") in ("b", "i", "u", "f")
     ):
         raise TypeError(f"num_update must be a number, got {type(num_update).__name__}")
+
+
+def _numpy1(op: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
+    """``op(left, right)`` (arithmetic or comparison) promoted as under NumPy 1, which
+    MXNet 1.6 ran on.
+
+    There a NumPy scalar combined with a Python number computed in 64 bits
+    (``float32(0.1) * 0.5`` is a float64, ``float16(0.1) < 0.1`` is true); NumPy 2 keeps
+    the NumPy scalar's type. Making
+    the Python number a float64 (int64) NumPy scalar first gives NumPy 1's result under
+    either version; two Python numbers are left alone.
+    """
+    if isinstance(left, np.generic) or isinstance(right, np.generic):
+        left, right = _as_numpy_64(left), _as_numpy_64(right)
+    return op(left, right)
+
+
+def _as_numpy_64(value: Any) -> Any:
+    if type(value) is float:
+        return np.float64(value)
+    if type(value) is int and -(2**63) <= value < 2**63:
+        return np.int64(value)
+    return value
 
 
 def _as_python_number(num_update: Any) -> Any:
@@ -129,7 +153,7 @@ class LRScheduler:
         self.warmup_steps = warmup_steps
         self.warmup_final_lr = base_lr
         self.warmup_begin_lr = warmup_begin_lr
-        if self.warmup_begin_lr > self.warmup_final_lr:
+        if _numpy1(gt, self.warmup_begin_lr, self.warmup_final_lr):
             raise ValueError(
                 f"base_lr ({base_lr}) must not be lower than warmup_begin_lr ({warmup_begin_lr})"
             )
@@ -156,12 +180,11 @@ class LRScheduler:
         _check_num_update(num_update)
         _check(num_update < self.warmup_steps, "num_update is past the warmup.")
         if self.warmup_mode == "linear":
-            increase = (
-                (self.warmup_final_lr - self.warmup_begin_lr)
-                * float(num_update)
-                / float(self.warmup_steps)
+            span = _numpy1(sub, self.warmup_final_lr, self.warmup_begin_lr)
+            done = _numpy1(mul, span, float(num_update))
+            return _numpy1(
+                add, self.warmup_begin_lr, _numpy1(truediv, done, float(self.warmup_steps))
             )
-            return self.warmup_begin_lr + increase
         if self.warmup_mode == "constant":
             return self.warmup_begin_lr
         raise ValueError(f"unknown warmup_mode {self.warmup_mode!r}")
@@ -217,7 +240,7 @@ class FactorScheduler(LRScheduler):
         _check_real("stop_factor_lr", stop_factor_lr)
         if step < 1:
             raise ValueError(f"step must be at least 1, got {step}")
-        if factor > 1.0:
+        if _numpy1(gt, factor, 1.0):
             raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
         self.step = step
         self.factor = factor
@@ -235,8 +258,8 @@ class FactorScheduler(LRScheduler):
         decays = self._decays_due(num_update)
         if decays is None:
             # Non-integral steps or counters: MXNet's loop, float sums and all.
-            while num_update > self.count + self.step:
-                self.count += self.step
+            while num_update > _numpy1(add, self.count, self.step):
+                self.count = _numpy1(add, self.count, self.step)
                 before = self.base_lr
                 self._decay(num_update)
                 if self.base_lr == before or before != before:
@@ -281,12 +304,12 @@ class FactorScheduler(LRScheduler):
             return
         self.count += skip * self.step
         if self.base_lr == 0 and skip % 2 == 1 and math.copysign(1.0, self.factor) < 0:
-            self.base_lr *= self.factor
+            self.base_lr = _numpy1(mul, self.base_lr, self.factor)
 
     def _decay(self, num_update: Any) -> None:
         """One iteration of MXNet's decay loop: multiply, clamp, log."""
-        self.base_lr *= self.factor
-        if self.base_lr < self.stop_factor_lr:
+        self.base_lr = _numpy1(mul, self.base_lr, self.factor)
+        if _numpy1(lt, self.base_lr, self.stop_factor_lr):
             self.base_lr = self.stop_factor_lr
             logging.info(
                 "Update[%d]: now learning rate arrived at %0.5e, will not change in the future",
@@ -314,8 +337,8 @@ class FactorScheduler(LRScheduler):
                 # MXNet's call would), the same arithmetic runs without the logging calls.
                 logs = logging.getLogger().isEnabledFor(logging.INFO)
             else:
-                after = before * factor
-                self.base_lr = floor if after < floor else after
+                after = _numpy1(mul, before, factor)
+                self.base_lr = floor if _numpy1(lt, after, floor) else after
             after = self.base_lr
             if after != after and before != before:  # NaN stays NaN
                 return
@@ -324,7 +347,7 @@ class FactorScheduler(LRScheduler):
                 if after == 0 and left % 2 == 1 and math.copysign(1.0, self.factor) < 0:
                     # One more multiplication by the negative factor flips the zero's sign;
                     # ±0 never falls below a floor that let a zero through.
-                    self.base_lr = after * self.factor
+                    self.base_lr = _numpy1(mul, after, self.factor)
                 return
 
 
@@ -368,7 +391,7 @@ class MultiFactorScheduler(LRScheduler):
             if milestone < 1:
                 raise ValueError(f"every step must be at least 1, got {milestone}")
         _check_real("factor", factor)
-        if factor > 1.0:
+        if _numpy1(gt, factor, 1.0):
             raise ValueError(f"factor must be at most 1 so the rate decreases, got {factor}")
         self.step = step
         self.cur_step_ind = 0
@@ -383,7 +406,7 @@ class MultiFactorScheduler(LRScheduler):
         while self.cur_step_ind < len(self.step) and num_update > self.step[self.cur_step_ind]:
             self.count = self.step[self.cur_step_ind]
             self.cur_step_ind += 1
-            self.base_lr *= self.factor
+            self.base_lr = _numpy1(mul, self.base_lr, self.factor)
             logging.info("Update[%d]: Change learning rate to %0.5e", num_update, self.base_lr)
         return self.base_lr
 
@@ -485,8 +508,8 @@ class PolyScheduler(_DecayToFinalScheduler):
 
     def _decayed(self, done: int) -> float:
         remaining = 1 - float(done) / float(self.max_steps)
-        lr: float = self.final_lr + (self.base_lr_orig - self.final_lr) * pow(remaining, self.power)
-        return lr
+        span = _numpy1(sub, self.base_lr_orig, self.final_lr)
+        return _numpy1(add, self.final_lr, _numpy1(mul, span, _numpy1(pow, remaining, self.power)))
 
 
 class CosineScheduler(_DecayToFinalScheduler):
@@ -527,4 +550,5 @@ class CosineScheduler(_DecayToFinalScheduler):
 
     def _decayed(self, done: int) -> float:
         angle = pi * done / self.max_steps
-        return self.final_lr + (self.base_lr_orig - self.final_lr) * (1 + cos(angle)) / 2
+        span = _numpy1(sub, self.base_lr_orig, self.final_lr)
+        return _numpy1(add, self.final_lr, _numpy1(truediv, _numpy1(mul, span, 1 + cos(angle)), 2))

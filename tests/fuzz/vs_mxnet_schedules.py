@@ -149,6 +149,24 @@ NICE_LRS = [0.01, 0.1, 1.0, 0.3, 1 / 3, 2.0, 1e-3, 0.5, 7.0, 1e-300, 0.0]
 FACTORS = [1.0, 0.5, 0.9, 0.1, 0.99, 1e-10, 1e-300, 0.0, 1 / 3, 0.7, -0.5, 1]
 
 
+def maybe_numpy(rng, value):
+    """Sometimes ``value`` as a NumPy scalar (encoded ``{"np": dtype, "v": value}``)."""
+    if rng.random() < 0.08:
+        return {"np": rng.choice(["float32", "float64", "float16", "int64"]), "v": value}
+    return value
+
+
+def decode(obj):
+    """The case's values, with the encoded NumPy scalars made."""
+    if isinstance(obj, dict):
+        if set(obj) == {"np", "v"}:
+            return np.dtype(obj["np"]).type(obj["v"])
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
 def draw_lr(rng):
     if rng.random() < 0.5:
         return rng.choice(NICE_LRS)
@@ -212,7 +230,7 @@ def draw_scheduler(rng):
     kwargs = {}
     base_lr = draw_lr(rng)
     if rng.random() < 0.85:
-        kwargs["base_lr"] = base_lr
+        kwargs["base_lr"] = maybe_numpy(rng, base_lr)
     else:
         base_lr = 0.01
     draw_warmup(rng, kwargs, base_lr)
@@ -221,7 +239,7 @@ def draw_scheduler(rng):
     if kind == "FactorScheduler":
         kwargs["step"] = rng.choice([1, 1, 2, 3, 4, 7, 10, 100, 1.5, 2.5, 0.7 + 1])
         if rng.random() < 0.8:
-            kwargs["factor"] = rng.choice([*FACTORS, rng.uniform(0, 1)])
+            kwargs["factor"] = maybe_numpy(rng, rng.choice([*FACTORS, rng.uniform(0, 1)]))
         if rng.random() < 0.5:
             kwargs["stop_factor_lr"] = rng.choice([0, 0.0, 1e-3, 1e-8, base_lr / 10, -1.0])
         horizon = warmup + int(kwargs["step"] * rng.randint(1, 12))
@@ -232,7 +250,7 @@ def draw_scheduler(rng):
             steps.append(at)
         kwargs["step"] = steps
         if rng.random() < 0.8:
-            kwargs["factor"] = rng.choice([*FACTORS, rng.uniform(0, 1)])
+            kwargs["factor"] = maybe_numpy(rng, rng.choice([*FACTORS, rng.uniform(0, 1)]))
         horizon = warmup + steps[-1] + 3
     else:
         max_update = rng.choice([1, 2, 3, 4, 5, 7, 10, 20, 100, 99_991])
@@ -250,7 +268,7 @@ def draw_scheduler(rng):
 def draw_scheduler_case(rng):
     case = {"kind": "scheduler", "scheduler": draw_scheduler(rng)}
     if rng.random() < 0.25:
-        case["optimizer_learning_rate"] = rng.choice([None, draw_lr(rng), 1.0])
+        case["optimizer_learning_rate"] = rng.choice([None, maybe_numpy(rng, draw_lr(rng)), 1.0])
     case["calls"] = draw_calls(rng, case["scheduler"]["horizon"])
     return case
 
@@ -286,9 +304,9 @@ def draw_optimizer_case(rng):
                 idx2name[i] = draw_name(rng)
     kwargs = {"param_idx2name": idx2name} if idx2name or rng.random() < 0.5 else {}
     if rng.random() < 0.7:
-        kwargs["wd"] = rng.choice([0.0, 1e-4, 0.1, 1.0, rng.uniform(0, 1), 3])
+        kwargs["wd"] = maybe_numpy(rng, rng.choice([0.0, 1e-4, 0.1, 1.0, rng.uniform(0, 1), 3]))
     if rng.random() < 0.6:
-        kwargs["learning_rate"] = draw_lr(rng)
+        kwargs["learning_rate"] = maybe_numpy(rng, draw_lr(rng))
     if rng.random() < 0.4:
         kwargs["begin_num_update"] = rng.choice([0, 1, 5, 10, 100, -3])
     case = {"kind": "optimizer", "kwargs": kwargs, "optimizer": rng.choice(OPTIMIZERS)}
@@ -317,7 +335,7 @@ def draw_optimizer_case(rng):
 
     def mults():
         return [
-            [k, rng.choice([0.0, 0.5, 2.0, 1, 10.0, 1 / 3])]
+            [k, maybe_numpy(rng, rng.choice([0.0, 0.5, 2.0, 1, 10.0, 1 / 3]))]
             for k in rng.sample(keys, rng.randint(0, 4))
         ]
 
@@ -339,7 +357,7 @@ def draw_optimizer_case(rng):
             ]
         )
         if op == "set_lr":
-            ops.append([op, draw_lr(rng)])
+            ops.append([op, maybe_numpy(rng, draw_lr(rng))])
         elif op in ("lr_mult", "wd_mult"):
             ops.append([op, mults()])
         elif op in ("lrs", "wds"):
@@ -503,7 +521,7 @@ def draw_case(seed):
 
 
 def make_scheduler(lib, spec):
-    return getattr(lib.sched, spec["class"])(**spec["kwargs"])
+    return getattr(lib.sched, spec["class"])(**decode(spec["kwargs"]))
 
 
 def run_scheduler_case(lib, case):
@@ -511,7 +529,9 @@ def run_scheduler_case(lib, case):
     try:
         scheduler = make_scheduler(lib, case["scheduler"])
         if "optimizer_learning_rate" in case:
-            lib.Optimizer(learning_rate=case["optimizer_learning_rate"], lr_scheduler=scheduler)
+            lib.Optimizer(
+                learning_rate=decode(case["optimizer_learning_rate"]), lr_scheduler=scheduler
+            )
     except Exception as error:
         return [["construct", encode(error)]]
     for num_update in case["calls"]:
@@ -521,7 +541,7 @@ def run_scheduler_case(lib, case):
 
 
 def run_optimizer_case(lib, case):
-    kwargs = dict(case["kwargs"])
+    kwargs = decode(case["kwargs"])
     if "param_idx2name" in kwargs:
         kwargs["param_idx2name"] = {int(k): v for k, v in kwargs["param_idx2name"].items()}
     if "sym" in case:
@@ -553,7 +573,7 @@ def run_optimizer_case(lib, case):
 
     out.append(["init", encode(state())])
     for op in case["ops"]:
-        name, args = op[0], op[1:]
+        name, args = op[0], decode(op[1:])
         if name == "lr":
             result = attempt(lambda: opt.learning_rate)
         elif name == "set_lr":
@@ -724,16 +744,19 @@ def documented_difference(case, mx_result, ours):
     where, mx_value, _ = first_difference(mx_result, ours)
     if raised(mx_value, "ZeroDivisionError") and case["kind"] in ("scheduler", "optimizer"):
         return "schedulers never divide by zero"
-    if (
-        case["kind"] == "scheduler"
-        and decay_span(case) == 0
-        and where
-        and where[0] < len(case["calls"])
-    ):
-        # NumPy divides by the zero span, to NaN, where Python raised ZeroDivisionError.
+    if case["kind"] == "scheduler" and where and where[0] < len(case["calls"]):
+        # NumPy scalars divide by zero to NaN or infinity, where Python floats raised.
         n = as_num_update(case["calls"][where[0]])
-        if n >= case["scheduler"]["kwargs"]["max_update"]:
-            return "schedulers never divide by zero (a NumPy num_update gave NaN)"
+        kwargs = case["scheduler"]["kwargs"]
+        if decay_span(case) == 0 and n >= kwargs["max_update"]:
+            return "schedulers never divide by zero (the span, NumPy)"
+        linear = kwargs.get("warmup_mode", "linear") == "linear"
+        if n < 0 and linear and not kwargs.get("warmup_steps"):
+            return "schedulers never divide by zero (the warmup, NumPy)"
+    if case["kind"] == "optimizer" and case["kwargs"].get("begin_num_update", 0) < 0:
+        kwargs = case.get("scheduler", {}).get("kwargs", {})
+        if kwargs.get("warmup_mode", "linear") == "linear" and not kwargs.get("warmup_steps"):
+            return "schedulers never divide by zero (the warmup, maybe NumPy)"
     refused = ours[0][0] == "construct" and raised(ours[0][1], "ValueError")
     if refused and not raised(mx_result[0][1], "ValueError") and decay_span(case) < 0:
         return "warmup_steps > max_update is refused"

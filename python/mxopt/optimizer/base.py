@@ -11,11 +11,12 @@ import numbers
 import os
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
+from operator import mul, ne
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Type, Union, cast
 
 import numpy as np
 
-from ..lr_scheduler import LRScheduler, _CheckError
+from ..lr_scheduler import LRScheduler, _CheckError, _numpy1
 
 if TYPE_CHECKING:
     # Type checkers only: typeshed always ships ``typing_extensions``, and the runtime
@@ -223,7 +224,7 @@ class Optimizer:
         if (
             lr_scheduler is not None
             and learning_rate is not None
-            and getattr(lr_scheduler, "base_lr", None) != learning_rate
+            and _numpy1(ne, getattr(lr_scheduler, "base_lr", None), learning_rate)
         ):
             # MXNet prints this notice (a UserWarning object) rather than warning.
             print(
@@ -370,13 +371,14 @@ class Optimizer:
             return [base] * len(indices)  # nothing to scale: the common case, made cheap
         values: List[float] = []
         for index in indices:
-            value = base
             if index in self.param_dict:
-                value *= getattr(self.param_dict[index], attr)
+                value = _numpy1(mul, base, getattr(self.param_dict[index], attr))
             elif index in mults:
-                value *= mults[index]
+                value = _numpy1(mul, base, mults[index])
             elif index in self.idx2name:
-                value *= mults.get(self.idx2name[index], 1.0)
+                value = _numpy1(mul, base, mults.get(self.idx2name[index], 1.0))
+            else:
+                value = base
             values.append(value)
         return values
 
