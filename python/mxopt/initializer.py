@@ -100,11 +100,20 @@ def _check_number(owner: str, name: str, value: Any) -> None:
 
 
 def _fill(arr: np.ndarray, value: Any, what: str) -> None:
-    """MXNet's ``arr[:] = number``: its fill operator writes +0 for a zero of either sign
-    and fails on a bool (a ``TypeError`` naming ``what`` here, before anything is written)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be a number, got a bool (MXNet cannot fill with one)")
-    arr[...] = 0.0 if value == 0 else value
+    """MXNet's ``arr[:] = number``: its fill operator gets ``str(number)`` (so a NumPy
+    scalar counts as its shortest repr: ``float16(65504)`` as 65500), parses a double,
+    writes +0 for a zero of either sign and fails on a bool (a ``TypeError`` naming
+    ``what`` here, before anything is written)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise TypeError(f"{what} must be a real number, got {type(value).__name__}")
+    number = float(str(value))
+    arr[...] = _operator_scalar(0.0 if number == 0 else number, arr.dtype)
+
+
+def _operator_scalar(number: float, dtype: np.dtype) -> Any:
+    """A double operator parameter as MXNet casts it to ``dtype``: through float32 for
+    float16 (``1 + 2**-11 + 2**-40`` becomes 1, not the nearest float16 above)."""
+    return np.float32(number) if dtype == np.float16 else number
 
 
 def _check_array(arr: Any) -> None:
@@ -862,7 +871,8 @@ class LSTMBias(Initializer):
             )
         num_hidden = int(arr.shape[0] / 4)
         bias = np.zeros(arr.shape, dtype=arr.dtype)
-        bias[num_hidden : 2 * num_hidden] = self.forget_bias
+        # MXNet's slice assignment passes float(forget_bias) to its operator.
+        bias[num_hidden : 2 * num_hidden] = _operator_scalar(float(self.forget_bias), arr.dtype)
         arr[...] = bias
 
 

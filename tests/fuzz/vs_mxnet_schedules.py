@@ -380,16 +380,33 @@ OPTIMIZERS = [None, None, None, "sgd", "adam", "rmsprop", "nadam", "lamb", "adam
 OPTIMIZERS += ["ftrl", "lars", "lbsgd", "nag", "adagrad", "adadelta", "ftml", "sgld", "dcasgd"]
 
 DTYPES = ["float16", "float32", "float64"]
-CONSTANTS = [0.3, 0.0, -0.0, 1.0, 7, -2.5, 1 / 3, 1e10, 65504.0, 70000.0, 1e-8, 0.1, True]
+CONSTANTS = [
+    0.3,
+    1 + 2**-11 + 2**-40,
+    "0.5",
+    0.0,
+    -0.0,
+    1.0,
+    7,
+    -2.5,
+    1 / 3,
+    1e10,
+    65504.0,
+    70000.0,
+    1e-8,
+    0.1,
+    True,
+]
 
 
 def draw_simple_init(rng):
     """A JSON spec of a deterministic initializer."""
     kind = rng.choice(["Zero", "One", "Constant", "Constant", "LSTMBias", "Bilinear"])
     if kind == "Constant":
-        return [kind, {"value": rng.choice(CONSTANTS)}]
+        return [kind, {"value": maybe_numpy(rng, rng.choice(CONSTANTS))}]
     if kind == "LSTMBias" and rng.random() < 0.7:
-        return [kind, {"forget_bias": rng.choice([1.0, 2.5, 0.0, -0.0, -1.0, 3, True])}]
+        bias = rng.choice([1.0, 2.5, 0.0, -0.0, -1.0, 3, True, 0.1, 1 + 2**-11 + 2**-40])
+        return [kind, {"forget_bias": maybe_numpy(rng, bias)}]
     return [kind, {}]
 
 
@@ -468,7 +485,7 @@ def draw_init_case(rng):
             layers,
             mode,
             bidir,
-            rng.choice([1.0, 0.0, -0.0, 2.5, True]),
+            maybe_numpy(rng, rng.choice([1.0, 0.0, -0.0, 2.5, True, 0.1])),
         ]
         case["global"] = ["Constant", {"value": rng.choice(CONSTANTS[:6])}]
         case["shape"] = [size]
@@ -493,6 +510,7 @@ def draw_init_case(rng):
         case["init"] = draw_random_init(rng)
     else:
         simple = draw_simple_init(rng) if rng.random() < 0.7 else draw_random_init(rng)
+        simple = json.loads(json.dumps(decode(simple), default=float))  # JSON specs: no NumPy
         forms = [
             ["name", simple[0].lower(), [], simple[1]],
             ["json", json.dumps([simple[0].lower(), simple[1]])],
@@ -601,7 +619,7 @@ def make_init(lib, spec):
     if spec is None:
         return None
     kind, kwargs = spec
-    return getattr(lib.ini, kind)(**kwargs)
+    return getattr(lib.ini, kind)(**decode(kwargs))
 
 
 def apply_init(lib, case, init, name, shape=None, dtype=None):
@@ -634,7 +652,7 @@ def run_init_case(lib, case):
         inner, *rest = case["fused"]
 
         def run():
-            fused = lib.ini.FusedRNN(make_init(lib, inner), *rest)
+            fused = lib.ini.FusedRNN(make_init(lib, inner), *decode(rest))
             case["global_made"] = make_init(lib, case["global"])
             return apply_init(lib, dict(case, legacy=False), fused, "rnn_parameters")
 

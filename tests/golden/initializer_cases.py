@@ -222,6 +222,26 @@ def fill_signed_zero(ini, A):
 
 
 @case
+def fill_operator_scalars(ini, A):
+    """MXNet's fill parses str(value) as a double and casts it to float16 through float32;
+    its slice assignment (LSTMBias) takes float(value)."""
+    near_tie = 1 + 2**-11 + 2**-40  # float32 rounds it to a float16 tie
+    return {
+        "f16_repr_into_f32": _apply(ini, A, ini.Constant(np.float16(65504)), "w_weight", (2,)),
+        "f32_repr_into_f64": _apply(
+            ini, A, ini.Constant(np.float32(0.1)), "w_weight", (2,), "float64"
+        ),
+        "near_tie_f16": _apply(ini, A, ini.Constant(near_tie), "w_weight", (2,), "float16"),
+        "lstmbias_f32_into_f64": _apply(
+            ini, A, ini.LSTMBias(np.float32(0.1)), "l_weight", (4,), "float64"
+        ),
+        "lstmbias_near_tie_f16": _apply(
+            ini, A, ini.LSTMBias(near_tie), "l_weight", (4,), "float16"
+        ),
+    }
+
+
+@case
 def fusedrnn_bad_size(ini, A):
     return {"a": _fused(ini, A, ini.One(), 50, 2, 1, "lstm", False, None)}
 
