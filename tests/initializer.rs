@@ -166,3 +166,21 @@ fn constant_negative_zero_fills_positive_zero() {
         .unwrap();
     assert!(out.iter().all(|x| x.to_bits() == 0));
 }
+
+/// MXNet's fill operator casts to float16 through float32 (tests/golden:
+/// `fill_operator_scalars`): 1 + 2⁻¹¹ + 2⁻⁴⁰ becomes the tie 1 + 2⁻¹¹, then 1.
+#[test]
+fn constant_reaches_float16_through_float32() {
+    let mut gen = Generator::default();
+    let near_tie = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
+    let mut half = [f16::ZERO; 2];
+    Initializer::Constant(near_tie)
+        .init(&mut gen, &[2], &mut half)
+        .unwrap();
+    assert!(half.iter().all(|&x| x == f16::ONE));
+    let mut double = [0.0_f64; 1];
+    Initializer::Constant(near_tie)
+        .init(&mut gen, &[1], &mut double)
+        .unwrap();
+    assert_eq!(double[0], near_tie);
+}

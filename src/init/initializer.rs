@@ -128,8 +128,9 @@ pub enum Initializer {
     Zero,
     /// All ones (`One`).
     One,
-    /// Every element `value`, rounded once to the element type (`Constant` with a scalar);
-    /// `-0.0` fills `+0.0`, as MXNet's fill operator.
+    /// Every element `value`, rounded to the element type as MXNet's fill operator does
+    /// (`Constant` with a scalar): `-0.0` fills `+0.0`, and float16 receives the value
+    /// rounded to float32 first.
     Constant(f64),
     /// U[−scale, scale) (`Uniform`, default `scale = 0.07`).
     Uniform {
@@ -216,10 +217,7 @@ impl Initializer {
         match *self {
             Initializer::Zero => out.fill(T::from_f64(0.0)),
             Initializer::One => out.fill(T::from_f64(1.0)),
-            // MXNet's fill operator writes +0 for a zero of either sign.
-            Initializer::Constant(value) => {
-                out.fill(T::from_f64(if value == 0.0 { 0.0 } else { value }))
-            }
+            Initializer::Constant(value) => out.fill(mxnet_fill_value(value)),
             Initializer::Uniform { scale } => gen.uniform(-scale, scale, out)?,
             Initializer::Normal { sigma } => gen.normal(0.0, sigma, out)?,
             Initializer::Xavier {
@@ -289,4 +287,17 @@ fn too_flat(initializer: &str, shape: &[usize]) -> Error {
     Error::Init(format!(
         "{initializer} initializer needs an array of at least 2 dimensions, got shape {shape:?}"
     ))
+}
+
+/// `value` as MXNet's fill operator writes it into a `T` array: +0 for a zero of either
+/// sign, and through float32 for float16 (so a value just above a float16 tie can round
+/// down).
+fn mxnet_fill_value<T: Element>(value: f64) -> T {
+    let value = if value == 0.0 { 0.0 } else { value };
+    if T::WIDE {
+        return T::from_f64(value);
+    }
+    let mut narrowed = [T::from_f64(0.0)];
+    T::store_f32(&mut narrowed, &[value as f32]);
+    narrowed[0]
 }
