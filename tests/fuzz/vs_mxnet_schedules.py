@@ -710,9 +710,12 @@ RUNNERS = {"scheduler": run_scheduler_case, "optimizer": run_optimizer_case, "in
 
 
 def run_case(lib, case):
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    """The case's results, then what it printed (the scheduler overwrite notice)."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return RUNNERS[case["kind"]](lib, json.loads(json.dumps(case)))
+        results = RUNNERS[case["kind"]](lib, json.loads(json.dumps(case)))
+    return [*results, ["stdout", printed.getvalue()]]
 
 
 # ----------------------------------------------------------------------------- comparing
@@ -817,7 +820,7 @@ def main():
         worker(*args.worker)
         return 0
     lib = MxoptLib()
-    counts = {"cases": 0, "mismatches": 0, "documented": 0}
+    counts = {"cases": 0, "mismatches": 0, "documented": {}}
     kinds = {}
     for start in range(args.seed, args.seed + args.cases, args.batch):
         seeds = range(start, min(start + args.batch, args.seed + args.cases))
@@ -839,7 +842,7 @@ def main():
                 continue
             reason = documented_difference(case, mx_result, ours)
             if reason:
-                counts["documented"] += 1
+                counts["documented"][reason] = counts["documented"].get(reason, 0) + 1
                 continue
             counts["mismatches"] += 1
             where, mx_value, our_value = first_difference(mx_result, ours)
