@@ -588,3 +588,8 @@ def test_numpy_hyper_parameters_are_promoted_as_under_numpy_1():
     sched = PolyScheduler(max_update=10, base_lr=np.float32(0))
     Optimizer(learning_rate=1e-300, lr_scheduler=sched)
     assert sched.base_lr == 1e-300
+    multi = MultiFactorScheduler(step=[20, np.float32(21)], factor=0.5, base_lr=1.0)
+    assert multi(21.000000001) == 0.25
+    factor = FactorScheduler(step=np.int64(10), factor=0.5, base_lr=1.0)
+    assert factor(25) == 0.25
+    assert type(factor.count) is np.int64 and factor.count == 20

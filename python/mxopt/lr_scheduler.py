@@ -12,7 +12,7 @@ import logging
 import math
 import numbers
 from math import cos, pi
-from operator import add, gt, lt, mul, pow, sub, truediv
+from operator import add, gt, le, lt, mul, pow, sub, truediv
 from typing import Any, Callable, List, Optional
 
 import numpy as np
@@ -269,9 +269,8 @@ class FactorScheduler(LRScheduler):
             step, count = _as_exact_int(self.step), _as_exact_int(self.count)
             assert step is not None and count is not None  # checked by _decays_due
             new_count = count + decays * step
-            # ``count += step`` keeps an int only if both were ints.
-            floats = isinstance(self.count, float) or isinstance(self.step, float)
-            self.count = float(new_count) if floats else new_count
+            # The type MXNet's ``count += step`` ends with (int, float or a NumPy scalar).
+            self.count = type(_numpy1(add, self.count, self.step))(new_count)
             self._apply_decays(decays, num_update)
         return self.base_lr
 
@@ -386,7 +385,7 @@ class MultiFactorScheduler(LRScheduler):
         _check(isinstance(step, list) and len(step) >= 1, "step must be a non-empty list.")
         for i, milestone in enumerate(step):
             _check_real(f"step[{i}]", milestone)
-            if i > 0 and step[i] <= step[i - 1]:
+            if i > 0 and _numpy1(le, step[i], step[i - 1]):
                 raise ValueError(f"step must be strictly increasing, got {step}")
             if milestone < 1:
                 raise ValueError(f"every step must be at least 1, got {milestone}")
@@ -403,7 +402,9 @@ class MultiFactorScheduler(LRScheduler):
         num_update = _as_python_number(num_update)
         if self._in_warmup(num_update):
             return self.get_warmup_lr(num_update)
-        while self.cur_step_ind < len(self.step) and num_update > self.step[self.cur_step_ind]:
+        while self.cur_step_ind < len(self.step) and _numpy1(
+            gt, num_update, self.step[self.cur_step_ind]
+        ):
             self.count = self.step[self.cur_step_ind]
             self.cur_step_ind += 1
             self.base_lr = _numpy1(mul, self.base_lr, self.factor)

@@ -243,15 +243,18 @@ def draw_scheduler(rng):
         if rng.random() < 0.5:
             kwargs["stop_factor_lr"] = rng.choice([0, 0.0, 1e-3, 1e-8, base_lr / 10, -1.0])
         horizon = warmup + int(kwargs["step"] * rng.randint(1, 12))
+        kwargs["step"] = maybe_numpy(rng, kwargs["step"])
+        if "stop_factor_lr" in kwargs:
+            kwargs["stop_factor_lr"] = maybe_numpy(rng, kwargs["stop_factor_lr"])
     elif kind == "MultiFactorScheduler":
         steps, at = [], 0
         for _ in range(rng.randint(1, 5)):
-            at += rng.choice([1, 1, 2, 3, 5, 20])
-            steps.append(at)
+            at += rng.choice([1, 1, 2, 3, 5, 20, 0.5])
+            steps.append(maybe_numpy(rng, at))
         kwargs["step"] = steps
         if rng.random() < 0.8:
             kwargs["factor"] = maybe_numpy(rng, rng.choice([*FACTORS, rng.uniform(0, 1)]))
-        horizon = warmup + steps[-1] + 3
+        horizon = warmup + int(at) + 3
     else:
         max_update = rng.choice([1, 2, 3, 4, 5, 7, 10, 20, 100, 99_991])
         kwargs["max_update"] = max(max_update, warmup) if rng.random() < 0.97 else max_update
