@@ -72,9 +72,8 @@ def _numpy1(op: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
 
     There a NumPy scalar combined with a Python number computed in 64 bits
     (``float32(0.1) * 0.5`` is a float64, ``float16(0.1) < 0.1`` is true); NumPy 2 keeps
-    the NumPy scalar's type. Making
-    the Python number a float64 (int64) NumPy scalar first gives NumPy 1's result under
-    either version; two Python numbers are left alone.
+    the NumPy scalar's type. Making the Python number a float64 (int64) NumPy scalar
+    first gives NumPy 1's result under either version; two Python numbers are left alone.
     """
     if isinstance(left, np.generic) or isinstance(right, np.generic):
         left, right = _as_numpy_64(left), _as_numpy_64(right)
@@ -82,6 +81,7 @@ def _numpy1(op: Callable[[Any, Any], Any], left: Any, right: Any) -> Any:
 
 
 def _as_numpy_64(value: Any) -> Any:
+    """A Python float or int as the 64-bit NumPy scalar NumPy 1 took it for."""
     if type(value) is float:
         return np.float64(value)
     if type(value) is int and -(2**63) <= value < 2**63:
