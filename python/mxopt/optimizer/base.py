@@ -369,17 +369,23 @@ class Optimizer:
         """Scale ``base`` per index: ``param_dict`` beats an index key, which beats a name key."""
         if not (mults or self.param_dict or self.idx2name):
             return [base] * len(indices)  # nothing to scale: the common case, made cheap
+        # NumPy scalars multiply as under NumPy 1 (MXNet's); plain floats skip that check.
+        numpy_base = isinstance(base, np.generic)
         values: List[float] = []
         for index in indices:
             if index in self.param_dict:
-                value = _numpy1(mul, base, getattr(self.param_dict[index], attr))
+                mult = getattr(self.param_dict[index], attr)
             elif index in mults:
-                value = _numpy1(mul, base, mults[index])
+                mult = mults[index]
             elif index in self.idx2name:
-                value = _numpy1(mul, base, mults.get(self.idx2name[index], 1.0))
+                mult = mults.get(self.idx2name[index], 1.0)
             else:
-                value = base
-            values.append(value)
+                values.append(base)
+                continue
+            if numpy_base or isinstance(mult, np.generic):
+                values.append(_numpy1(mul, base, mult))
+            else:
+                values.append(base * mult)
         return values
 
     def _get_lrs(self, indices: Sequence[Hashable]) -> List[float]:
