@@ -151,7 +151,7 @@ FACTORS = [1.0, 0.5, 0.9, 0.1, 0.99, 1e-10, 1e-300, 0.0, 1 / 3, 0.7, -0.5, 1]
 
 def maybe_numpy(rng, value):
     """Sometimes ``value`` as a NumPy scalar (encoded ``{"np": dtype, "v": value}``)."""
-    if rng.random() < 0.08:
+    if rng.random() < 0.08 and not isinstance(value, str):
         return {"np": rng.choice(["float32", "float64", "float16", "int64"]), "v": value}
     return value
 
@@ -782,7 +782,7 @@ def documented_difference(case, mx_result, ours):
         if kwargs.get("warmup_mode", "linear") == "linear" and not kwargs.get("warmup_steps"):
             return "schedulers never divide by zero (the warmup, maybe NumPy)"
     refused = ours[0][0] == "construct" and raised(ours[0][1], "ValueError")
-    if refused and not raised(mx_result[0][1], "ValueError") and decay_span(case) < 0:
+    if refused and decay_span(case) < 0:
         return "warmup_steps > max_update is refused"
     return None
 
