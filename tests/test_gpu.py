@@ -909,3 +909,31 @@ def test_lbsgd_state_of_a_mixed_precision_weight_on_a_float32_one_is_refused(dev
     with pytest.raises(ValueError, match="LBSGD keeps a momentum array or no state, got 2"):
         up([0, 1], grads, weights)
     _unchanged(up, weights, before)
+
+
+def test_native_calls_with_empty_lists_do_nothing(dev):
+    core, none = mxopt._core, ([], [], [])
+    core.gpu_step(dev, core.Kernel("adam"), *none, [], [], [])
+    core.gpu_step_noisy(dev, core.Kernel("sgld"), *none, [], [], [], [], [], [])
+    core.gpu_lars(dev, *none, [], [], [], [], momentum=0.9)
+    core.gpu_lamb(dev, *none, [], [], [])
+    core.gpu_group_adagrad(dev, *none, [], 1e-5, 1.0)
+    core.gpu_test(dev, *none, 1.0)
+    core.gpu_lbsgd(
+        dev,
+        *none,
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        momentum=0.9,
+        rescale_grad=1.0,
+        batch_scale=2,
+        lars_warmup=True,
+    )
+    # The empty list is still checked: a stray state without a weight is refused.
+    with pytest.raises(ValueError, match="states"):
+        core.gpu_step(dev, core.Kernel("sgd", momentum=0.9), [], [], [dev.zeros(3)], [], [], [])
+    dev.synchronize()

@@ -576,13 +576,18 @@ impl<'a, 'py> Call<'a, 'py> {
 
     /// Runs `update` (without the GIL) on the parameter set over the call's arrays,
     /// then keeps the set with the first weight for the next call over the same arrays.
+    /// An empty list has nothing to run (once everything is checked).
     fn with_set(
         &self,
         py: Python<'_>,
-        update: impl FnOnce(&mut ParamSet) -> crate::Result<()> + Send,
+        update: impl FnOnce(&Context, &mut ParamSet) -> crate::Result<()> + Send,
     ) -> PyResult<()> {
+        if self.weights.is_empty() {
+            return Ok(());
+        }
         let (buffers, mut set) = self.param_set(py)?;
-        let done = py.detach(|| update(&mut set)).map_err(py_err);
+        let ctx = &self.device.ctx;
+        let done = py.detach(|| update(ctx, &mut set)).map_err(py_err);
         if let Some(first) = self.weights.first() {
             *lock(&first.get().set) = Some(CachedSet { buffers, set });
         }
@@ -711,18 +716,13 @@ impl<'a, 'py> Call<'a, 'py> {
         K: GpuKernel<N> + Send + Sync,
     {
         self.expect_states(N, "this kernel keeps")?;
-        let n = self.weights.len();
         let rules = self
             .steps
             .iter()
             .enumerate()
             .map(|(i, &s)| at(i, s))
             .collect::<crate::Result<Vec<K>>>()?;
-        if n == 0 {
-            return Ok(());
-        }
-        let ctx = &self.device.ctx;
-        self.with_set(py, |set| ctx.step(set, &rules))
+        self.with_set(py, |ctx, set| ctx.step(set, &rules))
     }
 }
 
@@ -897,11 +897,9 @@ fn gpu_lars(
     for &s in &call.steps {
         lars.update_mom_at::<f32>(s)?;
     }
-    if n == 0 {
-        return Ok(());
-    }
-    let ctx = &device.ctx;
-    call.with_set(py, |set| ctx.lars_step(set, &lars, &call.steps, &scaled))
+    call.with_set(py, |ctx, set| {
+        ctx.lars_step(set, &lars, &call.steps, &scaled)
+    })
 }
 
 /// LAMB over lists of device arrays (both phases and the norms in one submission): two
@@ -941,11 +939,7 @@ fn gpu_lamb(
         let direction = lamb.direction_at(s, mixed)?;
         lamb.step_at(s, direction, 1.0, 1.0)?;
     }
-    if n == 0 {
-        return Ok(());
-    }
-    let ctx = &device.ctx;
-    call.with_set(py, |set| {
+    call.with_set(py, |ctx, set| {
         ctx.lamb_step(set, &lamb, &call.steps, write_master)
     })
 }
@@ -991,12 +985,8 @@ fn gpu_group_adagrad(
     for &s in &call.steps {
         hyper.dense_at::<f32>(s)?;
     }
-    if n == 0 {
-        return Ok(());
-    }
     let rows: Vec<usize> = call.weights.iter().map(|w| w.get().shape[0]).collect();
-    let ctx = &device.ctx;
-    call.with_set(py, |set| {
+    call.with_set(py, |ctx, set| {
         ctx.group_adagrad_step(set, &hyper, &call.steps, &rows)
     })
 }
@@ -1075,11 +1065,9 @@ fn gpu_lbsgd(
     for (&step, &phase) in call.steps.iter().zip(&phases) {
         hyper.gpu_hyper(step, phase)?;
     }
-    if n == 0 {
-        return Ok(());
-    }
-    let ctx = &device.ctx;
-    call.with_set(py, |set| ctx.lbsgd_step(set, &hyper, &call.steps, &phases))
+    call.with_set(py, |ctx, set| {
+        ctx.lbsgd_step(set, &hyper, &call.steps, &phases)
+    })
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
