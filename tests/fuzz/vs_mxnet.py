@@ -121,11 +121,14 @@ def maybe(rng, p):
 
 
 def draw_kwargs(rng, name):
+    # Values with many digits, above 1 too: MXNet's parser rounds them its own way.
     kwargs = {
-        "learning_rate": pick(rng, (ABSENT, ABSENT, 0.1, 0.01, 1.0, 0.37, 0.0, rng.uniform(0, 1))),
+        "learning_rate": pick(rng, (ABSENT, ABSENT, 0.1, 0.01, 1.0, 0.37, 0.0, rng.uniform(0, 3))),
         "wd": pick(rng, (ABSENT, 0.0, 0.0, 0.01, 0.1, rng.uniform(0, 0.5))),
-        "rescale_grad": pick(rng, (ABSENT, ABSENT, 0.5, 0.37, 2.0, 1 / 64, -0.5)),
-        "clip_gradient": pick(rng, (ABSENT, None, 1.0, 1.0, 0.5, 1e-3, 1e-8, 0.0, -1.0, 10.0)),
+        "rescale_grad": pick(rng, (ABSENT, 0.5, 0.37, 2.0, 1 / 64, -0.5, rng.uniform(0, 3))),
+        "clip_gradient": pick(
+            rng, (ABSENT, None, 1.0, 0.5, 1e-3, 1e-8, 0.0, -1.0, 10.0, rng.uniform(0, 3))
+        ),
         "multi_precision": pick(rng, (ABSENT, False, True, True)),
         "begin_num_update": pick(rng, (ABSENT, ABSENT, 0, 1, 5, 17)),
     }
@@ -133,8 +136,8 @@ def draw_kwargs(rng, name):
         kwargs["momentum"] = pick(rng, (ABSENT, 0.0, 0.9, 0.9, 0.5, -0.5, rng.uniform(0, 1)))
     if name in WITH_LAZY_UPDATE:
         kwargs["lazy_update"] = pick(rng, (ABSENT, True, False))
-    if name == "groupadagrad":  # MXNet asserts wd == 0
-        kwargs["wd"] = ABSENT
+    if name == "groupadagrad" or (name == "adagrad" and maybe(rng, 0.5)):
+        kwargs["wd"] = ABSENT  # groupadagrad: MXNet asserts wd == 0; adagrad: its sparse kernel
     for key, values in HYPER[name].items():
         if maybe(rng, 0.5):
             kwargs[key] = pick(rng, values)
