@@ -104,6 +104,7 @@ HYPER = {
 OPTIMIZERS = tuple(sorted(HYPER))
 
 LENGTHS = (1, 2, 3, 5, 7, 8, 9, 16, 17, 63, 64, 65, 129)
+LONG_LENGTHS = (1025, 4097, 65537)  # past the native code's parallel split
 NAME_SUFFIXES = ("_weight", "_bias", "_gamma", "_beta", "_w", "_running_mean")
 
 
@@ -174,6 +175,8 @@ def draw_scheduler(rng):
 def draw_weight(rng, name, dtype):
     if name == "groupadagrad" or maybe(rng, 0.4):
         shape = (int(rng.randint(1, 10)), int(rng.randint(1, 8)))
+    elif maybe(rng, 0.05):
+        shape = (int(pick(rng, LONG_LENGTHS)),)
     else:
         shape = (int(pick(rng, LENGTHS)),)
     kind = pick(rng, ("normal", "normal", "normal", "zeros", "large", "small"))
