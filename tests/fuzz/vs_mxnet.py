@@ -11,7 +11,8 @@ The oracle interpreter runs this same file with ``--generate``: it draws the cas
 ``generate.py``'s ``Case`` and records them with its ``record`` (SGLD's normal draw replaced by
 zeros, as in ``generate_layerwise.py``). This interpreter replays each recorded case with
 ``test_golden.replay``, which requires exact equality, and prints every mismatch with the seed
-that replays it. Cases MXNet refuses (it raises) are counted by message, not replayed.
+that replays it (with this version of the file: the draws change when it does). Cases MXNet
+refuses (it raises) are counted by message, not replayed.
 
 Usage, from the repository root, with mxopt importable::
 
@@ -202,8 +203,8 @@ def draw_values(rng, shape, dtype):
     return (mag * sign).astype(dtype)
 
 
-def draw_grad(rng, w, sparse_ok):
-    if not sparse_ok or not maybe(rng, 0.3):
+def draw_grad(rng, w):
+    if not maybe(rng, 0.3):
         return draw_values(rng, w.shape, w.dtype)
     n = w.shape[0]
     how = pick(rng, ("some", "some", "none", "all"))
@@ -219,6 +220,7 @@ def draw_grad(rng, w, sparse_ok):
 def draw_case(seed, names):
     """The case of ``seed``; ``names`` restricts the optimizers drawn from."""
     from generate import AGG_ENV, Case
+    from generate_layerwise import without_noise
 
     rng = np.random.RandomState(seed)
     name = pick(rng, names)
@@ -270,16 +272,13 @@ def draw_case(seed, names):
             case.save_load(dump_optimizer=bool(maybe(rng, 0.5)))
             continue
         ks = [int(k) for k in rng.permutation(count)[: rng.randint(1, count + 1)]]
-        grads = [draw_grad(rng, case.w0[k], sparse_ok=True) for k in ks]
+        grads = [draw_grad(rng, case.w0[k]) for k in ks]
         if form == "list" and lists_ok:
             case.call([indices[k] for k in ks], ks, grads, kind)
         else:
             for k, g in zip(ks, grads):
                 case.call(indices[k], [k], [g], kind)
-    if name == "sgld":
-        meta = case.meta
-        case.meta = lambda struct, meta=meta: {**meta(struct), "noise": False}
-    return case
+    return without_noise(case) if name == "sgld" else case
 
 
 def generate(first, count, out, names):
