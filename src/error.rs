@@ -36,6 +36,17 @@ pub enum Error {
         /// The value received.
         value: f64,
     },
+    /// A hyper-parameter whose decimal MXNet's operators refuse to parse ("Out of range
+    /// value": a decimal exponent beyond ±38 for `f32` parameters, e.g. `1e-40`).
+    #[error(
+        "{name} = {value:e} is out of the range MXNet's operators parse (MXNet refuses it too)"
+    )]
+    OutOfRange {
+        /// Name of the parameter (MXNet's keyword).
+        name: &'static str,
+        /// The value received.
+        value: f64,
+    },
     /// A hyper-parameter value a kernel has no implementation for (MXNet refuses it too).
     #[error("{name} = {value} is not supported by {kernel}: {why}")]
     Unsupported {

@@ -50,6 +50,7 @@
 //! # Ok::<(), mxopt::Error>(())
 //! ```
 
+mod decimal;
 pub mod engine;
 mod error;
 #[cfg(feature = "wgpu")]

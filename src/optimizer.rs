@@ -712,7 +712,7 @@ impl Optimizer {
         if let Algorithm::Lbsgd(lbsgd) = self.algorithm {
             // The update kernel runs only every `batch_scale` calls: build it now.
             lbsgd.check()?;
-            lbsgd.sgd().multi_mom_at::<f32>(Step::new(0.0, 0.0, 1))?;
+            lbsgd.sgd().mom_at::<f32>(Step::new(0.0, 0.0, 1))?;
         }
         let mut w = [0.0_f32];
         let (step, g) = (Step::new(0.0, 0.0, 1), [0.0_f32]);
@@ -1260,7 +1260,12 @@ trait Family<const N: usize> {
     fn rows<E: Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>>;
 }
 
-struct SgdMom(Sgd);
+/// SGD with momentum; `single` as for [`SgdPlain`], with `sgd_mom_update`, whose scalar
+/// `lr` and `wd` round differently from the multi-tensor kernel's lists.
+struct SgdMom {
+    sgd: Sgd,
+    single: bool,
+}
 /// Plain SGD; `single`: a list with a row-sparse gradient, for which MXNet runs
 /// `sgd_update` on every tensor (the multi-tensor kernel only for all-dense lists).
 struct SgdPlain {
@@ -1272,10 +1277,13 @@ struct AdamFamily(Adam);
 impl Family<1> for SgdMom {
     type Rule<E: Elem> = crate::optim::sgd::MultiSgdMom<E>;
     fn dense<E: Elem>(&self, step: Step) -> Result<Self::Rule<E>> {
-        self.0.multi_mom_at(step)
+        if self.single {
+            return self.sgd.mom_at(step);
+        }
+        self.sgd.multi_mom_at(step)
     }
     fn rows<E: Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
-        self.0.multi_mom_at(step)
+        self.sgd.mom_at(step)
     }
 }
 
@@ -1308,8 +1316,12 @@ impl Family<0> for SgdPlain {
         .multi_at(step)
         .map(PlainRule::Multi)
     }
-    fn rows<E: Elem>(&self, step: Step, _: RowMode) -> Result<Self::Rule<E>> {
-        self.sgd.single_at(step).map(PlainRule::Single)
+    fn rows<E: Elem>(&self, step: Step, mode: RowMode) -> Result<Self::Rule<E>> {
+        match mode {
+            RowMode::Lazy => self.sgd.single_at(step),
+            RowMode::Standard => self.sgd.std_at(step),
+        }
+        .map(PlainRule::Single)
     }
 }
 
@@ -1346,7 +1358,10 @@ fn dispatch<T: Param>(
         };
     }
     match algorithm {
-        Algorithm::Sgd(h) if h.momentum > 0.0 => go!(SgdMom(h)),
+        Algorithm::Sgd(sgd) if sgd.momentum > 0.0 => go!(SgdMom {
+            sgd,
+            single: any_rows
+        }),
         Algorithm::Sgd(sgd) => go!(SgdPlain {
             sgd,
             single: any_rows

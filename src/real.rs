@@ -14,13 +14,31 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 pub struct K(pub f32);
 
 impl K {
-    /// The `f32` MXNet's kernel sees for the Python float `x`: Python formats `x` as its
-    /// shortest round-trip decimal and the operator parses that string as `f32`. That
-    /// double rounding differs from a direct `x as f32` only when `x` lies within half an
-    /// `f64` ulp of a midpoint between two `f32`s (the decimal is that close to `x`); only
-    /// then is the decimal formatted and parsed.
+    /// The `f32` MXNet's kernel sees for the Python float `x`: Python formats `x` as `repr`
+    /// does and the operator reads that decimal with dmlc-core's parser, which is not
+    /// correctly rounded (one value in fifteen with an integer part lands one ulp off
+    /// `x as f32`). `None` where MXNet refuses the decimal as out of range although `x` is
+    /// a finite `f32` (`1e-40`, `3.5e38`). NaN, infinities and values that overflow `f32`
+    /// come back as `x as f32` (not finite: the callers refuse them as such).
     #[must_use]
-    pub fn from_py(x: f64) -> K {
+    pub fn from_py(x: f64) -> Option<K> {
+        #[allow(clippy::cast_possible_truncation)] // rounding to f32 is the point
+        let direct = x as f32;
+        if !direct.is_finite() {
+            return Some(K(direct));
+        }
+        crate::decimal::from_python(x).map(K)
+    }
+
+    /// The `f32` a kernel sees for the Python float `x` as an element of a list-valued
+    /// parameter (SGD's multi-tensor `lrs`/`wds`): those are read by the C++ stream, which
+    /// rounds the shortest round-trip decimal of `x` correctly. That double rounding differs
+    /// from a direct `x as f32` only when `x` lies within half an `f64` ulp of a midpoint
+    /// between two `f32`s (the decimal is that close to `x`); only then is the decimal
+    /// formatted and parsed.
+    #[must_use]
+    pub fn from_py_list(x: f64) -> K {
+        #[allow(clippy::cast_possible_truncation)] // rounding to f32 is the point
         let direct = x as f32;
         if f64::from(direct) == x || !direct.is_finite() || direct == 0.0 {
             return K(direct);
@@ -342,13 +360,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn from_py_matches_decimal_parse() {
+    fn from_py_list_matches_decimal_parse() {
         let decimal = |x: f64| format!("{x:e}").parse::<f32>().unwrap();
         for x in [
             0.1,
             0.01,
             1e-8,
-            0.9,
             1.0 / 3.0,
             123.456,
             -2.5e-5,
@@ -356,7 +373,7 @@ mod tests {
             3.5e38,
             1e300,
         ] {
-            assert_eq!(K::from_py(x).0.to_bits(), decimal(x).to_bits(), "{x}");
+            assert_eq!(K::from_py_list(x).0.to_bits(), decimal(x).to_bits(), "{x}");
         }
         // Values next to f32 rounding midpoints, where a direct cast can differ.
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
@@ -367,9 +384,28 @@ mod tests {
             let f = f32::from_bits((state >> 33) as u32 & 0x7f7f_ffff);
             let mid = (f64::from(f) + f64::from(f.next_up())) / 2.0;
             for x in [mid, mid.next_up(), mid.next_down(), f64::from(f)] {
-                assert_eq!(K::from_py(x).0.to_bits(), decimal(x).to_bits(), "{x:e}");
+                assert_eq!(
+                    K::from_py_list(x).0.to_bits(),
+                    decimal(x).to_bits(),
+                    "{x:e}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn from_py_is_mxnets_parse() {
+        let bits = |x: f64| K::from_py(x).map(|k| k.0.to_bits());
+        assert_eq!(bits(0.1), Some(0.1_f32.to_bits()));
+        assert_eq!(bits(1e-8), Some(1e-8_f32.to_bits()));
+        // MXNet 1.6.0: lr=1.957236684465528 reaches sgd_update as 0x3ffa86bc, one ulp
+        // above the correctly rounded 0x3ffa86bb.
+        assert_eq!(bits(1.957_236_684_465_528), Some(0x3ffa_86bc));
+        // Refused by MXNet's parser although a (subnormal) f32 ...
+        assert_eq!(bits(1e-40), None);
+        // ... and overflowing f32: not finite, refused as such by the callers.
+        assert_eq!(bits(3.5e38), Some(f32::INFINITY.to_bits()));
+        assert!(K::from_py(f64::NAN).is_some_and(|k| k.0.is_nan()));
     }
 
     #[test]
@@ -384,7 +420,7 @@ mod tests {
 
     #[test]
     fn f64_widens_f32_parameters() {
-        let w = 1.0_f64 - 0.1_f64 * f64::from_k(K::from_py(0.01));
+        let w = 1.0_f64 - 0.1_f64 * f64::from_k(K::from_py(0.01).unwrap());
         assert_eq!(w, 1.0 - 0.1 * f64::from(0.01_f32));
     }
 

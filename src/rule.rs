@@ -44,22 +44,73 @@ impl Step {
     pub fn wd<E: Elem>(&self) -> Result<E> {
         param("wd", self.wd)
     }
+    /// The learning rate as an element of a list-valued kernel parameter (SGD's
+    /// multi-tensor `lrs`, [`K::from_py_list`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when it is NaN or not finite in `E`.
+    pub fn list_lr<E: Elem>(&self) -> Result<E> {
+        finite("lr", self.lr, E::from_k(K::from_py_list(self.lr)))
+    }
+    /// The weight decay as an element of a list-valued kernel parameter (`wds`).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when it is NaN or not finite in `E`.
+    pub fn list_wd<E: Elem>(&self) -> Result<E> {
+        finite("wd", self.wd, E::from_k(K::from_py_list(self.wd)))
+    }
+    /// The learning rate as MXNet stores it in a `float32` NDArray (LARS's `lrs`): `x as f32`.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when it is NaN or not finite in `E`.
+    pub fn array_lr<E: Elem>(&self) -> Result<E> {
+        array_param("lr", self.lr)
+    }
+    /// The weight decay as MXNet stores it in a `float32` NDArray (LARS's `wds`).
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] when it is NaN or not finite in `E`.
+    pub fn array_wd<E: Elem>(&self) -> Result<E> {
+        array_param("wd", self.wd)
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)] // numpy's float64 -> float32 cast
+fn array_param<E: Elem>(name: &'static str, value: f64) -> Result<E> {
+    finite(name, value, E::from_k(K(value as f32)))
 }
 
 /// The value a C++ kernel computing in `E` sees for the Python float hyper-parameter
-/// `value` (parsed as `f32`, then converted). A value that is not finite in `E` (NaN,
-/// infinite, or too large for `f32` or `E`) is rejected.
+/// `value` (parsed as `f32` the way MXNet does, [`K::from_py`], then converted). A value
+/// that is not finite in `E` (NaN, infinite, or too large for `f32` or `E`) or that MXNet
+/// refuses to parse is rejected.
 ///
 /// # Errors
-/// [`Error::NotFinite`] as described.
+/// [`Error::NotFinite`] or [`Error::OutOfRange`] as described.
 ///
 /// ```
 /// assert_eq!(mxopt::rule::param::<f64>("lr", 0.1)?, f64::from(0.1_f32));
 /// assert!(mxopt::rule::param::<f32>("lr", 1e39).is_err());
+/// assert!(mxopt::rule::param::<f32>("lr", 1e-40).is_err());
 /// # Ok::<(), mxopt::Error>(())
 /// ```
 pub fn param<E: Elem>(name: &'static str, value: f64) -> Result<E> {
-    finite(name, value, E::from_k(K::from_py(value)))
+    let parsed = K::from_py(value).ok_or(Error::OutOfRange { name, value })?;
+    finite(name, value, E::from_k(parsed))
+}
+
+/// Like [`param`] for a parameter the operator declares as `double` (FTML's `epsilon`):
+/// parsed as `f64` the way MXNet does, then converted to `E`.
+///
+/// # Errors
+/// [`Error::NotFinite`] or [`Error::OutOfRange`] as for [`param`].
+pub fn double_param<E: Elem>(name: &'static str, value: f64) -> Result<E> {
+    let parsed = if value.is_finite() {
+        crate::decimal::from_python::<f64>(value).ok_or(Error::OutOfRange { name, value })?
+    } else {
+        value
+    };
+    finite(name, value, E::from_f64(parsed))
 }
 
 /// The value an NDArray operation on `E` arrays sees for the Python float `value` (MXNet's

@@ -1,7 +1,8 @@
 //! Property tests (proptest) of the engine's entry points: walks built from random
 //! lengths and row indices fail with `Err`, never a panic, and valid ones equal a dense
 //! element-by-element reference; results and fast norms do not depend on the rayon pool's
-//! thread count; `K::from_py` equals parsing the shortest decimal.
+//! thread count; `K::from_py_list` equals parsing the shortest decimal and `K::from_py`
+//! (MXNet's parser) stays within a few ulps of it.
 //!
 //! (cargo-fuzz needs a nightly toolchain, which this project's machines do not have; these
 //! properties run on stable as ordinary tests.)
@@ -189,21 +190,31 @@ proptest! {
     }
 
     #[test]
-    fn from_py_equals_parsing_the_shortest_decimal(bits in any::<u64>()) {
+    fn from_py_list_equals_parsing_the_shortest_decimal(bits in any::<u64>()) {
         let x = f64::from_bits(bits);
         prop_assume!(x.is_finite());
         let parsed: f32 = format!("{x:e}").parse().unwrap();
-        prop_assert_eq!(K::from_py(x).0.to_bits(), parsed.to_bits(), "{:e}", x);
+        prop_assert_eq!(K::from_py_list(x).0.to_bits(), parsed.to_bits(), "{:e}", x);
     }
 
     #[test]
-    fn from_py_near_f32_midpoints(bits in any::<u32>(), offset in -4i64..5) {
+    fn from_py_is_close_to_the_correctly_rounded_value(mantissa in 1.0..10.0_f64, exponent in -30..30_i32) {
+        // MXNet's parser rounds the integer part, the fraction and the scale separately.
+        let x = mantissa * 10_f64.powi(exponent);
+        let correct = K::from_py_list(x).0;
+        let got = K::from_py(x).unwrap().0;
+        let ulps = (i64::from(got.to_bits()) - i64::from(correct.to_bits())).abs();
+        prop_assert!(ulps <= 4, "{:e}: {} vs {}", x, got, correct);
+    }
+
+    #[test]
+    fn from_py_list_near_f32_midpoints(bits in any::<u32>(), offset in -4i64..5) {
         // Values within a few f64 ulps of the midpoint between two adjacent f32s.
         let a = f32::from_bits(bits & 0x7f7f_ffff);
         let mid = (f64::from(a) + f64::from(a.next_up())) / 2.0;
         let x = f64::from_bits((mid.to_bits() as i64 + offset) as u64);
         prop_assume!(x.is_finite());
         let parsed: f32 = format!("{x:e}").parse().unwrap();
-        prop_assert_eq!(K::from_py(x).0.to_bits(), parsed.to_bits(), "{:e}", x);
+        prop_assert_eq!(K::from_py_list(x).0.to_bits(), parsed.to_bits(), "{:e}", x);
     }
 }

@@ -37,8 +37,7 @@ def _case_params():
     return params
 
 
-@pytest.fixture(scope="module")
-def mx():
+def modules():
     """mxopt's modules, looked up lazily so a missing piece fails the tests, not collection."""
 
     class Modules:
@@ -47,6 +46,11 @@ def mx():
         sparse = importlib.import_module("mxopt.sparse")
 
     return Modules
+
+
+@pytest.fixture(scope="module")
+def mx():
+    return modules()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +146,13 @@ def _grads(mx, arrays, i, call):
 def test_golden(mx, monkeypatch, stem, name):
     everything = _archive(stem)
     arrays = {k[len(name) + 1 :]: v for k, v in everything.items() if k.startswith(name + "/")}
+    replay(mx, monkeypatch, arrays, f"{stem}:{name}")
+
+
+def replay(mx, monkeypatch, arrays, label):
+    """Run one recorded case (its arrays, keys without the ``<case>/`` prefix) through mxopt
+    and assert every weight after every call and the final states; ``label`` names it in
+    failures.  Also used by ``tests/fuzz/vs_mxnet.py``."""
     meta = json.loads(str(arrays["meta"]))
     opt = _make_optimizer(mx, meta, monkeypatch)
     updater = mx.optimizer.get_updater(opt)
@@ -150,7 +161,7 @@ def test_golden(mx, monkeypatch, stem, name):
     previous = [w.copy() for w in weights]
 
     for i, call in enumerate(meta["calls"]):
-        where = f"{stem}:{name} call {i} ({call['kind']}"
+        where = f"{label} call {i} ({call['kind']}"
         if call["kind"] == "save_load":
             blob = updater.get_states(dump_optimizer=call["dump_optimizer"])
             fresh = mx.optimizer.get_updater(_make_optimizer(mx, meta, monkeypatch))
@@ -196,5 +207,5 @@ def test_golden(mx, monkeypatch, stem, name):
             entry["state"],
             arrays,
             f"state/{s}",
-            f"{stem}:{name} final state of {entry['key']!r}",
+            f"{label} final state of {entry['key']!r}",
         )

@@ -145,10 +145,15 @@ def test_row_sparse_with_every_row_equals_dense(case_id, lazy, dtype):
         state = opt.create_state(0, weight)
         opt.update(0, weight, grad, state)
         results.append(weight)
+    std_sgd = lazy is False and case.name in ("sgd", "ccsgd") and not case.kwargs.get("momentum")
     if case.layerwise and dtype == np.float64:
         # Norms and trust ratio in float32 on one path, float64 steps on the other.
         scale = np.finfo(np.float32).eps * np.abs(results[1]).max()
         np.testing.assert_allclose(results[0], results[1], rtol=0, atol=8 * scale)
+    elif std_sgd and dtype == np.float64:
+        # MXNet's standard row-sparse sgd_update decays by 1 - lr*wd computed in float32.
+        scale = np.finfo(np.float32).eps * np.abs(results[1]).max()
+        np.testing.assert_allclose(results[0], results[1], rtol=0, atol=scale)
     elif not case.rows_exact:
         # The sparse kernel associates differently from the dense one: equal up to the
         # last bit.

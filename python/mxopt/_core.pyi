@@ -48,8 +48,10 @@ HAS_WGPU: bool
 class Kernel:
     """A kernel with its hyper-parameters: ``Kernel("multi_sgd_mom", momentum=0.9, ...)``.
 
-    Names: ``sgd`` (``sgd_update``), ``multi_sgd``, ``multi_sgd_mom``, ``nag_mom``,
-    ``adam``, ``adam_lazy``, ``adam_std``.
+    Names: ``sgd`` (``sgd_update``), ``sgd_std`` (its non-lazy row-sparse form),
+    ``sgd_mom`` (``sgd_mom_update``: scalar ``lr``/``wd``, parsed as MXNet's operators parse
+    them), ``multi_sgd``, ``multi_sgd_mom`` (``lrs``/``wds`` lists, rounded correctly),
+    ``nag_mom``, ``adam``, ``adam_lazy``, ``adam_std``.
     Hyper-parameters: ``momentum``, ``rescale_grad``, ``clip_gradient`` (``None`` or
     negative: no clipping). Unknown names or keys raise; NaN values raise ``ValueError``.
     """

@@ -6,7 +6,7 @@
 //! there is no momentum rule here (the Python class rejects it).
 
 use crate::real::{pyclip, Elem};
-use crate::rule::{scalar, Rule, Step};
+use crate::rule::{param, scalar, Rule, Step};
 use crate::Result;
 
 /// DCASGD's hyper-parameters, with MXNet 1.6's defaults.
@@ -31,7 +31,8 @@ pub struct Dcasgd {
     pub lamda: f64,
     /// Factor applied to the gradient before anything else.
     pub rescale_grad: f64,
-    /// `pyclip` bound of `rs·g`; any value (zero and negatives included) clips.
+    /// `pyclip` bound of `rs·g` (the `clip` operator parses it as `f32`, unlike the
+    /// other scalars); any value (zero and negatives included) clips.
     pub clip_gradient: Option<f64>,
 }
 
@@ -54,7 +55,7 @@ impl Dcasgd {
     pub fn at<E: Elem>(&self, step: Step) -> Result<DcasgdRule<E>> {
         let clip = self
             .clip_gradient
-            .map(|c| scalar("clip_gradient", c))
+            .map(|c| param("clip_gradient", c))
             .transpose()?;
         Ok(DcasgdRule {
             rs: scalar("rescale_grad", self.rescale_grad)?,

@@ -4,10 +4,11 @@
 //! C library's `pow` in the weight's type (`powf` for `f32`, and for `f16` in `f32` with
 //! the result rounded). `t` itself is converted to the weight's type. Unlike every other
 //! hyper-parameter, the operator declares `epsilon` as a `double`: it reaches `f64`
-//! weights at full precision and `f32`/`f16` weights by one direct conversion.
+//! weights as MXNet parses it in double ([`double_param`]) and `f32`/`f16` weights by one
+//! more conversion.
 
 use crate::real::{kclip, Elem};
-use crate::rule::{bound, param, scalar, Rule, Step};
+use crate::rule::{bound, double_param, param, Rule, Step};
 use crate::Result;
 
 /// FTML's hyper-parameters, with MXNet 1.6's defaults.
@@ -73,7 +74,7 @@ impl Ftml {
             one_minus_beta2: E::one() - beta2,
             d_scale: (E::one() - beta1.powf(t)) / lr,
             v_correction: E::one() - beta2.powf(t),
-            epsilon: scalar("epsilon", self.epsilon)?,
+            epsilon: double_param("epsilon", self.epsilon)?,
             rs: param("rescale_grad", self.rescale_grad)?,
             clip: bound("clip_gradient", self.clip_gradient)?,
             wd: step.wd()?,

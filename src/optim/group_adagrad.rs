@@ -2,8 +2,9 @@
 //!
 //! AdaGrad with one accumulator per row of a 2-D weight: the row's accumulator grows by
 //! the mean of the squared gradient over the row. MXNet has two code paths that differ in
-//! number type and clip: dense gradients run as Python NDArray ops (`pyclip`, Python floats
-//! straight to the dtype, Kahan mean: [`RowWise`](crate::engine::RowWise)), row-sparse
+//! number type and clip: dense gradients run as Python NDArray ops (`pyclip` with an
+//! `f32`-parsed bound, other Python floats straight to the dtype, Kahan mean:
+//! [`RowWise`](crate::engine::RowWise)), row-sparse
 //! gradients run the `group_adagrad_update` kernel (`kclip`, `f32`-parsed parameters,
 //! sequential sum: [`RowWiseSparse`](crate::engine::RowWiseSparse)). Weight decay is not
 //! supported (MXNet asserts `wd == 0`); the step's `wd` is not read.
@@ -62,7 +63,7 @@ impl GroupAdaGrad {
     /// not finite in `E`.
     pub fn dense_at<E: Elem>(&self, step: Step) -> Result<GroupAdaGradRule<E>> {
         let clip = match self.clip_gradient {
-            Some(c) => Clip::Python(scalar("clip_gradient", c)?),
+            Some(c) => Clip::Python(param("clip_gradient", c)?),
             None => Clip::None,
         };
         Ok(GroupAdaGradRule {

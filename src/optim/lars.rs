@@ -126,7 +126,7 @@ impl TrustRatio {
                 let Some((wss, gss)) = sums else {
                     return Ok(step);
                 };
-                let lr = self.lr(param("lr", step.lr)?, param("wd", step.wd)?, wss, gss);
+                let lr = self.lr(step.array_lr()?, step.array_wd()?, wss, gss);
                 Ok(Step {
                     lr: f64::from(lr),
                     ..step

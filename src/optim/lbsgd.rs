@@ -268,7 +268,7 @@ fn rule(w: f32, g: f32, s: ptr<function, array<f32, NS>>) -> f32 {
 ";
 
 /// [`Lbsgd::lars_multiplier`] in `f32` from the sums of squares, then the rates SGD's
-/// scalars derive from the learning rate (as `Sgd::multi_mom_at` and `Sgd::single_at`
+/// scalars derive from the learning rate (as `Sgd::mom_at` and `Sgd::single_at`
 /// compute them from an `f32` rate).
 #[cfg(feature = "wgpu")]
 pub(crate) const LARS_PREPARE: &str = "
@@ -328,7 +328,7 @@ impl Lbsgd {
                 };
                 sgd_update_fields(&placeholder.single_at::<f32>(at)?.hyper())
             } else if self.momentum != 0.0 {
-                let mut h = self.sgd().multi_mom_at::<f32>(at)?.hyper();
+                let mut h = self.sgd().mom_at::<f32>(at)?.hyper();
                 h.push(0.0);
                 h
             } else {

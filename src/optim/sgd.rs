@@ -5,7 +5,7 @@
 //! ([`MultiSgd`]); row-sparse updates without momentum (and NAG without momentum) go
 //! through `sgd_update` ([`SgdUpdate`]). The two differ in the last bit.
 
-use crate::real::Elem;
+use crate::real::{Elem, K};
 use crate::rule::{param, Rescale, Rule, Step};
 use crate::{Error, Result};
 
@@ -120,8 +120,8 @@ impl Sgd {
     /// ```
     pub fn multi_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E>> {
         self.no_momentum("multi_sgd_update")?;
-        let lr: E = step.lr()?;
-        Ok(MultiSgd(self.velocity(lr * step.wd()?, lr)?))
+        let lr: E = step.list_lr()?;
+        Ok(MultiSgd(self.velocity(lr * step.list_wd()?, lr)?))
     }
 
     /// The momentum multi-tensor kernel (`multi_[mp_]sgd_mom_update`) for one tensor and
@@ -149,6 +149,17 @@ impl Sgd {
     /// engine::run(&rule, engine::Dense::new(&mut w, &g, []).unwrap());
     /// ```
     pub fn multi_mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E>> {
+        let lr: E = step.list_lr()?;
+        Ok(MultiSgdMom(self.velocity(lr * step.list_wd()?, lr)?))
+    }
+
+    /// The single-tensor kernel `[mp_]sgd_mom_update` (row-sparse gradients, LBSGD): the
+    /// maths of [`Sgd::multi_mom_at`], but `lr` and `wd` arrive as scalar parameters
+    /// ([`Step::lr`]) instead of list elements ([`Step::list_lr`]), which round differently.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] for a NaN or infinite scalar.
+    pub fn mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E>> {
         let lr: E = step.lr()?;
         Ok(MultiSgdMom(self.velocity(lr * step.wd()?, lr)?))
     }
@@ -161,7 +172,7 @@ impl Sgd {
     /// As [`Sgd::multi_at`].
     pub fn preloaded_at<E: Elem>(&self, step: Step) -> Result<MultiSgd<E, F32Lr>> {
         self.no_momentum("preloaded_multi_sgd_update")?;
-        let (lr, wd): (f32, f32) = (step.lr()?, step.wd()?);
+        let (lr, wd): (f32, f32) = (step.array_lr()?, step.array_wd()?);
         Ok(MultiSgd(self.velocity(F32Lr(lr * wd), F32Lr(lr))?))
     }
 
@@ -171,7 +182,7 @@ impl Sgd {
     /// # Errors
     /// [`Error::NotFinite`] for a NaN or infinite scalar.
     pub fn preloaded_mom_at<E: Elem>(&self, step: Step) -> Result<MultiSgdMom<E, F32Lr>> {
-        let (lr, wd): (f32, f32) = (step.lr()?, step.wd()?);
+        let (lr, wd): (f32, f32) = (step.array_lr()?, step.array_wd()?);
         Ok(MultiSgdMom(self.velocity(F32Lr(lr * wd), F32Lr(lr))?))
     }
 
@@ -195,6 +206,21 @@ impl Sgd {
         Ok(SgdUpdate {
             decay: E::one() - lr * step.wd()?,
             grad: LrGrad::new(self, lr)?,
+        })
+    }
+
+    /// `[mp_]sgd_update` on every row of a row-sparse gradient (`lazy_update=False`): MXNet
+    /// first scales the whole weight by `1 − lr·wd` computed in `f32` (then converted to
+    /// the weight's type, where the dense and lazy kernels compute it), then subtracts `G`
+    /// on the gradient's rows. Equals [`Sgd::single_at`] for `f32` weights.
+    ///
+    /// # Errors
+    /// [`Error::NotFinite`] for a NaN or infinite scalar.
+    pub fn std_at<E: Elem>(&self, step: Step) -> Result<SgdUpdate<E>> {
+        let (lr, wd): (f32, f32) = (step.lr()?, step.wd()?);
+        Ok(SgdUpdate {
+            decay: E::from_k(K(1.0 - lr * wd)),
+            grad: LrGrad::new(self, step.lr()?)?,
         })
     }
 

@@ -6,7 +6,7 @@
 //! ([`Noisy`](crate::engine::Noisy)), drawn in the weight's dtype as MXNet does.
 
 use crate::real::{pyclip, Elem};
-use crate::rule::{scalar, Rule, Step};
+use crate::rule::{param, scalar, Rule, Step};
 use crate::Result;
 
 /// SGLD's hyper-parameters (it has none of its own), with MXNet 1.6's defaults.
@@ -25,7 +25,8 @@ use crate::Result;
 pub struct Sgld {
     /// Factor applied to the gradient before anything else.
     pub rescale_grad: f64,
-    /// `pyclip` bound of `rs·g`; any value (zero and negatives included) clips.
+    /// `pyclip` bound of `rs·g` (the `clip` operator parses it as `f32`, unlike the
+    /// other scalars); any value (zero and negatives included) clips.
     pub clip_gradient: Option<f64>,
 }
 
@@ -47,7 +48,7 @@ impl Sgld {
     pub fn at<E: Elem>(&self, step: Step) -> Result<SgldRule<E>> {
         let clip = self
             .clip_gradient
-            .map(|c| scalar("clip_gradient", c))
+            .map(|c| param("clip_gradient", c))
             .transpose()?;
         Ok(SgldRule {
             rs: scalar("rescale_grad", self.rescale_grad)?,

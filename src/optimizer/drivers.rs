@@ -251,7 +251,8 @@ impl LarsCall {
             clip_gradient: self.hyper.clip_gradient,
         };
         if with_momentum {
-            run_family(&SgdMom(sgd), params, states, &scaled_steps, mode)
+            let family = SgdMom { sgd, single: true };
+            run_family(&family, params, states, &scaled_steps, mode)
         } else {
             let plain = SgdPlain { sgd, single: true };
             run_family(&plain, params, states, &scaled_steps, mode)
@@ -489,7 +490,7 @@ impl Driver for LbsgdCall {
                 lr: 0.0,
                 ..slot.step
             })?;
-            hyper.sgd().multi_mom_at::<S::Elem>(slot.step)?;
+            hyper.sgd().mom_at::<S::Elem>(slot.step)?;
         }
         for slot in slots.iter_mut() {
             self.one(slot)?;
@@ -592,7 +593,7 @@ fn sgd_step<S: Param>(
     match (momentum, grad) {
         (Some(m), Grad::Dense(g) | Grad::Matrix { values: g, .. }) => {
             let walk = Dense::new(w, g, [m.as_mut_slice()])?;
-            engine::run(&sgd.multi_mom_at::<S::Elem>(step)?, walk);
+            engine::run(&sgd.mom_at::<S::Elem>(step)?, walk);
         }
         (None, Grad::Dense(g) | Grad::Matrix { values: g, .. }) => {
             engine::run(&sgd.single_at::<S::Elem>(step)?, Dense::new(w, g, [])?);
@@ -607,7 +608,7 @@ fn sgd_step<S: Param>(
         ) => {
             let s = [m.as_mut_slice()];
             let walk = Rows::new(w, rows, indices, values, s, RowMode::Lazy)?;
-            engine::run(&sgd.multi_mom_at::<S::Elem>(step)?, walk);
+            engine::run(&sgd.mom_at::<S::Elem>(step)?, walk);
         }
         (
             None,

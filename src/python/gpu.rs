@@ -759,6 +759,7 @@ fn gpu_step(
     match kernel.rule {
         AnyRule::Sgd(h) => call.step::<_, 0>(py, |s| h.single_at::<f32>(s)),
         AnyRule::MultiSgd(h) => call.step::<_, 0>(py, |s| h.multi_at::<f32>(s)),
+        AnyRule::SgdMom(h) => call.step::<_, 1>(py, |s| h.mom_at::<f32>(s)),
         AnyRule::MultiSgdMom(h) => call.step::<_, 1>(py, |s| h.multi_mom_at::<f32>(s)),
         AnyRule::NagMom(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
         AnyRule::Adam(h) => call.step::<_, 2>(py, |s| h.at::<f32>(s)),
@@ -774,12 +775,13 @@ fn gpu_step(
         AnyRule::SignSgd(h) => call.step::<_, 0>(py, |s| h.sign_at::<f32>(s)),
         AnyRule::Dcasgd(h) => call.step::<_, 1>(py, |s| h.at::<f32>(s)),
         AnyRule::Sgld(h) => call.step::<_, 0>(py, |s| h.at::<f32>(s)),
-        AnyRule::AdamLazy(_) | AnyRule::AdamStd(_) | AnyRule::AdaGradRows(_) => {
-            Err(PyValueError::new_err(format!(
-                "kernel: {:?} is a row-sparse kernel; the GPU path runs dense gradients only",
-                kernel.rule
-            )))
-        }
+        AnyRule::SgdStd(_)
+        | AnyRule::AdamLazy(_)
+        | AnyRule::AdamStd(_)
+        | AnyRule::AdaGradRows(_) => Err(PyValueError::new_err(format!(
+            "kernel: {:?} is a row-sparse kernel; the GPU path runs dense gradients only",
+            kernel.rule
+        ))),
     }
 }
 

@@ -45,7 +45,9 @@ macro_rules! kernel_table {
     ($callback:ident!($($args:tt)*)) => {
         $callback! {$($args)*;
             Sgd "sgd" => Sgd::single_at, 0;
+            SgdStd "sgd_std" => Sgd::std_at, 0;
             MultiSgd "multi_sgd" => Sgd::multi_at, 0;
+            SgdMom "sgd_mom" => Sgd::mom_at, 1;
             MultiSgdMom "multi_sgd_mom" => Sgd::multi_mom_at, 1;
             NagMom "nag_mom" => Nag::at, 1;
             Adam "adam" => Adam::at, 2;

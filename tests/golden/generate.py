@@ -326,6 +326,10 @@ BASE = {"learning_rate": 0.1, "wd": 0.01}
 MOM = {"momentum": 0.9}
 CLIP = {"rescale_grad": 0.5, "clip_gradient": 1.0}
 MP = {"multi_precision": True}
+# A learning rate whose repr MXNet's scalar operator parameters read one f32 ulp off (dmlc's
+# parser adds the integer part and the rounded fraction); list parameters (the multi-tensor
+# kernels' lrs/wds) round it correctly. Found by tests/fuzz/vs_mxnet.py.
+LR_DIGITS = 1.957236684465528
 
 
 def scheduler(cls, **kwargs):
@@ -607,6 +611,13 @@ def sgd_cases():
             doc="row-sparse std, f16 without MP, no momentum (decay factor in f16)",
         ),
         rsp_case(
+            "rsp_std_f64_mom0",
+            opt,
+            {**BASE, "wd": 0.17733637300995914, "lazy_update": False},
+            F64,
+            doc="row-sparse std, f64, no momentum: the decay factor 1 - lr*wd is computed in f32",
+        ),
+        rsp_case(
             "mp_rsp_std_mom09",
             opt,
             {**BASE, **MOM, "wd": 0.05, "lazy_update": False, **MP},
@@ -783,6 +794,32 @@ def sgd_cases():
             "update_multi_precision",
             [F16] * 3,
             doc="update_multi_precision on f16 with multi_precision=False",
+        ),
+        *lr_digits_cases(opt),
+    ]
+
+
+def lr_digits_cases(opt):
+    """``LR_DIGITS``: correctly rounded in the multi-tensor kernels' lists, one ulp off as the
+    scalar ``lr`` of sgd_update / sgd_mom_update (row-sparse gradients, mixed lists)."""
+    digits = {"learning_rate": LR_DIGITS, "wd": 0.01}
+    return [
+        dense_case(
+            "lr_digits_mom09",
+            opt,
+            {**digits, **MOM, **CLIP},
+            [F32, F64, F16],
+            doc="dense: lrs list, rounded correctly",
+        ),
+        rsp_case("rsp_lr_digits_mom0", opt, digits, F64, doc="sgd_update: scalar lr"),
+        rsp_case(
+            "rsp_lr_digits_mom09", opt, {**digits, **MOM}, F32, doc="sgd_mom_update: scalar lr"
+        ),
+        mixed_stype_case(
+            "agg_mixed_stype_lr_digits",
+            opt,
+            {**digits, **MOM},
+            doc="a list with a row-sparse grad: sgd_mom_update (scalar lr) for every tensor",
         ),
     ]
 

@@ -22,6 +22,7 @@ from generate import (
     F16,
     F32,
     F64,
+    LR_DIGITS,
     MP,
     dense_case,
     direct_case,
@@ -429,6 +430,13 @@ def adam_cases():
             ),
         ]
     cases += [
+        dense_case(
+            "lr_digits",
+            "adam",
+            {**o.base, "learning_rate": LR_DIGITS, **CLIP},
+            ALL_DTYPES,
+            doc="the corrected lr reaches the kernel through MXNet's scalar parser",
+        ),
         rsp_case(
             "mp_rsp_std",
             "adam",
@@ -520,7 +528,24 @@ def ftml_cases():
         dtypes=ALL_DTYPES,
         uses_t=True,
     )
-    return shared_cases(o) + rsp_fallback_cases(o, {**o.base})
+    return [
+        *shared_cases(o),
+        *rsp_fallback_cases(o, {**o.base}),
+        dense_case(
+            "lr_digits",
+            "ftml",
+            {**o.base, "learning_rate": LR_DIGITS},
+            [F32, F64],
+            doc="lr through MXNet's scalar (f32) parser",
+        ),
+        dense_case(
+            "epsilon_digits",
+            "ftml",
+            {**o.base, "epsilon": 2.96648003206089},
+            [F64, F32],
+            doc="epsilon, a double parameter, through MXNet's parser (not correctly rounded)",
+        ),
+    ]
 
 
 def rmsprop_cases():
@@ -697,6 +722,14 @@ def groupadagrad_cases():
             shapes=SHAPES_2D,
             param_idx2name={0: "fc_bias", 1: "bn_beta", 2: "x_bias"},
             doc="global wd but *_bias/*_beta names resolve wd to 0",
+        ),
+        dense_case(
+            "clip_digits",
+            "groupadagrad",
+            {**base, "clip_gradient": LR_DIGITS},
+            [F32] * 3,
+            shapes=SHAPES_2D,
+            doc="dense pyclip: the clip operator parses its bound as f32 (MXNet's parser)",
         ),
     ]
     return cases

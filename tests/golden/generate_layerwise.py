@@ -36,6 +36,7 @@ from generate import (
     F32,
     F64,
     HERE,
+    LR_DIGITS,
     MOM,
     MP,
     dense_case,
@@ -213,6 +214,28 @@ def lars_cases():
             ),
         ]
     cases += [
+        rsp_case(
+            "rsp_std_f64_mom0",
+            opt,
+            {**BASE, "wd": 0.17733637300995914, "lazy_update": False, "eta": 1.0},
+            F64,
+            doc="sparse path, std, no momentum: sgd_update's decay factor computed in f32",
+        ),
+        rsp_case(
+            "rsp_lr_digits",
+            opt,
+            {**BASE, **MOM, "learning_rate": LR_DIGITS, "eta": 1.0},
+            F64,
+            doc="sparse path: _get_lars' Python float lr through MXNet's scalar parser",
+        ),
+        dense_case(
+            "lr_digits",
+            opt,
+            {**BASE, **MOM, "learning_rate": LR_DIGITS, "eta": 1.0},
+            [F32, F64],
+            param_idx2name={0: "fc_weight", 1: "fc_bias"},
+            doc="dense path: lrs as a float32 NDArray (a direct cast), bias not LARS-scaled",
+        ),
         rsp_case(
             "rsp_lazy_f64_mom09",
             opt,
@@ -960,6 +983,13 @@ def _python_side_cases(opt, extra):
             doc="pyclip with c = -1: x > -1 -> -1, else 1",
         ),
         dense_case(
+            "clip_digits",
+            opt,
+            {**BASE, **extra, "clip_gradient": LR_DIGITS},
+            [F32, F64],
+            doc="the clip operator parses its bound as f32, with MXNet's parser",
+        ),
+        dense_case(
             "rs_odd_f16",
             opt,
             {**BASE, **extra, "rescale_grad": 0.37, "clip_gradient": 0.3},
@@ -1044,11 +1074,14 @@ def dcasgd_cases():
 
 
 def sgld_cases():
-    cases = _python_side_cases("sgld", {})
-    for case in cases:
-        meta = case.meta
-        case.meta = lambda struct, meta=meta: {**meta(struct), "noise": False}
-    return cases
+    return [without_noise(case) for case in _python_side_cases("sgld", {})]
+
+
+def without_noise(case):
+    """Mark an sgld case as recorded with the normal draw replaced by zeros."""
+    meta = case.meta
+    case.meta = lambda struct: {**meta(struct), "noise": False}
+    return case
 
 
 def _zero_noise(loc=0, scale=1, shape=None, dtype=None, ctx=None, **_):

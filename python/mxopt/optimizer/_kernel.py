@@ -64,6 +64,15 @@ def as_lists(indices: Any, weights: Any, grads: Any, states: Any) -> Tuple[Any, 
     return indices, weights, grads, states
 
 
+def single_sgd_kernel(momentum: Any, grad: Any, lazy_update: bool) -> str:
+    """The single-tensor SGD kernel MXNet runs for one tensor of a call with a row-sparse
+    gradient: chosen by the momentum state; without one, a non-lazy row-sparse update
+    decays every row by a factor computed in float32 (``sgd_std``)."""
+    if momentum is not None:
+        return "sgd_mom"
+    return "sgd_std" if is_row_sparse(grad) and not lazy_update else "sgd"
+
+
 def kernel_clip(clip_gradient: Optional[float]) -> Optional[float]:
     """The bound MXNet hands to a kernel: only a truthy ``clip_gradient`` is passed."""
     return clip_gradient if clip_gradient else None

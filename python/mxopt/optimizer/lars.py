@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Sequence,
 import numpy as np
 
 from .. import _core
-from ._kernel import MomentumKernelOptimizer, is_row_sparse, kernel_clip, restored_on_error
+from ._kernel import (
+    MomentumKernelOptimizer,
+    is_row_sparse,
+    kernel_clip,
+    restored_on_error,
+    single_sgd_kernel,
+)
 from ._layerwise import EXCLUDED_SUFFIXES, check_kernel_params, describe, layer_name
 from .base import _aggregation_size_from_env, register
 
@@ -236,7 +242,7 @@ class LARS(MomentumKernelOptimizer):
             weight, grad, mom, master = weights[i], grads[i], moms[i], masters[i]
             lr = self._get_lars(index, weight, grad, lrs[i], wds[i])
             # Row-sparse calls pick the kernel by the state, not by the momentum.
-            kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", hyper)
+            kernel = self._kernel(single_sgd_kernel(mom, grad, self.lazy_update), hyper)
             kernel_states = () if mom is None else (mom,)
             if master is not None:
                 # The multi-precision kernels have no sparse path: MXNet densifies.

@@ -266,7 +266,7 @@ class LBSGD(MomentumKernelOptimizer):
             lr *= self._get_lars(weight, grad, wd)
         else:
             lr *= self._get_lbmult(cgrad["num_cums"])
-        kernel = self._kernel("sgd" if momentum is None else "multi_sgd_mom", self._hyper())
+        kernel = self._kernel("sgd" if momentum is None else "sgd_mom", self._hyper())
         states = () if momentum is None else (momentum,)
         self._step(kernel, weight, grad, states, master, lr, wd, t)
         self.cumgrads[index]["cum_grad"] = 0

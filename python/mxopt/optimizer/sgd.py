@@ -16,6 +16,7 @@ from ._kernel import (
     is_row_sparse,
     precheck,
     restored_on_error,
+    single_sgd_kernel,
 )
 from .base import _aggregation_size_from_env, register
 
@@ -135,7 +136,7 @@ class SGD(MomentumKernelOptimizer):
         lrs, wds, ts, _ = steps
         for i, (weight, grad, mom) in enumerate(zip(weights, grads, moms)):
             # Row-sparse calls pick the kernel by the state, not by the momentum.
-            kernel = self._kernel("sgd" if mom is None else "multi_sgd_mom", hyper)
+            kernel = self._kernel(single_sgd_kernel(mom, grad, self.lazy_update), hyper)
             states = _states_tuple(mom)
             if masters is not None:
                 # The multi-precision kernels have no sparse path: MXNet densifies.
