@@ -79,7 +79,7 @@ fn every_golden_case_bit_for_bit() {
     .expect("golden file");
     let golden: Value = serde_json::from_str(&text).expect("json");
     let cases = golden["cases"].as_array().expect("cases");
-    assert_eq!(cases.len(), 21);
+    assert_eq!(cases.len(), 23);
     let mut compared = 0;
     for (i, case) in cases.iter().enumerate() {
         let name = case["scheduler"].as_str().expect("name");
@@ -91,11 +91,16 @@ fn every_golden_case_bit_for_bit() {
             assert!(build(name, kw).is_err(), "case {i}");
             continue;
         }
+        let calls = case["calls"].as_array().expect("calls");
+        if calls.iter().any(|n| n.as_u64().is_none()) {
+            // Negative or fractional counts: the Rust schedules take a `u64`.
+            continue;
+        }
         let mut sched = build(name, kw).unwrap_or_else(|e| panic!("case {i}: {e}"));
         if let Some(lr) = case.get("optimizer_learning_rate") {
             sched.set_base_lr(lr.as_f64().expect("lr"));
         }
-        for (n, want) in case["calls"].as_array().expect("calls").iter().zip(outputs) {
+        for (n, want) in calls.iter().zip(outputs) {
             let n = n.as_u64().expect("int");
             let want = want.as_f64().expect("a rate");
             let got = sched.lr(n);

@@ -182,9 +182,10 @@ class LRScheduler:
         if self.warmup_mode == "linear":
             span = _numpy1(sub, self.warmup_final_lr, self.warmup_begin_lr)
             done = _numpy1(mul, span, float(num_update))
-            return _numpy1(
+            lr: float = _numpy1(
                 add, self.warmup_begin_lr, _numpy1(truediv, done, float(self.warmup_steps))
             )
+            return lr
         if self.warmup_mode == "constant":
             return self.warmup_begin_lr
         raise ValueError(f"unknown warmup_mode {self.warmup_mode!r}")
@@ -510,7 +511,10 @@ class PolyScheduler(_DecayToFinalScheduler):
     def _decayed(self, done: int) -> float:
         remaining = 1 - float(done) / float(self.max_steps)
         span = _numpy1(sub, self.base_lr_orig, self.final_lr)
-        return _numpy1(add, self.final_lr, _numpy1(mul, span, _numpy1(pow, remaining, self.power)))
+        lr: float = _numpy1(
+            add, self.final_lr, _numpy1(mul, span, _numpy1(pow, remaining, self.power))
+        )
+        return lr
 
 
 class CosineScheduler(_DecayToFinalScheduler):
@@ -552,4 +556,7 @@ class CosineScheduler(_DecayToFinalScheduler):
     def _decayed(self, done: int) -> float:
         angle = pi * done / self.max_steps
         span = _numpy1(sub, self.base_lr_orig, self.final_lr)
-        return _numpy1(add, self.final_lr, _numpy1(truediv, _numpy1(mul, span, 1 + cos(angle)), 2))
+        lr: float = _numpy1(
+            add, self.final_lr, _numpy1(truediv, _numpy1(mul, span, 1 + cos(angle)), 2)
+        )
+        return lr
