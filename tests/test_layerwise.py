@@ -418,3 +418,29 @@ def test_registered_names():
     assert isinstance(create("lars"), LARS)
     assert isinstance(create("lamb"), LAMB)
     assert isinstance(create("lbsgd"), LBSGD)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "row_sparse"])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf], ids=["inf", "-inf"])
+def test_lars_rate_made_nan_by_an_infinite_weight_is_refused_before_writing(sparse, bad):
+    opt = LARS(learning_rate=0.1, momentum=0.9, wd=0.01, eta=0.01)
+    weights = [np.arange(1.0, 7.0, dtype=np.float32).reshape(3, 2) for _ in range(2)]
+    weights[1][1, 0] = bad
+    grads = [np.full((3, 2), 0.5, np.float32) for _ in range(2)]
+    if sparse:
+        grads = [row_sparse_array((g[:2], np.array([0, 2])), shape=(3, 2)) for g in grads]
+    states = [opt.create_state(i, w) for i, w in enumerate(weights)]
+    before = [a.copy() for a in weights + states]
+    with pytest.raises(ValueError, match="trust ratio"):
+        opt.update_multi_precision([0, 1], weights, grads, states)
+    for a, b in zip(weights + states, before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lbsgd_lars_warmup_rate_made_nan_by_an_infinite_weight_is_refused():
+    opt = LBSGD(learning_rate=0.1, momentum=0.9, wd=0.01, warmup_strategy="lars")
+    weight = np.array([np.inf, 1.0, 2.0], np.float32)
+    state = opt.create_state(0, weight)
+    with pytest.raises(ValueError, match="index 0: the learning rate scaled by the LARS trust"):
+        opt.update(0, weight, np.ones(3, np.float32), state)
+    np.testing.assert_array_equal(weight, [np.inf, 1.0, 2.0])

@@ -127,6 +127,14 @@ impl TrustRatio {
                     return Ok(step);
                 };
                 let lr = self.lr(step.array_lr()?, step.array_wd()?, wss, gss);
+                if !lr.is_finite() {
+                    // Only a weight or gradient that is not finite gets here (MXNet goes
+                    // on and writes NaN weights).
+                    return Err(crate::Error::NotFinite {
+                        name: "lr scaled by the LARS trust ratio (a weight or gradient norm is not finite)",
+                        value: f64::from(lr),
+                    });
+                }
                 Ok(Step {
                     lr: f64::from(lr),
                     ..step

@@ -37,6 +37,17 @@ def layer_name(optimizer: Any, index: Hashable) -> str:
     return str(index) if name is None else name
 
 
+def finite_scaled_lr(index: Hashable, lr: float) -> float:
+    """``lr`` after the LARS scaling of ``index``'s layer, refused when a weight or gradient
+    that is not finite made it NaN or infinite (MXNet went on and wrote NaN weights)."""
+    if not math.isfinite(lr):
+        raise ValueError(
+            f"index {index!r}: the learning rate scaled by the LARS trust ratio is {lr} "
+            "(a weight or gradient norm is not finite)"
+        )
+    return lr
+
+
 def describe(value: Any) -> str:
     """A short description of a state object, for error messages."""
     if isinstance(value, np.ndarray):

@@ -14,7 +14,13 @@ from ._kernel import (
     restored_on_error,
     single_sgd_kernel,
 )
-from ._layerwise import EXCLUDED_SUFFIXES, check_kernel_params, describe, layer_name
+from ._layerwise import (
+    EXCLUDED_SUFFIXES,
+    check_kernel_params,
+    describe,
+    finite_scaled_lr,
+    layer_name,
+)
 from .base import _aggregation_size_from_env, register
 
 if TYPE_CHECKING:
@@ -271,5 +277,7 @@ class LARS(MomentumKernelOptimizer):
         # MXNet's norm of a row-sparse array follows another recipe than a dense one's.
         (g_norm,) = _core.norm([values], exact=exact, row_sparse=sparse)
         if w_norm > 0.0 and g_norm > 0.0:
-            return self.eta * w_norm / (g_norm + wd * w_norm + self.eps) * lr
+            return finite_scaled_lr(
+                index, self.eta * w_norm / (g_norm + wd * w_norm + self.eps) * lr
+            )
         return lr

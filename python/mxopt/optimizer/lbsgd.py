@@ -18,7 +18,7 @@ from ._kernel import (
     precheck,
     restored_on_error,
 )
-from ._layerwise import check_kernel_params, describe
+from ._layerwise import check_kernel_params, describe, finite_scaled_lr
 from .base import Optimizer, register, warn_float16_without_multi_precision
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ class LBSGD(MomentumKernelOptimizer):
             return
         grad = _mean(cgrad["cum_grad"], self.batch_scale)
         if self.warmup_strategy == "lars":
-            lr *= self._get_lars(weight, grad, wd)
+            lr = finite_scaled_lr(index, lr * self._get_lars(weight, grad, wd))
         else:
             lr *= self._get_lbmult(cgrad["num_cums"])
         kernel = self._kernel("sgd" if momentum is None else "sgd_mom", self._hyper())
