@@ -151,10 +151,10 @@ def test_lars_mixed_list_with_a_late_non_finite_rate_writes_nothing():
     grads = [np.ones(8, np.float32), np.ones((4, 3), np.float64)]
     states = [opt.create_state(i, w) for i, w in enumerate(weights)]
     call = lambda: opt.update([0, 1], weights, grads, states)  # noqa: E731
-    _untouched(call, weights + states, ValueError, "lr")
+    _untouched(call, weights + states, ValueError, "trust ratio")
     sparse = RowSparseNDArray(np.ones((1, 3)), [2], (4, 3))
     grads[1] = sparse
-    _untouched(call, weights + states, ValueError, "lr")
+    _untouched(call, weights + states, ValueError, "trust ratio")
 
 
 def test_adam_list_reference_holds_for_mixed_dtypes():
