@@ -444,3 +444,5 @@ def test_lbsgd_lars_warmup_rate_made_nan_by_an_infinite_weight_is_refused():
     with pytest.raises(ValueError, match="index 0: the learning rate scaled by the LARS trust"):
         opt.update(0, weight, np.ones(3, np.float32), state)
     np.testing.assert_array_equal(weight, [np.inf, 1.0, 2.0])
+    # Nothing counted or accumulated: the refused call left the optimizer as it was.
+    assert opt._index_update_count == {} and opt.num_update == 0 and opt.cumgrads == {}

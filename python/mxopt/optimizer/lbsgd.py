@@ -208,18 +208,16 @@ class LBSGD(MomentumKernelOptimizer):
         lars = math.sqrt(weight2 / (grad2 + wd * weight2 + 1e-18))
         return min(max(lars, 0.01), 100.0)
 
-    def _cumulate_gradient(self, grad: Any, index: Hashable) -> Dict[str, Any]:
-        """Add ``grad`` to ``index``'s accumulator; a fresh one holds ``grad`` itself."""
+    def _accumulated(self, grad: Any, index: Hashable) -> Dict[str, Any]:
+        """``index``'s accumulator with ``grad`` added (a fresh one holds ``grad`` itself),
+        not stored yet: the caller stores it once nothing can refuse the update."""
         cgrad = self.cumgrads.get(index)
         if cgrad and cgrad["num_cums"] > 0:
-            cgrad = {
+            return {
                 "cum_grad": _accumulate(cgrad["cum_grad"], grad),
                 "num_cums": cgrad["num_cums"] + 1,
             }
-        else:
-            cgrad = {"cum_grad": grad, "num_cums": self.init_updates + 1}
-        self.cumgrads[index] = cgrad
-        return cgrad
+        return {"cum_grad": grad, "num_cums": self.init_updates + 1}
 
     def update(self, index: Any, weight: Any, grad: Any, state: Any) -> None:
         """Accumulate ``grad`` and, every ``batch_scale`` calls, update ``weight`` in place.
@@ -252,24 +250,27 @@ class LBSGD(MomentumKernelOptimizer):
         self._check_accumulator(index, grad)
         lr = self._get_lr(index)
         wd = self._get_wd(index)
+        cgrad = self._accumulated(grad, index)
+        finishes = cgrad["num_cums"] % self.batch_scale == 0
+        if finishes:
+            mean = _mean(cgrad["cum_grad"], self.batch_scale)
+            if self.warmup_strategy == "lars":
+                # Refused (an infinite weight or gradient) before anything is counted.
+                lr = finite_scaled_lr(index, lr * self._get_lars(weight, mean, wd))
+            else:
+                lr *= self._get_lbmult(cgrad["num_cums"])
         self._update_count(index)
         t = self._index_update_count[index]
-
-        cgrad = self._cumulate_gradient(grad, index)
-        if cgrad["num_cums"] % self.batch_scale != 0:
+        self.cumgrads[index] = cgrad
+        if not finishes:
             # MXNet's placeholder update: lr 0, default rescale and no clip.
             kernel = self._kernel("sgd", (0.0, 1.0, None))
             self._step(kernel, weight, grad, (), None, 0.0, wd, t)
             return
-        grad = _mean(cgrad["cum_grad"], self.batch_scale)
-        if self.warmup_strategy == "lars":
-            lr = finite_scaled_lr(index, lr * self._get_lars(weight, grad, wd))
-        else:
-            lr *= self._get_lbmult(cgrad["num_cums"])
         kernel = self._kernel("sgd" if momentum is None else "sgd_mom", self._hyper())
         states = () if momentum is None else (momentum,)
-        self._step(kernel, weight, grad, states, master, lr, wd, t)
-        self.cumgrads[index]["cum_grad"] = 0
+        self._step(kernel, weight, mean, states, master, lr, wd, t)
+        cgrad["cum_grad"] = 0
 
     def _check_accumulator(self, index: Hashable, grad: Any) -> None:
         """Raise ``ValueError`` if ``grad`` does not fit the gradients ``index`` has
